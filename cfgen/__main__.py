@@ -1,0 +1,54 @@
+"""``python -m cfgen [overrides]``: the Hydra app (single runs and ``-m`` sweeps)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from cfgen.cli import precheck, report_error
+from cfgen.config import register
+from cfgen.errors import ConfigError
+
+log = logging.getLogger("cfgen")
+register()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def app(cfg: DictConfig) -> float:
+    """Run one experiment in Hydra's run directory; the return value is the sweep objective."""
+    from cfgen.experiment import console_table, run
+
+    run_dir = HydraConfig.get().runtime.output_dir
+    try:
+        result = run(cfg, run_dir)
+    except ConfigError as exc:
+        report_error(exc)
+        sys.exit(2)
+    if cfg.output.table:
+        print(console_table(result.data, result.model, result.metrics))
+    s = result.summary
+    print(
+        f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({s['n_failed']} failed) · "
+        f"{s['wall_seconds']:.1f} s\nrun directory: {run_dir}"
+    )
+    return float(s["validity"])
+
+
+def main() -> None:
+    """Check the overrides (one clear line on bad input), then hand over to Hydra."""
+    if os.environ.get("HYDRA_FULL_ERROR") != "1":
+        try:
+            precheck(sys.argv[1:])
+        except ConfigError as exc:
+            report_error(exc)
+            sys.exit(2)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Command-line helpers: compose-time checks of overrides, and one-line error reports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf.errors import OmegaConfBaseException
+
+from cfgen.config import register, validate
+from cfgen.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONFIG_NAME = "config"
+
+
+def report_error(exc: BaseException) -> None:
+    """Print the error as one line on stderr."""
+    msg = " ".join(str(exc).split())
+    print(f"cfgen: error: {msg}", file=sys.stderr)
+
+
+def group_options(group: str) -> list[str]:
+    """Names available in a config group (YAML files under ``conf/<group>``)."""
+    path = CONF_DIR / group
+    names = sorted(p.stem for p in path.glob("*.yaml")) if path.is_dir() else []
+    if group == "hydra/launcher":
+        names = sorted(set(names) | {"basic", "submitit_local", "submitit_slurm"})
+    return names
+
+
+def _expand(overrides: list[str]) -> Iterator[list[str]]:
+    """Non-sweep overrides as given; each value of every sweep override tried once."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    base: list[str] = []
+    sweeps: list[tuple[str, list[str]]] = []
+    for o in parsed:
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            values = list(o.sweep_string_iterator())
+            sweeps.append((key, values))
+            base.append(f"{key}={values[0]}" if values else o.input_line)
+        else:
+            base.append(o.input_line)
+    yield base
+    for i, (key, values) in enumerate(sweeps):
+        for v in values[1:]:
+            trial = list(base)
+            trial[[j for j, b in enumerate(base) if b.startswith(f"{key}=")][0]] = f"{key}={v}"
+            yield trial
+
+
+def translate(exc: Exception) -> ConfigError:
+    """A Hydra/OmegaConf composition error as one ConfigError line naming the key."""
+    if isinstance(exc, MissingConfigException):
+        missing = str(getattr(exc, "missing_cfg_file", "") or "")
+        group, _, name = missing.rpartition("/")
+        if group:
+            allowed = ", ".join(group_options(group)) or "(none)"
+            return ConfigError(f"{group}={name} is not allowed: expected one of {allowed}")
+        return ConfigError(str(exc).splitlines()[0])
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None) or ""
+        msg = str(getattr(cause, "msg", cause)).splitlines()[0]
+        if "not in struct" in msg:
+            parent = key.rpartition(".")[0]
+            return ConfigError(
+                f"{key} is not a config key (see conf/ and `python -m cfgen --cfg job` for the "
+                f"keys under {parent or 'the root'})"
+            )
+        return ConfigError(f"{key}: {msg}" if key else msg)
+    return ConfigError(str(exc).splitlines()[0])
+
+
+def precheck(argv: list[str]) -> None:
+    """Compose the config for the given overrides (every sweep value) and validate it."""
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
+        return  # --help, --cfg, --info, --config-name ...: Hydra's own business
+    overrides = [a for a in argv if a not in ("-m", "--multirun")]
+    register()
+    try:
+        combos = list(_expand(overrides))
+    except OverrideParseException as exc:
+        raise ConfigError(f"cannot parse overrides: {str(exc).splitlines()[0]}") from None
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for trial in combos:
+            try:
+                cfg = compose(config_name=CONFIG_NAME, overrides=trial)
+            except (ConfigCompositionException, MissingConfigException) as exc:
+                raise translate(exc) from None
+            except OmegaConfBaseException as exc:
+                raise translate(ConfigCompositionException(str(exc)).with_traceback(None)) from exc
+            validate(cfg)
+    GlobalHydra.instance().clear()
