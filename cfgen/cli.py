@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -10,7 +11,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from cfgen.config import register, validate
 from cfgen.errors import ConfigError
@@ -55,6 +57,25 @@ def _expand(overrides: list[str]) -> Iterator[list[str]]:
             yield trial
 
 
+def _unknown_key(key: str) -> str:
+    """'x.y is not a config key' with the keys allowed there and the closest match."""
+    from cfgen.config import Config
+
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.structured(Config)
+    allowed: list[str] = []
+    sub = OmegaConf.select(node, parent) if parent else node
+    if sub is not None and OmegaConf.is_dict(sub):
+        allowed = [str(k) for k in sub.keys()]
+    hint = difflib.get_close_matches(name, allowed, n=1)
+    msg = f"{key} is not a config key"
+    if hint:
+        msg += f" (did you mean {parent + '.' if parent else ''}{hint[0]}?)"
+    if allowed:
+        msg += f"; keys under {parent or 'the root'}: {', '.join(allowed)}"
+    return msg
+
+
 def translate(exc: Exception) -> ConfigError:
     """A Hydra/OmegaConf composition error as one ConfigError line naming the key."""
     if isinstance(exc, MissingConfigException):
@@ -68,12 +89,8 @@ def translate(exc: Exception) -> ConfigError:
     if isinstance(cause, OmegaConfBaseException):
         key = getattr(cause, "full_key", None) or ""
         msg = str(getattr(cause, "msg", cause)).splitlines()[0]
-        if "not in struct" in msg:
-            parent = key.rpartition(".")[0]
-            return ConfigError(
-                f"{key} is not a config key (see conf/ and `python -m cfgen --cfg job` for the "
-                f"keys under {parent or 'the root'})"
-            )
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
+            return ConfigError(_unknown_key(key))
         return ConfigError(f"{key}: {msg}" if key else msg)
     return ConfigError(str(exc).splitlines()[0])
 

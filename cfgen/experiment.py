@@ -24,6 +24,7 @@ from cfgen.launcher import TaskResult, WorkerContext, resolve_workers, run_tasks
 from cfgen.models import FittedModel, fit_model
 from cfgen.plan import Combinations, Task, choose_queries, iter_targets, plan_tasks
 from cfgen.search import feature_scale
+from cfgen.tracking import make_tracker
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,20 @@ def run(cfg: DictConfig, run_dir: str | Path) -> RunResult:
     validate(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    ep = cfg.experiment_params
     started = time.perf_counter()
 
+    tracker = make_tracker(cfg, run_dir)
+    try:
+        result = _run(cfg, run_dir, tracker, started)
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    tracker.finish()
+    return result
+
+
+def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
+    ep = cfg.experiment_params
     data = load_dataset(cfg.dataset)
     log.info("dataset %s: %d train / %d test rows, %d features, %d classes", data.name,
              len(data.X_train), len(data.X_test), len(data.schema), data.n_classes)
@@ -117,8 +129,15 @@ def run(cfg: DictConfig, run_dir: str | Path) -> RunResult:
         model.estimator, data.schema, **OmegaConf.to_container(cfg.constraints, resolve=True),
         X_train=data.X_train,
     )
-    store.write_json(run_dir / store.CONSTRAINTS,
-                     bounds.to_dict(data.class_names) if bounds is not None else {"mode": "none"})
+    bounds_dict = bounds.to_dict(data.class_names) if bounds is not None else {"mode": "none"}
+    store.write_json(run_dir / store.CONSTRAINTS, bounds_dict)
+    tracker.log_setup({
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "train_accuracy": model.train_accuracy,
+        "test_accuracy": model.test_accuracy,
+        "model_seconds": model.seconds,
+    })
+    tracker.log_bounds(bounds_dict)
 
     queries = choose_queries(len(data.X_test), ep.num_samples, ep.sample_indices, ep.seed)
     pred = model.estimator.predict(data.X_test[queries])
@@ -163,4 +182,9 @@ def run(cfg: DictConfig, run_dir: str | Path) -> RunResult:
     }
     store.write_json(run_dir / store.SUMMARY, summary)
     (run_dir / store.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    by_index = {r.index: r for r in results}
+    for t, row in zip(tasks, metrics.to_dict("records")):
+        tracker.log_task(t, by_index[t.index], row)
+    tracker.log_summary(summary)
+    tracker.log_files(run_dir)
     return RunResult(run_dir, data, model, bounds, tasks, results, metrics, cf_frame, summary)

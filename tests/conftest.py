@@ -1,0 +1,46 @@
+"""Shared fixtures: composing real configs and running the real pipeline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from cfgen.cli import CONF_DIR
+from cfgen.config import register
+from cfgen.data import data_dir
+
+os.environ.setdefault("CFGEN_DATA_DIR", str(data_dir()))
+
+
+def compose_config(overrides: list[str] | None = None):
+    """The config ``python -m cfgen <overrides>`` would run."""
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides or []))
+
+
+# small and fast defaults for tests; each test adds what it checks
+FAST = [
+    "ga=quick",
+    "experiment_params.num_samples=2",
+    "experiment_params.num_replications=2",
+    "experiment_params.parallel_replications=false",
+    "output.table=false",
+]
+
+
+@pytest.fixture
+def cfg_factory():
+    return lambda *extra: compose_config([*FAST, *extra])
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    path = data_dir()
+    assert path.is_dir(), f"datasets not found at {path}: set CFGEN_DATA_DIR"
+    return path

@@ -1,0 +1,91 @@
+"""Bad input: one clear line naming the key, the bad value and what is allowed; exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cfgen.cli import precheck
+from cfgen.errors import ConfigError
+from cfgen.experiment import run
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["dataset=nope"], "dataset=nope is not allowed: expected one of abalone,"),
+        (["model=svm"], "model=svm is not allowed: expected one of extra_trees, random_forest"),
+        (["ga=fastest"], "ga=fastest is not allowed: expected one of default, quick"),
+        (["experiment_params.num_sample=3"], "experiment_params.num_sample is not a config key"),
+        (["ga.population_size=abc"], "ga.population_size"),
+        (["experiment_params.num_samples=0"], "experiment_params.num_samples=0 is not allowed"),
+        (["ga.population_size=-5"], "ga.population_size=-5 is not allowed"),
+        (["experiment_params.max_workers=0"], "experiment_params.max_workers=0 is not allowed"),
+        (["experiment_params.max_workers=1.5"], "experiment_params.max_workers"),
+        (["method.name=lime"], "method.name='lime' is not allowed: expected one of dpg_ga"),
+        (["experiment_params.rules=[none,sideways]"], "experiment_params.rules='sideways'"),
+        (["-m", "dataset=iris,nope"], "dataset=nope is not allowed"),
+        (["hydra/launcher=nope"], "hydra/launcher=nope is not allowed: expected one of basic"),
+    ],
+)
+def test_precheck_names_the_key(overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        precheck(overrides)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value).strip()
+
+
+def test_good_overrides_pass():
+    precheck(["-m", "dataset=iris,diabetes", "ga.population_size=20,50"])
+
+
+def test_missing_file_names_path_and_variable(cfg_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("CFGEN_DATA_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="CFGEN_DATA_DIR") as info:
+        run(cfg_factory("dataset=diabetes"), tmp_path / "run")
+    assert str(tmp_path / "diabetes.csv") in str(info.value)
+
+
+def test_target_not_in_file(cfg_factory, tmp_path):
+    with pytest.raises(ConfigError, match="dataset.target='Outcomes' is not a column"):
+        run(cfg_factory("dataset=diabetes", "dataset.target=Outcomes"), tmp_path)
+
+
+def test_sample_indices_out_of_range(cfg_factory, tmp_path):
+    with pytest.raises(ConfigError, match=r"sample_indices=\[0, 30\] has \[30\] out of range"):
+        run(cfg_factory("experiment_params.sample_indices=[0,30]"), tmp_path)
+
+
+def test_one_class_dataset(cfg_factory, tmp_path, monkeypatch):
+    (tmp_path / "one.csv").write_text("a,b,y\n1,2,0\n2,3,0\n3,4,0\n4,5,0\n5,6,0\n")
+    monkeypatch.setenv("CFGEN_DATA_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="dataset.target='y' has one class"):
+        run(cfg_factory("dataset=diabetes", "dataset.file=one.csv", "dataset.target=y",
+                        "dataset.zero_as_missing=[]", "dataset.actionability={}"), tmp_path / "r")
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", "cfgen", *args], capture_output=True, text=True,
+                          env=full_env, timeout=120)
+
+
+def test_cli_bad_override_one_line_exit_2():
+    proc = _cli("dataset=nope")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith("cfgen: error: dataset=nope is not allowed")
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_missing_file_one_line_exit_2(tmp_path):
+    proc = _cli("dataset=german_credit", "hydra.run.dir=" + str(tmp_path / "run"),
+                env={"CFGEN_DATA_DIR": str(tmp_path)})
+    assert proc.returncode == 2
+    err = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("cfgen: error:")]
+    assert len(err) == 1 and "german_credit.csv" in err[0] and "CFGEN_DATA_DIR" in err[0]
+    assert "Traceback" not in proc.stderr

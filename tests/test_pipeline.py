@@ -1,0 +1,95 @@
+"""The real pipeline end to end: composed configs, fitted forests, DEAP search, run files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfgen.experiment import run
+from cfgen.schema import Kind, Rule, actionability_violations
+
+
+def _check_counterfactuals(result):
+    """Every returned counterfactual: valid by the model's own predict, categories valid,
+    integers integral, and no actionability rule broken."""
+    data, est = result.data, result.model.estimator
+    by_index = {r.index: r for r in result.results}
+    n_total = 0
+    for t in result.tasks:
+        r = by_index[t.index]
+        assert r.error is None, r.error
+        cfs = r.counterfactuals
+        n_total += len(cfs)
+        if not len(cfs):
+            assert r.reason
+            continue
+        assert np.all(est.predict(cfs) == t.target)
+        assert np.all(est.predict(data.round(cfs)) == t.target)
+        x = data.X_test[t.query]
+        assert np.all(actionability_violations(x, cfs, data.schema.rules) == 0)
+        assert len(np.unique(cfs, axis=0)) == len(cfs), "duplicates returned"
+        for j, f in enumerate(data.schema.features):
+            if f.kind is Kind.CATEGORICAL:
+                assert set(cfs[:, j]).issubset(set(range(len(f.categories))))
+            if f.kind is not Kind.CONTINUOUS:
+                assert np.all(cfs[:, j] == np.round(cfs[:, j]))
+    return n_total
+
+
+def test_iris_end_to_end(cfg_factory, tmp_path):
+    result = run(cfg_factory(), tmp_path)
+    n = _check_counterfactuals(result)
+    assert n > 0
+    # 2 queries, 2 other classes each, 2 replications
+    assert len(result.tasks) == 8
+    for name in ("counterfactuals.csv", "metrics.csv", "summary.json", "constraints.json",
+                 "config.yaml"):
+        assert (tmp_path / name).is_file(), name
+    cfs = pd.read_csv(tmp_path / "counterfactuals.csv")
+    assert len(cfs) == n
+    assert set(cfs["target"]) <= {"setosa", "versicolor", "virginica"}
+    assert (cfs["predicted"] == cfs["target"]).all()
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert len(metrics) == len(result.tasks)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["n_tasks"] == 8 and summary["n_failed"] == 0
+    assert summary["validity"] == pytest.approx(metrics["perc_valid_cf_all"].mean())
+
+
+def test_german_credit_categoricals_and_no_change(cfg_factory, tmp_path):
+    result = run(cfg_factory("dataset=german_credit", "experiment_params.num_samples=3"), tmp_path)
+    data = result.data
+    assert data.schema.features[data.schema.index("purpose")].kind is Kind.CATEGORICAL
+    assert data.schema.features[data.schema.index("personal_status_sex")].rule is Rule.NO_CHANGE
+    assert data.schema.features[data.schema.index("age")].rule is Rule.NON_DECREASING
+    assert _check_counterfactuals(result) > 0
+    cfs = pd.read_csv(tmp_path / "counterfactuals.csv")
+    # decoded back to the data's own strings
+    purposes = set(data.schema.features[data.schema.index("purpose")].categories)
+    assert set(cfs["purpose"]).issubset(purposes)
+    # no_change feature equals the query's own value, decoded
+    queries = data.decode(data.X_test[cfs["query"].to_numpy()])
+    assert (cfs["personal_status_sex"].to_numpy() == queries["personal_status_sex"].to_numpy()).all()
+    assert (cfs["age"].to_numpy() >= queries["age"].to_numpy()).all()
+
+
+def test_same_seed_byte_identical(cfg_factory, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(cfg_factory(), a)
+    run(cfg_factory(), b)
+    assert (a / "counterfactuals.csv").read_bytes() == (b / "counterfactuals.csv").read_bytes()
+    c = tmp_path / "c"
+    run(cfg_factory("experiment_params.seed=7"), c)
+    assert (a / "counterfactuals.csv").read_bytes() != (c / "counterfactuals.csv").read_bytes()
+
+
+def test_diabetes_paper_forest(cfg_factory, tmp_path):
+    result = run(cfg_factory("dataset=diabetes", "experiment_params.num_samples=1",
+                             "experiment_params.num_replications=1"), tmp_path)
+    est = result.model.estimator
+    assert (est.n_estimators, est.max_depth, est.max_features) == (12, 5, None)
+    assert est.min_impurity_decrease == 0.01
+    assert _check_counterfactuals(result) >= 0
