@@ -50,7 +50,7 @@ def _expand(overrides: list[str]) -> Iterator[list[str]]:
         else:
             base.append(o.input_line)
     yield base
-    for i, (key, values) in enumerate(sweeps):
+    for key, values in sweeps:
         for v in values[1:]:
             trial = list(base)
             trial[[j for j, b in enumerate(base) if b.startswith(f"{key}=")][0]] = f"{key}={v}"

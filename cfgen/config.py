@@ -8,7 +8,7 @@ names, ranges) and raises :class:`~cfgen.errors.ConfigError` naming the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
@@ -23,11 +23,11 @@ class DatasetConfig:
 
     name: str = MISSING
     source: str = "csv"  # csv | sklearn
-    file: Optional[str] = None  # CSV file name inside the data directory
+    file: str | None = None  # CSV file name inside the data directory
     target: str = MISSING
     sep: str = ","
     categorical: List[str] = field(default_factory=list)
-    integer: Optional[List[str]] = None  # null: infer from integer-valued columns
+    integer: List[str] | None = None  # null: infer from integer-valued columns
     drop: List[str] = field(default_factory=list)
     date_columns: List[str] = field(default_factory=list)
     zero_as_missing: List[str] = field(default_factory=list)
@@ -43,13 +43,13 @@ class ModelConfig:
 
     _target_: str = "sklearn.ensemble.RandomForestClassifier"
     n_estimators: int = 100
-    max_depth: Optional[int] = None
+    max_depth: int | None = None
     max_features: Any = "sqrt"
     min_impurity_decrease: float = 0.0
     min_samples_split: int = 2
     criterion: str = "gini"
     random_state: int = 42
-    n_jobs: Optional[int] = 1
+    n_jobs: int | None = 1
 
 
 @dataclass
@@ -57,7 +57,7 @@ class ConstraintsConfig:
     """Class-bound miner settings."""
 
     mode: str = "dpg"  # dpg | paths | mass | none
-    decimal_threshold: Optional[int] = 3
+    decimal_threshold: int | None = 3
     perc_var: float = 1e-7
     mass: float = 0.9
 
@@ -90,7 +90,7 @@ class MethodConfig:
     """Which counterfactual method explains the queries."""
 
     name: str = "dpg_ga"  # dpg_ga | dice_random | dice_genetic | dice_kdtree
-    time_limit: Optional[float] = None  # seconds per query; null = no limit
+    time_limit: float | None = None  # seconds per query; null = no limit
 
 
 @dataclass
@@ -98,9 +98,9 @@ class LoggerConfig:
     """Experiment tracking."""
 
     name: str = "none"  # none | wandb
-    mode: Optional[str] = None  # online | offline | disabled (null: offline without API key)
+    mode: str | None = None  # online | offline | disabled (null: offline without API key)
     project: str = "cfgen"
-    entity: Optional[str] = None
+    entity: str | None = None
     tags: List[str] = field(default_factory=list)
 
 
@@ -110,14 +110,14 @@ class ExperimentParams:
 
     seed: int = 42
     num_samples: int = 3
-    sample_indices: Optional[List[int]] = None  # test-row positions; null: draw num_samples
-    target_class: Optional[int] = None  # null: every class other than the predicted one
+    sample_indices: List[int] | None = None  # test-row positions; null: draw num_samples
+    target_class: int | None = None  # null: every class other than the predicted one
     num_counterfactuals: int = 5
     num_replications: int = 3
     parallel_replications: bool = True
-    max_workers: Optional[int] = None  # null: usable CPUs - 1 (at least 1)
+    max_workers: int | None = None  # null: usable CPUs - 1 (at least 1)
     rules: List[str] = field(default_factory=lambda: ["none"])
-    num_combinations_to_test: Optional[int] = None  # null: half of all combinations, >= 1
+    num_combinations_to_test: int | None = None  # null: half of all combinations, >= 1
     resume: bool = False
 
 
@@ -192,14 +192,18 @@ def validate(cfg: DictConfig) -> None:
                 "bounds_init_prob"):
         value = cfg.ga[key]
         if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"ga.{key}={value!r} is not allowed: expected a probability in [0, 1]")
+            raise ConfigError(
+                f"ga.{key}={value!r} is not allowed: expected a probability in [0, 1]"
+            )
     if cfg.ga.elite >= cfg.ga.population_size:
         raise ConfigError(
             f"ga.elite={cfg.ga.elite} is not allowed: expected fewer than "
             f"ga.population_size={cfg.ga.population_size}"
         )
     if not 0.0 < cfg.dataset.test_size < 1.0:
-        raise ConfigError(f"dataset.test_size={cfg.dataset.test_size!r} is not allowed: expected (0, 1)")
+        raise ConfigError(
+            f"dataset.test_size={cfg.dataset.test_size!r} is not allowed: expected (0, 1)"
+        )
     _one_of("method.name", cfg.method.name, METHODS)
     _one_of("constraints.mode", cfg.constraints.mode, CONSTRAINT_MODES)
     _one_of("dataset.missing", cfg.dataset.missing, MISSING_POLICIES)
@@ -208,7 +212,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.logger.mode is not None:
         _one_of("logger.mode", cfg.logger.mode, LOGGER_MODES)
     if cfg.method.time_limit is not None and cfg.method.time_limit <= 0:
-        raise ConfigError(f"method.time_limit={cfg.method.time_limit!r} is not allowed: expected > 0")
+        raise ConfigError(
+            f"method.time_limit={cfg.method.time_limit!r} is not allowed: expected > 0"
+        )
     for rule in cfg.experiment_params.rules:
         _one_of("experiment_params.rules", rule, RULE_NAMES)
     if not cfg.experiment_params.rules:

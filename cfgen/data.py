@@ -107,9 +107,9 @@ def load_dataset(cfg) -> Dataset:
     """Read, clean, encode and split the dataset described by ``cfg`` (a DatasetConfig)."""
     frame = _read_frame(cfg)
     if cfg.target not in frame.columns:
+        shown = ", ".join(map(str, frame.columns[:12])) + ("…" if frame.shape[1] > 12 else "")
         raise ConfigError(
-            f"dataset.target={cfg.target!r} is not a column of {cfg.name} "
-            f"(columns: {', '.join(map(str, frame.columns[:12]))}{'…' if frame.shape[1] > 12 else ''})"
+            f"dataset.target={cfg.target!r} is not a column of {cfg.name} (columns: {shown})"
         )
     frame.columns = [str(c) for c in frame.columns]
     for key in ("drop", "categorical", "date_columns", "zero_as_missing"):
@@ -151,7 +151,9 @@ def load_dataset(cfg) -> Dataset:
             idx, test_size=cfg.test_size, random_state=cfg.split_seed, stratify=y
         )
     except ValueError as exc:
-        raise ConfigError(f"dataset.test_size={cfg.test_size}: cannot split {cfg.name}: {exc}") from None
+        raise ConfigError(
+            f"dataset.test_size={cfg.test_size}: cannot split {cfg.name}: {exc}"
+        ) from None
     X_train, X_test, y_train, y_test = X_all[tr], X_all[te], y[tr], y[te]
     X_train, y_train, X_test, y_test = _handle_missing(cfg, X_train, y_train, X_test, y_test)
 
@@ -195,6 +197,8 @@ def _handle_missing(cfg, X_train, y_train, X_test, y_test):
     """Drop rows with missing values, or impute with the training median."""
     if cfg.missing == "median":
         med = np.nanmedian(X_train, axis=0)
+        integral = np.all(np.isnan(X_train) | (X_train == np.round(X_train)), axis=0)
+        med = np.where(integral, np.floor(med), med)
         for X in (X_train, X_test):
             rows, cols = np.nonzero(np.isnan(X))
             X[rows, cols] = med[cols]

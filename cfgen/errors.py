@@ -1,4 +1,4 @@
-"""The one error type for bad input: its message names the key, the bad value and what is allowed."""
+"""The one error type for bad input: a message naming the key, the bad value and what is allowed."""
 
 
 class ConfigError(ValueError):

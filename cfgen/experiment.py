@@ -183,7 +183,7 @@ def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
     store.write_json(run_dir / store.SUMMARY, summary)
     (run_dir / store.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
     by_index = {r.index: r for r in results}
-    for t, row in zip(tasks, metrics.to_dict("records")):
+    for t, row in zip(tasks, metrics.to_dict("records"), strict=True):
         tracker.log_task(t, by_index[t.index], row)
     tracker.log_summary(summary)
     tracker.log_files(run_dir)

@@ -72,7 +72,8 @@ def test_german_credit_categoricals_and_no_change(cfg_factory, tmp_path):
     assert set(cfs["purpose"]).issubset(purposes)
     # no_change feature equals the query's own value, decoded
     queries = data.decode(data.X_test[cfs["query"].to_numpy()])
-    assert (cfs["personal_status_sex"].to_numpy() == queries["personal_status_sex"].to_numpy()).all()
+    same = cfs["personal_status_sex"].to_numpy() == queries["personal_status_sex"].to_numpy()
+    assert same.all()
     assert (cfs["age"].to_numpy() >= queries["age"].to_numpy()).all()
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_iris, make_classification
-from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 
@@ -44,6 +48,18 @@ MODELS = {
             n_estimators=7, max_depth=4, max_features=0.5, random_state=42
         ),
     ),
+    # conf/dataset/iris.yaml: the same plus min_impurity_decrease=0.1 (shallow, uneven trees)
+    "rf_iris_conf": (
+        "iris",
+        lambda: RandomForestClassifier(
+            n_estimators=7,
+            max_depth=4,
+            max_features=0.5,
+            min_impurity_decrease=0.1,
+            random_state=42,
+            n_jobs=1,
+        ),
+    ),
     "et_iris": ("iris", lambda: ExtraTreesClassifier(n_estimators=15, random_state=1)),
     # unlimited depth: trees of many different depths in one forest (binary)
     "rf_cancer": ("cancer", lambda: RandomForestClassifier(n_estimators=25, random_state=0)),
@@ -78,7 +94,7 @@ def _split_nodes(model) -> list[tuple[int, float]]:
     pairs = set()
     for t in trees:
         split = t.children_left != -1
-        pairs.update(zip(t.feature[split].tolist(), t.threshold[split].tolist()))
+        pairs.update(zip(t.feature[split].tolist(), t.threshold[split].tolist(), strict=True))
     return sorted(pairs)
 
 
@@ -235,9 +251,7 @@ def test_float32_floor_property():
         for _ in range(abs(k)):
             v = np.nextafter(v, np.float32(np.sign(k) * np.inf))
         finite = np.isfinite(v)
-        assert np.array_equal(
-            (v.astype(np.float64) <= t)[finite], (v <= t32)[finite]
-        )
+        assert np.array_equal((v.astype(np.float64) <= t)[finite], (v <= t32)[finite])
 
 
 # ---------------------------------------------------------------------------------------------

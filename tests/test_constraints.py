@@ -1,0 +1,381 @@
+"""Class-bound miners: hand-built trees, schema semantics, and ``dpg`` vs the real dpg package."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeClassifier
+
+from cfgen.constraints import ClassBounds, finalize, mine_class_bounds
+from cfgen.data import data_dir
+from cfgen.errors import ConfigError
+from cfgen.schema import Feature, FeatureSchema, Kind
+
+INF = np.inf
+
+
+def schema_of(X: np.ndarray, names, kinds=None, categories=None) -> FeatureSchema:
+    kinds = kinds or [Kind.CONTINUOUS] * X.shape[1]
+    categories = categories or {}
+    return FeatureSchema(tuple(
+        Feature(str(n), k, float(X[:, j].min()), float(X[:, j].max()),
+                categories=tuple(categories.get(str(n), ())))
+        for j, (n, k) in enumerate(zip(names, kinds, strict=True))
+    ))
+
+
+# --------------------------------------------------------------------------- hand-built trees
+
+
+def test_single_tree_by_hand():
+    # x0 in {0,1,2,3}, x1 in {0,1}; class 0 if x0 <= 1, else class 1 if x1 == 0, else class 2.
+    # Root split: x0 <= 1.5 (gini gain 0.375 beats x1's 0.125), then x1 <= 0.5 on the right:
+    #   [x0 <= 1.5] -> Class 0
+    #   [x0 > 1.5, x1 <= 0.5] -> Class 1
+    #   [x0 > 1.5, x1 > 0.5] -> Class 2
+    # One tree: dpg ancestors == path predicates, so both modes give
+    #   class 0: x0 <= 1.5, x1 open; class 1: x0 > 1.5, x1 <= 0.5; class 2: x0 > 1.5, x1 > 0.5
+    X = np.array([[a, b] for a in range(4) for b in range(2)], dtype=float)
+    y = np.where(X[:, 0] <= 1, 0, np.where(X[:, 1] == 0, 1, 2))
+    tree = DecisionTreeClassifier(random_state=0).fit(X, y)
+    np.testing.assert_array_equal(tree.tree_.feature[:2], [0, -2])
+    np.testing.assert_allclose(tree.tree_.threshold[0], 1.5)
+    schema = schema_of(X, ["x0", "x1"])
+    want_low = [[-INF, -INF], [1.5, -INF], [1.5, 0.5]]
+    want_high = [[1.5, INF], [INF, 0.5], [INF, INF]]
+    for mode in ("dpg", "paths"):
+        b = mine_class_bounds(tree, schema, mode, X_train=X)
+        np.testing.assert_array_equal(b.low, want_low, err_msg=mode)
+        np.testing.assert_array_equal(b.high, want_high, err_msg=mode)
+        assert not b.empty.any()
+        # every training row lies inside its own class's box
+        for c in range(3):
+            assert b.contains(X[y == c], c).all()
+    # without training rows ``paths`` reads the tree's structure: same answer here
+    b = mine_class_bounds(tree, schema, "paths")
+    np.testing.assert_array_equal(b.low, want_low)
+    np.testing.assert_array_equal(b.high, want_high)
+
+
+def _two_tree_forest():
+    # Tree A (depth 2):        Tree B (a stump):
+    #   x0 <= 2.5 -> Class 0                       x1 <= 0.5 -> Class 2
+    #   x0 > 2.5, x1 <= 0.5 -> Class 1             x1 > 0.5  -> Class 0
+    #   x0 > 2.5, x1 > 0.5  -> Class 0
+    # Both trees see all three classes (so their leaves vote over 0..2, as in a real forest);
+    # the extra class weighs 1e-6 and min_impurity_decrease stops it from causing splits.
+    Xa = np.array([[2, 0], [2, 0], [2, 1], [3, 0], [3, 1], [3, 0]], dtype=float)
+    ya = np.array([0, 0, 0, 1, 0, 2])
+    wa = np.array([1, 1, 1, 1, 1, 1e-6])
+    Xb = np.array([[2, 0], [3, 0], [2, 1], [3, 1], [3, 0]], dtype=float)
+    yb = np.array([2, 2, 0, 0, 1])
+    wb = np.array([1, 1, 1, 1, 1e-6])
+    kw = dict(random_state=0, min_impurity_decrease=1e-3)
+    A = DecisionTreeClassifier(max_depth=2, **kw).fit(Xa, ya, sample_weight=wa)
+    B = DecisionTreeClassifier(max_depth=1, **kw).fit(Xb, yb, sample_weight=wb)
+    assert A.tree_.node_count == 5 and B.tree_.node_count == 3
+    assert A.tree_.feature[0] == 0 and A.tree_.threshold[0] == 2.5
+    assert B.tree_.feature[0] == 1 and B.tree_.threshold[0] == 0.5
+    rf = RandomForestClassifier(n_estimators=2)
+    rf.estimators_ = [A, B]
+    rf.classes_ = np.arange(3)
+    rf.n_classes_ = 3
+    rf.n_outputs_ = 1
+    rf.n_features_in_ = 2
+    X = np.array([[2, 0], [2, 1], [3, 0], [3, 1]], dtype=float)  # reaches every leaf
+    return rf, X
+
+
+def test_two_trees_dpg_reachability_vs_paths():
+    # DPG edges: A: x0<=2.5 -> C0; x0>2.5 -> x1<=0.5 -> C1; x0>2.5 -> x1>0.5 -> C0
+    #            B: x1<=0.5 -> C2; x1>0.5 -> C0
+    # dpg ancestors:
+    #   C0: {x0<=2.5, x0>2.5, x1>0.5} -> x0: low 2.5 = high 2.5 (empty, opened); x1 > 0.5
+    #   C1: {x0>2.5, x1<=0.5}         -> x0 > 2.5, x1 <= 0.5
+    #   C2: {x1<=0.5} and, through it, {x0>2.5} (from tree A) -> x0 > 2.5, x1 <= 0.5
+    # paths (each trace's own predicates):
+    #   C0 and C1 as dpg; C2: only B's path [x1<=0.5] -> x0 open, x1 <= 0.5
+    rf, X = _two_tree_forest()
+    schema = schema_of(X, ["x0", "x1"])
+    dpg = mine_class_bounds(rf, schema, "dpg", X_train=X)
+    np.testing.assert_array_equal(dpg.raw_low, [[2.5, 0.5], [2.5, -INF], [2.5, -INF]])
+    np.testing.assert_array_equal(dpg.raw_high, [[2.5, INF], [INF, 0.5], [INF, 0.5]])
+    assert dpg.empty.tolist() == [[True, False], [False, False], [False, False]]
+    np.testing.assert_array_equal(dpg.low, [[-INF, 0.5], [2.5, -INF], [2.5, -INF]])
+    np.testing.assert_array_equal(dpg.high, [[INF, INF], [INF, 0.5], [INF, 0.5]])
+
+    paths = mine_class_bounds(rf, schema, "paths", X_train=X)
+    np.testing.assert_array_equal(paths.raw_low, [[2.5, 0.5], [2.5, -INF], [-INF, -INF]])
+    np.testing.assert_array_equal(paths.raw_high, [[2.5, INF], [INF, 0.5], [INF, 0.5]])
+
+    # mass=1: class 2's mass is the rows with x1 == 0 (x0 in {2, 3}, both sides of A's 2.5
+    # cut): x0 open; x1 in [0, 0] widens to the cell (-inf, 0.5]
+    mass = mine_class_bounds(rf, schema, "mass", X_train=X, mass=1.0)
+    np.testing.assert_array_equal(mass.low[2], [-INF, -INF])
+    np.testing.assert_array_equal(mass.high[2], [INF, 0.5])
+    # class 1's mass is the row (3, 0): x0 in (2.5, inf), x1 in (-inf, 0.5]
+    np.testing.assert_array_equal(mass.low[1], [2.5, -INF])
+    np.testing.assert_array_equal(mass.high[1], [INF, 0.5])
+
+
+def test_paths_subset_of_dpg_and_mass_keeps_its_share():
+    X, y = load_iris(return_X_y=True)
+    rf = RandomForestClassifier(n_estimators=25, max_depth=5, random_state=0).fit(X, y)
+    schema = schema_of(X, load_iris().feature_names)
+    dpg = mine_class_bounds(rf, schema, "dpg", X_train=X)
+    paths = mine_class_bounds(rf, schema, "paths", X_train=X)
+    # paths' predicates are a subset of dpg's: where paths bounds a side, dpg bounds it too and
+    # no tighter; paths may leave open a side that dpg closes through reachability
+    lo, hi = np.isfinite(paths.raw_low), np.isfinite(paths.raw_high)
+    assert np.all(np.isfinite(dpg.raw_low[lo])) and np.all(paths.raw_low[lo] >= dpg.raw_low[lo])
+    assert np.all(np.isfinite(dpg.raw_high[hi])) and np.all(paths.raw_high[hi] <= dpg.raw_high[hi])
+    assert (~lo & np.isfinite(dpg.raw_low)).any()  # happens on this forest
+    mass = mine_class_bounds(rf, schema, "mass", X_train=X, mass=0.9)
+    pred = rf.predict(X)
+    for c in range(3):
+        inside = mass.contains(X[pred == c], c)
+        assert inside.mean(axis=0).min() >= 0.85  # per feature (mass is tree-vote weighted)
+    wide = mine_class_bounds(rf, schema, "mass", X_train=X, mass=1.0)
+    assert np.all(wide.low <= mass.low) and np.all(wide.high >= mass.high)
+
+
+# --------------------------------------------------------------------------- schema semantics
+
+
+def test_integer_snapping_and_empty_integer_interval():
+    schema = FeatureSchema((
+        Feature("n", Kind.INTEGER, 0, 10),
+        Feature("m", Kind.INTEGER, 0, 10),
+        Feature("z", Kind.CONTINUOUS, 0, 10),
+    ))
+    low = np.array([[2.5, 2.2, 2.2]])
+    high = np.array([[7.5, 2.8, 2.8]])
+    b = finalize(low, high, schema, mode="dpg", seconds=0.0)
+    # n: x > 2.5 and x <= 7.5 for integer x is 3..7, i.e. 2 < x <= 7
+    assert (b.low[0, 0], b.high[0, 0]) == (2.0, 7.0)
+    # m: (2.2, 2.8] holds no integer -> empty, opened and flagged; z keeps its interval
+    assert (b.low[0, 1], b.high[0, 1]) == (-INF, INF) and b.empty[0, 1]
+    assert (b.low[0, 2], b.high[0, 2]) == (2.2, 2.8) and not b.empty[0, 2]
+    rows = np.array([[2, 5, 2.5], [3, 5, 2.5], [7, 5, 2.5], [8, 5, 2.5]])
+    assert b.contains(rows, 0)[:, 0].tolist() == [False, True, True, False]
+
+
+def test_integer_feature_from_a_fitted_tree():
+    # k in 0..9, class 1 iff k >= 5: split at 4.5 -> class 0: k <= 4, class 1: k > 4 (k >= 5)
+    X = np.arange(10, dtype=float)[:, None]
+    y = (X[:, 0] >= 5).astype(int)
+    tree = DecisionTreeClassifier(random_state=0).fit(X, y)
+    schema = FeatureSchema((Feature("k", Kind.INTEGER, 0, 9),))
+    b = mine_class_bounds(tree, schema, "dpg", X_train=X)
+    np.testing.assert_array_equal(b.raw_low, [[-INF], [4.5]])
+    np.testing.assert_array_equal(b.low, [[-INF], [4.0]])
+    np.testing.assert_array_equal(b.high, [[4.0], [INF]])
+
+
+def test_categorical_allowed_sets():
+    schema = FeatureSchema((Feature("colour", Kind.CATEGORICAL, 0, 3, categories=tuple("abcd")),))
+    low = np.array([[0.5], [-INF], [3.5], [-INF]])
+    high = np.array([[2.5], [INF], [INF], [0.5]])
+    b = finalize(low, high, schema, mode="paths", seconds=0.0)
+    assert b.allowed[0][0].tolist() == [1, 2]
+    assert b.allowed[1][0] is None  # every code allowed
+    assert b.allowed[2][0] is None and b.empty[2, 0]  # no code in (3, inf): opened, flagged
+    assert b.allowed[3][0].tolist() == [0]
+    codes = np.arange(4.0)[:, None]
+    assert b.contains(codes, 0)[:, 0].tolist() == [False, True, True, False]
+
+
+def test_categorical_from_forest_and_mass_mode():
+    rng = np.random.default_rng(0)
+    code = rng.integers(0, 5, size=400).astype(float)
+    other = rng.normal(size=400)
+    y = np.isin(code, [1, 2]).astype(int)  # class 1 iff code in {1, 2}
+    X = np.c_[code, other]
+    schema = FeatureSchema((
+        Feature("code", Kind.CATEGORICAL, 0, 4, categories=tuple("vwxyz")),
+        Feature("other", Kind.CONTINUOUS, float(other.min()), float(other.max())),
+    ))
+    tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
+    for mode in ("dpg", "paths", "mass"):
+        b = mine_class_bounds(tree, schema, mode, X_train=X)
+        assert b.allowed[1][0].tolist() == [1, 2], mode
+        assert b.allowed[1][1] is None
+
+
+# --------------------------------------------------------------------------- API
+
+
+def test_non_tree_estimator_is_a_config_error():
+    X, y = load_iris(return_X_y=True)
+    lr = LogisticRegression(max_iter=500).fit(X, y)
+    schema = schema_of(X, load_iris().feature_names)
+    for mode in ("dpg", "paths", "mass"):
+        msg = r"constraints\.mode=.*LogisticRegression.*constraints=none"
+        with pytest.raises(ConfigError, match=msg):
+            mine_class_bounds(lr, schema, mode, X_train=X)
+    assert mine_class_bounds(lr, schema, "none") is None
+    rf = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    with pytest.raises(ConfigError, match=r"constraints\.mode='dpg' needs the training rows"):
+        mine_class_bounds(rf, schema, "dpg")
+    with pytest.raises(ConfigError, match=r"constraints\.mode='box'"):
+        mine_class_bounds(rf, schema, "box", X_train=X)
+    with pytest.raises(ConfigError, match=r"constraints\.mass"):
+        mine_class_bounds(rf, schema, "mass", X_train=X, mass=0.0)
+    with pytest.raises(ConfigError, match=r"constraints\.decimal_threshold"):
+        mine_class_bounds(rf, schema, "dpg", X_train=X, decimal_threshold=-1)
+    with pytest.raises(ConfigError, match=r"constraints\.perc_var"):
+        mine_class_bounds(rf, schema, "dpg", X_train=X, perc_var=0.9)
+
+
+def test_to_dict_from_dict_roundtrip():
+    rf, X = _two_tree_forest()
+    schema = FeatureSchema((
+        Feature("x0", Kind.INTEGER, 2, 3),
+        Feature("x1", Kind.CATEGORICAL, 0, 1, categories=("no", "yes")),
+    ))
+    b = mine_class_bounds(rf, schema, "dpg", X_train=X)
+    d = json.loads(json.dumps(b.to_dict(["a", "b", "c"])))
+    assert d["mode"] == "dpg" and d["class_names"] == ["a", "b", "c"]
+    assert d["params"] == {"decimal_threshold": 3, "perc_var": 1e-7}
+    assert d["classes"]["a"]["x0"] == {
+        "low": None, "high": None, "empty": True, "mined_low": 2.5, "mined_high": 2.5}
+    assert d["classes"]["a"]["x1"]["allowed"] == [1]
+    back = ClassBounds.from_dict(d)
+    assert back.feature_names == b.feature_names and back.mode == b.mode
+    for name in ("low", "high", "raw_low", "raw_high", "empty"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(b, name), err_msg=name)
+    assert [[None if a is None else a.tolist() for a in row] for row in back.allowed] == \
+        [[None if a is None else a.tolist() for a in row] for row in b.allowed]
+
+
+# --------------------------------------------------------------------------- vs the dpg package
+
+
+def _package_bounds(model, names, X_train, decimal_threshold=3, perc_var=1e-7):
+    """The paper's Class Bounds from dpg 0.3.4 (see docs/constraints.md for why this call).
+
+    ``DecisionPredicateGraph`` with the aggregated-transitions graph and context order 1 (the
+    0.3.4 defaults), then ``GraphMetrics.extract_graph_metrics``: per class node, the predicates
+    among its ancestors, min of ``>`` / max of ``<=``.
+    """
+    pytest.importorskip("dpg")
+    from dpg import DecisionPredicateGraph
+    from metrics.graph import GraphMetrics
+
+    cfg = {"dpg": {
+        "default": {"perc_var": perc_var, "decimal_threshold": decimal_threshold, "n_jobs": 1},
+        "graph_construction": {"mode": "aggregated_transitions", "context_order": 1},
+    }}
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        builder = DecisionPredicateGraph(model, list(names), dpg_config=cfg)
+        graph, nodes = builder.to_networkx(builder.fit(np.asarray(X_train)))
+        bounds = GraphMetrics.extract_graph_metrics(graph, nodes, target_names=[])["Class Bounds"]
+    return bounds
+
+
+def _parse_package(bounds: dict, names, classes) -> tuple[np.ndarray, np.ndarray]:
+    """"a < f <= b" / "f <= b" / "f > a" strings -> low/high arrays (absent: open)."""
+    col = {str(n): j for j, n in enumerate(names)}
+    labels = [str(c) for c in classes]
+    low = np.full((len(labels), len(col)), -INF)
+    high = np.full((len(labels), len(col)), INF)
+    for key, items in bounds.items():
+        c = labels.index(key.removeprefix("Class "))
+        for s in items:
+            if m := re.fullmatch(r"(\S+) < (.+) <= (\S+)", s):
+                low[c, col[m[2]]], high[c, col[m[2]]] = float(m[1]), float(m[3])
+            elif m := re.fullmatch(r"(.+) <= (\S+)", s):
+                high[c, col[m[1]]] = float(m[2])
+            elif m := re.fullmatch(r"(.+) > (\S+)", s):
+                low[c, col[m[1]]] = float(m[2])
+            else:
+                raise AssertionError(s)
+    return low, high
+
+
+def _assert_same_as_package(model, names, X_train, **kw):
+    pkg = _package_bounds(model, names, X_train, **kw)
+    low, high = _parse_package(pkg, names, model.classes_)
+    schema = schema_of(X_train, names)
+    ours = mine_class_bounds(model, schema, "dpg", X_train=X_train, **kw)
+    np.testing.assert_array_equal(ours.raw_low, low)
+    np.testing.assert_array_equal(ours.raw_high, high)
+
+
+def _iris_paper():
+    data = load_iris()
+    X_tr, _, y_tr, _ = train_test_split(
+        data.data, data.target, test_size=0.2, stratify=data.target, random_state=42)
+    rf = RandomForestClassifier(n_estimators=7, max_depth=4, max_features=0.5,
+                                min_impurity_decrease=0.1, random_state=42).fit(X_tr, y_tr)
+    return rf, data.feature_names, X_tr
+
+
+def test_dpg_matches_package_iris_paper_forest():
+    rf, names, X_tr = _iris_paper()
+    _assert_same_as_package(rf, names, X_tr)
+    # the worked example: class 1 of the paper's iris forest
+    b = mine_class_bounds(rf, schema_of(X_tr, names), "dpg", X_train=X_tr)
+    assert "0.7 < petal width (cm) <= 1.7" in b.describe(1)
+
+
+@pytest.mark.parametrize("decimal_threshold,perc_var", [(3, 0.01), (1, 0.05), (6, 1e-9)])
+def test_dpg_matches_package_rounding_and_variant_filter(decimal_threshold, perc_var):
+    # perc_var large enough to drop rare trace variants; coarse rounding merges predicates
+    X, y = load_iris(return_X_y=True)
+    rf = RandomForestClassifier(n_estimators=15, max_depth=4, random_state=1).fit(X, y)
+    _assert_same_as_package(rf, load_iris().feature_names, X,
+                            decimal_threshold=decimal_threshold, perc_var=perc_var)
+
+
+# file, target, paper RF settings (bench/../shared/datasets/README.md), random_state=42
+CSV = {
+    "diabetes": ("Outcome", dict(n_estimators=12, max_depth=5, max_features=None,
+                                 min_impurity_decrease=0.01)),
+    "ecoli": ("target", dict(n_estimators=7, max_depth=4, max_features=0.5,
+                             min_samples_split=12, criterion="gini")),
+    "education_dataset": ("PassFail", dict(n_estimators=15, max_depth=3, max_features=0.3,
+                                           min_impurity_decrease=0.01, min_samples_split=4,
+                                           criterion="entropy")),
+    "us_crime": ("target", dict(n_estimators=10, max_depth=8, max_features=0.3,
+                                min_samples_split=15, criterion="entropy")),
+    "satimage": ("target", dict(n_estimators=20, max_depth=10, max_features=0.3)),
+}
+
+
+def _csv_forest(name: str):
+    target, params = CSV[name]
+    path = data_dir() / f"{name}.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (set CFGEN_DATA_DIR)")
+    frame = pd.read_csv(path)
+    y = np.unique(frame.pop(target).to_numpy(), return_inverse=True)[1]
+    X = frame.to_numpy(dtype=float)
+    X_tr, _, y_tr, _ = train_test_split(X, y, test_size=0.2, stratify=y, random_state=42)
+    rf = RandomForestClassifier(random_state=42, **params).fit(X_tr, y_tr)
+    return rf, list(frame.columns), X_tr
+
+
+@pytest.mark.parametrize("name", [
+    "diabetes",
+    "ecoli",
+    "education_dataset",
+    pytest.param("us_crime", marks=pytest.mark.slow),
+    pytest.param("satimage", marks=pytest.mark.slow),  # the package takes ~25 s here
+])
+def test_dpg_matches_package_csv(name):
+    rf, names, X_tr = _csv_forest(name)
+    _assert_same_as_package(rf, names, X_tr)
