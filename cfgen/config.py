@@ -102,6 +102,8 @@ class LoggerConfig:
     project: str = "cfgen"
     entity: str | None = None
     tags: List[str] = field(default_factory=list)
+    group: str | None = None  # null: the multirun directory in a sweep, none for single runs
+    init_timeout: float = 60.0  # seconds wandb.init may take online before it falls back offline
 
 
 @dataclass
@@ -119,6 +121,13 @@ class ExperimentParams:
     rules: List[str] = field(default_factory=lambda: ["none"])
     num_combinations_to_test: int | None = None  # null: half of all combinations, >= 1
     resume: bool = False
+
+
+@dataclass
+class MetricsConfig:
+    """How counterfactual quality is measured."""
+
+    compat: str = "cfgen"  # cfgen (corrected definitions) | ece (the original cf_eval ones)
 
 
 @dataclass
@@ -140,6 +149,7 @@ class Config:
     method: MethodConfig = field(default_factory=MethodConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     experiment_params: ExperimentParams = field(default_factory=ExperimentParams)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
 
@@ -209,6 +219,7 @@ def validate(cfg: DictConfig) -> None:
     _one_of("dataset.missing", cfg.dataset.missing, MISSING_POLICIES)
     _one_of("dataset.source", cfg.dataset.source, ("csv", "sklearn"))
     _one_of("logger.name", cfg.logger.name, LOGGERS)
+    _one_of("metrics.compat", cfg.metrics.compat, ("cfgen", "ece"))
     if cfg.logger.mode is not None:
         _one_of("logger.mode", cfg.logger.mode, LOGGER_MODES)
     if cfg.method.time_limit is not None and cfg.method.time_limit <= 0:

@@ -23,7 +23,7 @@ from cfgen.data import Dataset, load_dataset
 from cfgen.launcher import TaskResult, WorkerContext, resolve_workers, run_tasks
 from cfgen.models import FittedModel, fit_model
 from cfgen.plan import Combinations, Task, choose_queries, iter_targets, plan_tasks
-from cfgen.search import feature_scale
+from cfgen.metrics import METRIC_NAMES, MetricContext, aggregate
 from cfgen.tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -44,41 +44,37 @@ class RunResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def basic_metrics(
-    data: Dataset, model: FittedModel, tasks: list[Task], results: list[TaskResult], k: int
+def task_metrics(
+    ctx: MetricContext,
+    data: Dataset,
+    combinations: Combinations,
+    tasks: list[Task],
+    results: list[TaskResult],
+    k: int,
 ) -> pd.DataFrame:
-    """Per task: how many valid counterfactuals, MAD-L1 distance, changed features, seconds."""
-    scale = feature_scale(data.X_train, data.schema)
-    cat = data.schema.categorical
+    """One row per task: coordinates, the full metric suite, and how the search ended."""
+    schemas: dict[int, object] = {}
     rows = []
     by_index = {r.index: r for r in results}
     for t in tasks:
         r = by_index[t.index]
-        x = data.X_test[t.query]
-        cfs = r.counterfactuals
+        if t.combination not in schemas:
+            schemas[t.combination] = data.schema.with_rules(combinations[t.combination])
         row: dict[str, Any] = {
             "query": t.query,
             "target": t.target,
             "combination": t.combination,
             "replication": t.replication,
-            "nbr_cf": len(cfs),
         }
-        if len(cfs):
-            valid = np.asarray(model.estimator.predict(cfs)) == t.target
-            diff = np.abs(cfs - x)
-            changed = diff > 1e-9
-            dist = np.where(cat, changed, diff / scale).sum(axis=1)
-            row.update(
-                nbr_valid_cf=int(valid.sum()),
-                perc_valid_cf_all=float(valid.sum() / k),
-                distance_mad=float(dist.mean()),
-                avg_nbr_changes_per_cf=float(changed.sum(axis=1).mean()),
-            )
-        else:
-            row.update(nbr_valid_cf=0, perc_valid_cf_all=0.0, distance_mad=np.nan,
-                       avg_nbr_changes_per_cf=np.nan)
-        row.update(runtime=r.seconds, generations=r.generations, reason=r.reason or "",
-                   error=(r.error or "").splitlines()[0] if r.error else "")
+        row.update(ctx.compute(data.X_test[t.query], r.counterfactuals, t.target, k, r.seconds,
+                               schema=schemas[t.combination]))
+        row.update(
+            generations=r.generations,
+            final_fitness=float(r.best_fitness[-1]) if len(r.best_fitness) else np.nan,
+            timed_out=bool(getattr(r, "timed_out", False)),
+            reason=r.reason or "",
+            error=r.error.splitlines()[0] if r.error else "",
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -158,8 +154,11 @@ def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
     cf_frame = store.counterfactual_frame(data, tasks, results, model.estimator.predict,
                                           cfg.method.name)
     store.write_frame(run_dir / store.COUNTERFACTUALS, cf_frame)
-    metrics = basic_metrics(data, model, tasks, results, ep.num_counterfactuals)
+    metric_ctx = MetricContext(data.schema, data.X_train, data.y_train, data.X_test,
+                               model.predictor.predict_proba, compat=cfg.metrics.compat)
+    metrics = task_metrics(metric_ctx, data, comb, tasks, results, ep.num_counterfactuals)
     metrics.insert(0, "method", cfg.method.name)
+    metrics.insert(0, "dataset", data.name)
     store.write_frame(run_dir / store.METRICS, metrics)
     failed = int((metrics["error"] != "").sum()) if len(metrics) else 0
     summary = {
@@ -175,9 +174,8 @@ def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
         "n_failed": failed,
         "queries": queries,
         "validity": float(metrics["perc_valid_cf_all"].mean()) if len(metrics) else 0.0,
-        "mean_distance_mad": float(metrics["distance_mad"].mean()) if len(metrics) else None,
-        "mean_changes": float(metrics["avg_nbr_changes_per_cf"].mean()) if len(metrics) else None,
-        "mean_runtime": float(metrics["runtime"].mean()) if len(metrics) else None,
+        "metrics_compat": cfg.metrics.compat,
+        "metrics": aggregate(metrics[[c for c in METRIC_NAMES]].to_dict("records")),
         "wall_seconds": time.perf_counter() - started,
     }
     store.write_json(run_dir / store.SUMMARY, summary)

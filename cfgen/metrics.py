@@ -41,7 +41,13 @@ COMPAT_MODES: tuple[str, ...] = ("cfgen", "ece")
 
 _AGGS = ("", "_min", "_max")
 _KINDS = ("l2", "mad", "j", "h", "l2j", "mh")
-_PLAUS_NORMS = ("max_nbr_cf", "nbr_cf", "nbr_valid_cf", "nbr_actionable_cf", "nbr_valid_actionable_cf")
+_PLAUS_NORMS = (
+    "max_nbr_cf",
+    "nbr_cf",
+    "nbr_valid_cf",
+    "nbr_actionable_cf",
+    "nbr_valid_actionable_cf",
+)
 
 #: Every key :meth:`MetricContext.compute` returns, in the original's column order (+ runtime).
 METRIC_NAMES: tuple[str, ...] = (
@@ -299,7 +305,7 @@ class MetricContext:
         runtime: float,
         schema: FeatureSchema | None = None,
     ) -> dict[str, float]:
-        """All metrics of one query's counterfactual set, as ``{name: float}`` (see ``METRIC_NAMES``).
+        """All metrics of one query's set of counterfactuals, in ``METRIC_NAMES`` order.
 
         ``x`` (d,), ``cfs`` (m, d) with m <= k (m may be 0), ``target`` the requested class,
         ``runtime`` seconds of search. ``schema`` overrides the context's actionability rules (the
@@ -428,7 +434,9 @@ class MetricContext:
                 for a in _AGGS:
                     out[f"diversity_{kind}{a}"] = 0.0
             cont = cate = 0.0
-        out.update(count_diversity_cont=cont, count_diversity_cate=cate, count_diversity_all=cont + cate)
+        out.update(
+            count_diversity_cont=cont, count_diversity_cate=cate, count_diversity_all=cont + cate
+        )
 
         # discriminative power: 1-NN trained on x U C (model labels), tested on test rows near x
         other = self.y_test_pred == target if target != y_x else self.y_test_pred != y_x
@@ -595,7 +603,9 @@ class MetricContext:
         if rows.size:
             T = np.vstack([x[None, :], cfs])
             Xr, y_test = self.X_test[rows], self.y_test_pred[rows]
-            out["accuracy_knn_sklearn"] = float(np.mean(y_all[np.argmin(cdist(Xr, T), 1)] == y_test))
+            out["accuracy_knn_sklearn"] = float(
+                np.mean(y_all[np.argmin(cdist(Xr, T), 1)] == y_test)
+            )
             nn = np.argmin(self._ece_euclid_jaccard(Xr, T), axis=1)
             out["accuracy_knn_dist"] = float(np.mean(y_all[nn] == y_test))
         else:
@@ -615,7 +625,7 @@ class MetricContext:
 
         # plausibility from each cf to one anchor test row of its predicted class
         s = 0.0
-        for c, cf in zip(y_cf, cfs):
+        for c, cf in zip(y_cf, cfs, strict=True):
             pool = self.X_test[self.y_test_pred == c]
             if len(pool) == 0:
                 continue  # the original crashes; its DPG port skips
@@ -676,11 +686,7 @@ def aggregate(
     result: dict[str, dict[str, float | int | None]] = {}
     for name in names:
         vals = np.array(
-            [
-                f
-                for row in rows
-                if (f := _number(row.get(name))) is not None and not math.isnan(f)
-            ],
+            [f for row in rows if (f := _number(row.get(name))) is not None and not math.isnan(f)],
             dtype=float,
         )
         n = int(vals.size)

@@ -542,6 +542,7 @@ def _iris_case(n_reps: int = 3):
 
 
 def test_plots(tmp_path):
+    pytest.importorskip("matplotlib")  # the optional "plots" extra
     from cfgen.plots.search import plot_change_heatmap, plot_fitness, plot_pca_path
 
     Xi, yi, q, exps, schema, names, _ = _iris_case()
@@ -563,3 +564,14 @@ def test_metrics_on_iris_case():
     r = ctx.compute_explanation(q, exps[0])
     assert time.perf_counter() - t0 < 1.0
     assert r["perc_valid_cf"] == 1.0 and r["delta"] > 0 and r["lof"] > 0.5
+
+
+def test_plots_of_an_empty_search(tmp_path):
+    pytest.importorskip("matplotlib")
+    from cfgen.plots.search import plot_change_heatmap, plot_fitness, plot_pca_path
+
+    Xi, yi, q, _, schema, _, _ = _iris_case(1)
+    e = Explanation(np.empty((0, 4)), target=2, k=4, seconds=1.0, reason="none found")
+    assert plot_fitness([e], tmp_path / "f.png").exists()
+    assert plot_pca_path(Xi, yi, q, e, tmp_path / "p.png").exists()
+    assert plot_change_heatmap(q, e, tmp_path / "h.png", schema=schema).exists()
