@@ -21,9 +21,9 @@ from cfgen.config import validate
 from cfgen.constraints import ClassBounds, mine_class_bounds
 from cfgen.data import Dataset, load_dataset
 from cfgen.launcher import TaskResult, WorkerContext, resolve_workers, run_tasks
+from cfgen.metrics import METRIC_NAMES, MetricContext, aggregate
 from cfgen.models import FittedModel, fit_model
 from cfgen.plan import Combinations, Task, choose_queries, iter_targets, plan_tasks
-from cfgen.metrics import METRIC_NAMES, MetricContext, aggregate
 from cfgen.tracking import make_tracker
 
 log = logging.getLogger(__name__)
