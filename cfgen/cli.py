@@ -16,6 +16,8 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from cfgen.config import register, validate
 from cfgen.errors import ConfigError
+from cfgen.sweep import precheck_launcher
+from cfgen.tracking import check as check_tracking
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 CONFIG_NAME = "config"
@@ -115,4 +117,7 @@ def precheck(argv: list[str]) -> None:
             except OmegaConfBaseException as exc:
                 raise translate(ConfigCompositionException(str(exc)).with_traceback(None)) from exc
             validate(cfg)
+            check_tracking(cfg)
     GlobalHydra.instance().clear()
+    if len(overrides) < len(argv):  # -m: a Slurm launcher's settings, asked of sbatch --test-only
+        precheck_launcher(combos[0], CONF_DIR, CONFIG_NAME)

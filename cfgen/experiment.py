@@ -20,10 +20,18 @@ from cfgen import store
 from cfgen.config import validate
 from cfgen.constraints import ClassBounds, mine_class_bounds
 from cfgen.data import Dataset, load_dataset
-from cfgen.launcher import TaskResult, WorkerContext, resolve_workers, run_tasks
+from cfgen.journal import Journal
+from cfgen.launcher import TaskResult, WorkerContext, run_tasks
 from cfgen.metrics import METRIC_NAMES, MetricContext, aggregate
 from cfgen.models import FittedModel, fit_model
-from cfgen.plan import Combinations, Task, choose_queries, iter_targets, plan_tasks
+from cfgen.plan import (
+    Combinations,
+    Task,
+    choose_queries,
+    combination_count_text,
+    iter_targets,
+    plan_tasks,
+)
 from cfgen.tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -138,18 +146,19 @@ def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
     queries = choose_queries(len(data.X_test), ep.num_samples, ep.sample_indices, ep.seed)
     pred = model.estimator.predict(data.X_test[queries])
     targets = list(iter_targets(pred, data.n_classes, ep.target_class))
-    comb = Combinations(tuple(data.schema.free_features()), tuple(ep.rules))
-    combos = comb.chosen(ep.num_combinations_to_test)
+    comb = Combinations.for_schema(data.schema, ep.rules)
+    combos = comb.chosen(ep.num_combinations_to_test, seed=ep.seed)
     tasks = plan_tasks(queries, targets, combos, ep.num_replications, ep.seed)
-    workers = resolve_workers(ep.max_workers, len(tasks))
-    log.info("%d tasks (%d queries, %d combinations, %d replications) on %s", len(tasks),
-             len(queries), len(combos), ep.num_replications,
-             f"{workers} workers" if ep.parallel_replications and workers > 1 else "1 process")
+    log.info("%d tasks: %d queries, %d of %s combinations, %d replications", len(tasks),
+             len(queries), len(combos), combination_count_text(comb), ep.num_replications)
 
     ctx = WorkerContext(data, model, bounds, cfg.method.name,
                         OmegaConf.to_container(cfg.ga, resolve=True), comb,
                         ep.num_counterfactuals)
-    results = run_tasks(tasks, ctx, ep.parallel_replications, ep.max_workers)
+    with Journal.open(run_dir, cfg, data, tasks, ep.resume) as journal:
+        results = run_tasks(tasks, ctx, ep.parallel_replications, ep.max_workers,
+                            journal=journal)
+        journal.close(complete=True)
 
     cf_frame = store.counterfactual_frame(data, tasks, results, model.estimator.predict,
                                           cfg.method.name)
@@ -178,6 +187,10 @@ def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
         "metrics": aggregate(metrics[[c for c in METRIC_NAMES]].to_dict("records")),
         "wall_seconds": time.perf_counter() - started,
     }
+    if cfg.output.plots:
+        from cfgen.plots.run import write_run_plots
+
+        write_run_plots(run_dir, data, bounds, tasks, results, ep.num_counterfactuals)
     store.write_json(run_dir / store.SUMMARY, summary)
     (run_dir / store.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
     by_index = {r.index: r for r in results}

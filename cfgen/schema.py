@@ -101,7 +101,7 @@ class FeatureSchema:
         """Boolean mask of features carrying ``rule``."""
         return np.array([f.rule is rule for f in self.features], dtype=bool)
 
-    def with_rules(self, rules: Mapping[str, Rule | str]) -> "FeatureSchema":
+    def with_rules(self, rules: Mapping[str, Rule | str]) -> FeatureSchema:
         """A copy whose features named in ``rules`` carry those rules (others unchanged)."""
         unknown = set(rules) - set(self.names)
         if unknown:

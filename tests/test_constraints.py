@@ -62,6 +62,11 @@ def test_single_tree_by_hand():
         # every training row lies inside its own class's box
         for c in range(3):
             assert b.contains(X[y == c], c).all()
+    # mass=1: each class's rows span [0,1] x [0,1] (class 0), [2,3] x {0}, [2,3] x {1}; widened
+    # to the cuts x0: {1.5}, x1: {0.5} this is again the dpg box
+    b = mine_class_bounds(tree, schema, "mass", X_train=X, mass=1.0)
+    np.testing.assert_array_equal(b.low, want_low)
+    np.testing.assert_array_equal(b.high, want_high)
     # without training rows ``paths`` reads the tree's structure: same answer here
     b = mine_class_bounds(tree, schema, "paths")
     np.testing.assert_array_equal(b.low, want_low)
@@ -119,14 +124,30 @@ def test_two_trees_dpg_reachability_vs_paths():
     np.testing.assert_array_equal(paths.raw_low, [[2.5, 0.5], [2.5, -INF], [-INF, -INF]])
     np.testing.assert_array_equal(paths.raw_high, [[2.5, INF], [INF, 0.5], [INF, 0.5]])
 
-    # mass=1: class 2's mass is the rows with x1 == 0 (x0 in {2, 3}, both sides of A's 2.5
-    # cut): x0 open; x1 in [0, 0] widens to the cell (-inf, 0.5]
-    mass = mine_class_bounds(rf, schema, "mass", X_train=X, mass=1.0)
-    np.testing.assert_array_equal(mass.low[2], [-INF, -INF])
-    np.testing.assert_array_equal(mass.high[2], [INF, 0.5])
-    # class 1's mass is the row (3, 0): x0 in (2.5, inf), x1 in (-inf, 0.5]
-    np.testing.assert_array_equal(mass.low[1], [2.5, -INF])
-    np.testing.assert_array_equal(mass.high[1], [INF, 0.5])
+
+
+def test_mass_ignores_a_rare_region():
+    # x = 0..99, class 1 iff x <= 1 or x >= 50. The tree:
+    #   [x <= 49.5, x <= 1.5] -> Class 1;  [x <= 49.5, x > 1.5] -> Class 0;  [x > 49.5] -> Class 1
+    # dpg/paths, class 1: '>' thresholds {49.5}, '<=' thresholds {49.5, 1.5}
+    #   -> low 49.5, high 49.5: empty as mined (the class lives in both tails), opened
+    # class 0: (1.5, 49.5] in every mode
+    # mass 0.9, class 1: its 52 rows {0, 1, 50..99}; 5% of 52 = 2.6 rows cut from each tail
+    #   -> [52, 97]; widened to the tree's cuts {1.5, 49.5}: low 49.5, high open (no cut >= 97)
+    x = np.arange(100.0)[:, None]
+    y = ((x[:, 0] >= 50) | (x[:, 0] <= 1)).astype(int)
+    tree = DecisionTreeClassifier(random_state=0).fit(x, y)
+    schema = FeatureSchema((Feature("x", Kind.CONTINUOUS, 0, 99),))
+    for mode in ("dpg", "paths"):
+        b = mine_class_bounds(tree, schema, mode, X_train=x)
+        np.testing.assert_array_equal(b.raw_low[:, 0], [1.5, 49.5])
+        np.testing.assert_array_equal(b.raw_high[:, 0], [49.5, 49.5])
+        assert b.empty[:, 0].tolist() == [False, True]
+        assert (b.low[1, 0], b.high[1, 0]) == (-INF, INF)
+    m = mine_class_bounds(tree, schema, "mass", X_train=x, mass=0.9)
+    np.testing.assert_array_equal(m.low[:, 0], [1.5, 49.5])
+    np.testing.assert_array_equal(m.high[:, 0], [49.5, INF])
+    assert not m.empty.any()
 
 
 def test_paths_subset_of_dpg_and_mass_keeps_its_share():
@@ -270,6 +291,7 @@ def _package_bounds(model, names, X_train, decimal_threshold=3, perc_var=1e-7):
     among its ancestors, min of ``>`` / max of ``<=``.
     """
     pytest.importorskip("dpg")
+    import joblib
     from dpg import DecisionPredicateGraph
     from metrics.graph import GraphMetrics
 
@@ -277,8 +299,9 @@ def _package_bounds(model, names, X_train, decimal_threshold=3, perc_var=1e-7):
         "default": {"perc_var": perc_var, "decimal_threshold": decimal_threshold, "n_jobs": 1},
         "graph_construction": {"mode": "aggregated_transitions", "context_order": 1},
     }}
+    # sequential joblib: the package's bounds step hard-codes a process pool (n_jobs=-1)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            warnings.catch_warnings():
+            warnings.catch_warnings(), joblib.parallel_config(backend="sequential"):
         warnings.simplefilter("ignore")
         builder = DecisionPredicateGraph(model, list(names), dpg_config=cfg)
         graph, nodes = builder.to_networkx(builder.fit(np.asarray(X_train)))
@@ -313,6 +336,9 @@ def _assert_same_as_package(model, names, X_train, **kw):
     ours = mine_class_bounds(model, schema, "dpg", X_train=X_train, **kw)
     np.testing.assert_array_equal(ours.raw_low, low)
     np.testing.assert_array_equal(ours.raw_high, high)
+    # and literally the same strings (same rounding, same number formatting)
+    for c, label in enumerate(model.classes_):
+        assert sorted(ours.describe(c, raw=True)) == sorted(pkg.get(f"Class {label}", []))
 
 
 def _iris_paper():
@@ -379,3 +405,32 @@ def _csv_forest(name: str):
 def test_dpg_matches_package_csv(name):
     rf, names, X_tr = _csv_forest(name)
     _assert_same_as_package(rf, names, X_tr)
+
+
+def test_dpg_matches_package_extra_trees():
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    X, y = load_iris(return_X_y=True)
+    et = ExtraTreesClassifier(n_estimators=10, max_depth=4, random_state=0).fit(X, y)
+    _assert_same_as_package(et, load_iris().feature_names, X)
+
+
+def test_plots_write_pngs(tmp_path):
+    pytest.importorskip("matplotlib")
+    from cfgen.plots.bounds import plot_bounds_modes, plot_class_bounds
+
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.integers(0, 3, 200), rng.integers(0, 9, 200), rng.normal(size=200)].astype(float)
+    y = ((X[:, 0] == 1) | (X[:, 2] > 1)).astype(int)
+    schema = FeatureSchema((
+        Feature("kind", Kind.CATEGORICAL, 0, 2, categories=("p", "q", "r")),
+        Feature("count", Kind.INTEGER, 0, 8),
+        Feature("z", Kind.CONTINUOUS, float(X[:, 2].min()), float(X[:, 2].max())),
+    ))
+    rf = RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, y)
+    modes = {m: mine_class_bounds(rf, schema, m, X_train=X) for m in ("dpg", "paths", "mass")}
+    out = plot_class_bounds(modes["dpg"], schema, X, y, query=X[0], counterfactuals=X[y == 1][:3],
+                            path=tmp_path / "bounds.png", class_names=["no", "yes"])
+    assert out.stat().st_size > 10_000
+    out = plot_bounds_modes(modes, X, y, ("count", "z"), tmp_path / "modes.png")
+    assert out.stat().st_size > 10_000

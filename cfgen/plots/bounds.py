@@ -58,10 +58,11 @@ def plot_class_bounds(
     query and counterfactuals) scaled to [0, 1], its ends written beside the row, so features of
     any scale fit. A bar is the class's interval clipped to that range; a side left open (no
     threshold) ends in an arrow at the edge, and an interval that was empty as mined (opened, see
-    ``ClassBounds.empty``) is drawn hatched. Categorical features show the allowed codes as
-    squares. Dots are the class's training rows (``y_train``). The bottom lane of each row holds
-    the query (gold star, gold line across the row) and its counterfactuals (black crosses joined
-    to it, dotted lines across the row).
+    ``ClassBounds.empty``) is drawn hatched. Categorical features show one square per code
+    (filled: allowed for the class, hollow: not), with the category names above. Dots are the
+    class's training rows (``y_train``; not drawn for categorical features). The bottom lane of
+    each row holds the query (gold star, gold line across the row) and its counterfactuals
+    (black crosses joined to it, dotted lines across the row).
     """
     from matplotlib import colormaps
     from matplotlib.lines import Line2D
@@ -101,10 +102,15 @@ def plot_class_bounds(
         for c in range(C):
             yc = top - lane * (c + 0.5)
             colour = cmap(c % 10)
-            allowed = bounds.allowed[c][j] if bounds.allowed else None
-            if f.kind is Kind.CATEGORICAL and allowed is not None:
-                ax.scatter(norm(allowed, j), np.full(len(allowed), yc), marker="s", s=30,
-                           color=colour, alpha=0.8, linewidth=0, zorder=3)
+            if f.kind is Kind.CATEGORICAL:
+                # every code of the feature: filled = allowed for the class, hollow = not
+                codes = np.arange(len(f.categories) or int(vmax[j]) + 1, dtype=float)
+                inside = bounds.contains(np.tile(codes[:, None], (1, len(schema))), c)[:, j]
+                ax.scatter(norm(codes[inside], j), np.full(inside.sum(), yc), marker="s",
+                           s=34, color=colour, linewidth=0, zorder=3)
+                ax.scatter(norm(codes[~inside], j), np.full((~inside).sum(), yc), marker="s",
+                           s=20, facecolor="white", edgecolor=colour, linewidth=0.8, zorder=3)
+                continue
             else:
                 lo, hi = bounds.low[c, j], bounds.high[c, j]
                 a = 0.0 if not np.isfinite(lo) else float(np.clip(norm(lo, j), 0, 1))
@@ -122,6 +128,10 @@ def plot_class_bounds(
                 jitter = rng.uniform(-0.22, 0.22, rows.size) * lane
                 ax.scatter(norm(rows, j), yc + jitter, s=5, color=colour, alpha=0.55,
                            linewidths=0, zorder=4)
+        if f.kind is Kind.CATEGORICAL and 0 < len(f.categories) <= 12:
+            for code, cat in enumerate(f.categories):
+                ax.text(norm(code, j), top + 0.02, str(cat)[:12], ha="center", va="bottom",
+                        fontsize=6, color="0.3", zorder=6)
         ax.text(-0.015, base, _fmt(vmin[j]), ha="right", va="center", fontsize=7, color="0.35")
         ax.text(1.015, base, _fmt(vmax[j]), ha="left", va="center", fontsize=7, color="0.35")
         ym = bottom + lane * 0.5  # the query/counterfactual lane

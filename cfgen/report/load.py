@@ -1,0 +1,364 @@
+"""Reading what runs wrote: finding finished run directories, their rows and their settings.
+
+A *run* is one Hydra run directory (a multirun holds one per job). It counts as finished only
+when ``summary.json`` exists; directories that look like runs without one are listed as skipped.
+Each run contributes its ``metrics.csv`` rows, labelled with the run's dataset and *method label*
+(by default ``method.name`` from the run's ``config.yaml``; ``label_by`` can add keys, e.g.
+``("method.name", "constraints.mode")`` for an ablation).
+
+Failures: a row whose ``error`` is non-empty or whose ``timed_out`` is true is a failed task. Its
+count-like metrics (``perc_*``, ``nbr_*``) are 0 when the run left them empty (a method that failed
+found nothing); a timed-out row keeps its runtime (the limit; the run's ``method.time_limit`` when
+it left it empty); a crashed row's runtime is dropped (a crash is not a fast search); every other
+metric of a failed row stays empty (undefined without counterfactuals).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+SUMMARY = "summary.json"
+METRICS = "metrics.csv"
+CONFIG = "config.yaml"
+
+#: columns of metrics.csv that identify a row rather than measure it
+KEY_COLUMNS = ("method", "dataset", "query", "target", "combination", "replication")
+#: columns that are neither keys nor metrics
+INFO_COLUMNS = ("error", "timed_out", "reason", "generations")
+#: methods whose search uses the mined class bounds (their runtime_with_bounds adds mining time)
+BOUND_USING_METHODS = frozenset({"dpg_ga"})
+#: metric prefixes that count something: 0 for a failed task when the run left them empty
+COUNT_PREFIXES = ("perc_", "nbr_")
+
+DEFAULT_LABEL_BY = ("method.name",)
+
+
+class ReportError(Exception):
+    """Bad input to the report (no runs, unknown metric, ...): one line for the user."""
+
+
+@dataclass
+class Run:
+    """One finished run directory."""
+
+    path: Path
+    dataset: str
+    label: str  # the "method" column of every table
+    method: str  # config method.name (what the run actually ran)
+    summary: dict[str, Any]
+    config: dict[str, Any]
+    metrics: pd.DataFrame
+    mtime: float = 0.0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A dotted key of the run's resolved config (``None``-safe)."""
+        node: Any = self.config
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    @property
+    def queries(self) -> list[int]:
+        return sorted(int(q) for q in self.metrics["query"].unique())
+
+    @property
+    def uses_bounds(self) -> bool:
+        return self.method in BOUND_USING_METHODS and self.get("constraints.mode") != "none"
+
+
+@dataclass
+class RunSet:
+    """Every run read, plus what was skipped and why (warnings are shown in the report)."""
+
+    runs: list[Run]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    roots: list[Path] = field(default_factory=list)
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({r.dataset for r in self.runs})
+
+    @property
+    def methods(self) -> list[str]:
+        return order_methods({r.label for r in self.runs})
+
+
+METHOD_ORDER = ("dpg_ga", "dice_random", "dice_genetic", "dice_kdtree")
+
+
+def order_methods(labels: Iterable[str], reference: str | None = None) -> list[str]:
+    """``reference`` first, then cfgen's own method, the DiCE variants, the rest alphabetically."""
+
+    def key(lbl: str) -> tuple[int, int, str]:
+        base = lbl.split("/")[0]
+        pos = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+        return (0 if lbl == reference else 1, pos, lbl)
+
+    return sorted(set(labels), key=key)
+
+
+# ------------------------------------------------------------------------------------ discovery
+
+
+def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Finished run dirs (holding summary.json) under ``paths``, and unfinished ones skipped."""
+    finished: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ReportError(f"{p} does not exist")
+        if not p.is_dir():
+            raise ReportError(f"{p} is not a directory (expected a run or multirun directory)")
+        found = {s.parent for s in p.rglob(SUMMARY)}
+        candidates = {m.parent for m in p.rglob(METRICS)} | {
+            h.parent for h in p.rglob(".hydra") if h.is_dir() and (h / "config.yaml").exists()
+        }
+        # a multirun root holds .hydra-less multirun.yaml; its jobs are the candidates
+        for c in sorted(candidates - found):
+            if c.name == "report" or any(f == c or f in c.parents for f in found):
+                continue
+            skipped.append((c, "unfinished: no summary.json"))
+        finished.extend(sorted(found))
+    seen: set[Path] = set()
+    unique = [d for d in finished if not (d.resolve() in seen or seen.add(d.resolve()))]
+    return unique, skipped
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    for path in (run_dir / CONFIG, run_dir / ".hydra" / "config.yaml"):
+        if path.exists():
+            try:
+                cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            except Exception:  # noqa: BLE001 - unreadable config: label falls back to summary
+                continue
+            return cfg if isinstance(cfg, dict) else {}
+    return {}
+
+
+def _bool_column(col: pd.Series) -> pd.Series:
+    if col.dtype == bool:
+        return col
+    return col.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
+
+
+def _normalise(frame: pd.DataFrame, run: Run) -> pd.DataFrame:
+    """Keys as ints, ``error`` as str, ``failed`` / ``timed_out`` as bools, failure fills."""
+    f = frame.copy()
+    for col in ("target", "combination", "replication"):
+        if col not in f:
+            f[col] = 0
+    missing = [c for c in ("query",) if c not in f]
+    if missing:
+        raise ReportError(f"{run.path / METRICS} has no {missing[0]!r} column")
+    for col in ("query", "target", "combination", "replication"):
+        f[col] = pd.to_numeric(f[col], errors="coerce").fillna(-1).astype(int)
+    errors = f["error"] if "error" in f else pd.Series([None] * len(f), index=f.index)
+    f["error"] = pd.Series(["" if pd.isna(v) else str(v) for v in errors], index=f.index,
+                           dtype=str)
+    f["timed_out"] = _bool_column(f["timed_out"]) if "timed_out" in f else False
+    f["failed"] = (f["error"].str.len() > 0) | f["timed_out"]
+    f["dataset"] = run.dataset
+    f["method"] = run.label
+    # metric columns: numeric, failures filled where a failure has an obvious value
+    for col in metric_columns(f):
+        f[col] = pd.to_numeric(f[col], errors="coerce").astype(float)
+        if col.startswith(COUNT_PREFIXES):
+            f.loc[f["failed"] & f[col].isna(), col] = 0.0
+    # a task that crashed has no meaningful search time: it must not look like the fastest
+    crashed = f["error"].str.len() > 0
+    if "runtime" in f:
+        f.loc[crashed & ~f["timed_out"], "runtime"] = np.nan
+    limit = run.get("method.time_limit")
+    if "runtime" in f and limit is not None:
+        f.loc[f["timed_out"] & f["runtime"].isna(), "runtime"] = float(limit)
+    # both accountings of time: search only, and search + bound mining amortised per query
+    if "runtime" in f:
+        extra = 0.0
+        if run.uses_bounds:
+            n_q = max(1, f["query"].nunique())
+            extra = float(run.summary.get("bounds_seconds") or 0.0) / n_q
+        f["runtime_with_bounds"] = f["runtime"] + extra
+    return f
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns of a metrics frame that hold metrics (numeric, not keys or bookkeeping)."""
+    skip = set(KEY_COLUMNS) | set(INFO_COLUMNS) | {"failed"}
+    out = []
+    for col in frame.columns:
+        if col in skip:
+            continue
+        if pd.api.types.is_bool_dtype(frame[col]):
+            continue
+        if pd.api.types.is_numeric_dtype(frame[col]) or frame[col].isna().all():
+            out.append(col)
+    return out
+
+
+def read_run(run_dir: Path, label_by: Sequence[str] = DEFAULT_LABEL_BY) -> Run:
+    """One finished run: summary, config, normalised metrics rows."""
+    summary = json.loads((run_dir / SUMMARY).read_text())
+    config = _read_config(run_dir)
+    metrics_path = run_dir / METRICS
+    if not metrics_path.exists():
+        raise ReportError(f"{run_dir} has summary.json but no metrics.csv")
+    frame = pd.read_csv(metrics_path)
+    method = (config.get("method") or {}).get("name") or summary.get("method")
+    if method is None and "method" in frame and len(frame):
+        method = str(frame["method"].iloc[0])
+    dataset = None
+    if "dataset" in frame and len(frame) and frame["dataset"].notna().any():
+        dataset = str(frame["dataset"].dropna().iloc[0])
+    dataset = dataset or summary.get("dataset") or (config.get("dataset") or {}).get("name")
+    if method is None or dataset is None:
+        raise ReportError(f"{run_dir}: cannot tell its method/dataset (no config.yaml, summary)")
+    run = Run(run_dir, str(dataset), str(method), str(method), summary, config, frame,
+              mtime=os.path.getmtime(run_dir / SUMMARY))
+    parts = []
+    for key in label_by:
+        value = run.get(key)
+        if value is None and key == "method.name":
+            value = method
+        parts.append(str(value))
+    run.label = "/".join(parts)
+    run.metrics = _normalise(frame, run)
+    return run
+
+
+def load_runs(
+    paths: Sequence[str | Path], label_by: Sequence[str] = DEFAULT_LABEL_BY
+) -> RunSet:
+    """Every finished run under ``paths`` (run or multirun dirs, searched recursively).
+
+    Two runs with the same dataset and label: the newer (summary.json mtime) wins, with a warning.
+    """
+    dirs, skipped = find_run_dirs(paths)
+    runs: dict[tuple[str, str], Run] = {}
+    warnings: list[str] = []
+    for d in dirs:
+        try:
+            run = read_run(d, label_by)
+        except (ValueError, OSError, json.JSONDecodeError) as exc:
+            skipped.append((d, f"unreadable: {exc}"))
+            continue
+        key = (run.dataset, run.label)
+        old = runs.get(key)
+        if old is not None:
+            keep, drop = (run, old) if run.mtime >= old.mtime else (old, run)
+            warnings.append(f"{run.dataset} × {run.label}: two runs, using the newer {keep.path} "
+                            f"(ignoring {drop.path})")
+            runs[key] = keep
+        else:
+            runs[key] = run
+    for path, why in skipped:
+        warnings.append(f"skipped {path}: {why}")
+    return RunSet(list(runs.values()), skipped, warnings, [Path(p) for p in paths])
+
+
+# ------------------------------------------------------------------------------------ fairness
+
+#: settings that must agree across the methods compared on one dataset
+SAME_SETTINGS = (
+    "dataset",
+    "model",
+    "experiment_params.seed",
+    "experiment_params.num_counterfactuals",
+    "experiment_params.target_class",
+    "experiment_params.rules",
+    "experiment_params.num_combinations_to_test",
+    "method.time_limit",
+)
+
+
+def fairness_checks(runs: Sequence[Run]) -> list[str]:
+    """Per dataset: the compared methods saw the same queries, forest, k, rules and time limit."""
+    problems: list[str] = []
+    by_dataset: dict[str, list[Run]] = {}
+    for r in runs:
+        by_dataset.setdefault(r.dataset, []).append(r)
+    for dataset, group in sorted(by_dataset.items()):
+        if len(group) < 2:
+            continue
+        group = sorted(group, key=lambda r: r.label)
+        first = group[0]
+        for key in SAME_SETTINGS:
+            values = {r.label: r.get(key) for r in group}
+            if any(v != values[first.label] for v in values.values()):
+                shown = ", ".join(f"{lbl}={v!r}" for lbl, v in values.items())
+                problems.append(f"{dataset}: {key} differs between methods ({shown})")
+        accs = {r.label: r.summary.get("test_accuracy") for r in group}
+        known = [a for a in accs.values() if a is not None]
+        if known and any(not math.isclose(a, known[0], rel_tol=1e-12) for a in known):
+            problems.append(f"{dataset}: test accuracy differs between methods ({accs}): "
+                            "not the same fitted forest")
+        queries = {r.label: set(r.queries) for r in group}
+        common = set.intersection(*queries.values())
+        for lbl, qs in queries.items():
+            extra = qs - common
+            if extra:
+                problems.append(f"{dataset}: {lbl} explained {len(extra)} queries the others did "
+                                f"not ({sorted(extra)[:5]}…): compared on the {len(common)} "
+                                "common queries")
+    return problems
+
+
+def rows(runset: RunSet, common_queries: bool = True) -> pd.DataFrame:
+    """All runs' normalised metric rows; by default only queries every method explained."""
+    if not runset.runs:
+        return pd.DataFrame()
+    frames = []
+    by_dataset: dict[str, list[Run]] = {}
+    for r in runset.runs:
+        by_dataset.setdefault(r.dataset, []).append(r)
+    for group in by_dataset.values():
+        keep = set.intersection(*(set(r.queries) for r in group)) if common_queries else None
+        for r in group:
+            f = r.metrics
+            if keep is not None:
+                f = f[f["query"].isin(keep)]
+            frames.append(f)
+    out = pd.concat(frames, ignore_index=True, sort=False)
+    return out
+
+
+def run_table(runset: RunSet, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset × method: queries, tasks, failures, time-outs, timings, where the run is."""
+    recs = []
+    for r in runset.runs:
+        f = frame[(frame["dataset"] == r.dataset) & (frame["method"] == r.label)]
+        recs.append({
+            "dataset": r.dataset,
+            "method": r.label,
+            "n_queries": int(f["query"].nunique()),
+            "n_tasks": len(f),
+            "n_failed": int(f["failed"].sum()),
+            "n_timed_out": int(f["timed_out"].sum()),
+            "n_errors": int((f["error"].str.len() > 0).sum()),
+            "time_limit": r.get("method.time_limit"),
+            "k": r.get("experiment_params.num_counterfactuals"),
+            "replications": r.get("experiment_params.num_replications"),
+            "test_accuracy": r.summary.get("test_accuracy"),
+            "model_seconds": r.summary.get("model_seconds"),
+            "bounds_seconds": r.summary.get("bounds_seconds") if r.uses_bounds else 0.0,
+            "wall_seconds": r.summary.get("wall_seconds"),
+            "run_dir": str(r.path),
+        })
+    if not recs:
+        return pd.DataFrame()
+    out = pd.DataFrame(recs)
+    methods = order_methods(out["method"])
+    out["_m"] = out["method"].map({m: i for i, m in enumerate(methods)})
+    return out.sort_values(["dataset", "_m"]).drop(columns="_m").reset_index(drop=True)

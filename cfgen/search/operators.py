@@ -1,0 +1,139 @@
+"""Vectorised variation operators: initialisation, mutation, crossover, tournament selection.
+
+All of them work on the whole population array at once and draw from the task's
+``numpy.random.Generator``. New gene values come from four sources:
+
+* the target's class bounds: the point of the target interval nearest the query (the smallest
+  move into the bounds) or a uniform draw inside it (categoricals: an allowed code);
+* a Gaussian step of ``scale`` (the feature's MAD) around the current value;
+* the value of a real anchor (a valid training row of the target class, projected onto the
+  feasible box);
+* back to the query's value (sparsity pressure, mutation only).
+
+Every result goes through :meth:`SearchSpace.repair`, so genes are always snapped to the data's
+precision (integers, category codes) and inside the box the actionability rules allow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cfgen.search.params import GAParams
+from cfgen.search.space import SearchSpace
+
+
+class Operators:
+    def __init__(self, space: SearchSpace, scale: np.ndarray, anchors: np.ndarray,
+                 params: GAParams, rng: np.random.Generator) -> None:
+        self.space = space
+        self.scale = scale
+        self.anchors = anchors
+        self.p = params
+        self.rng = rng
+        self.x = space.x
+        self.d = space.d
+        self.movable = space.movable
+        self.n_movable = int(space.movable.sum())
+        cat = space.categorical
+        # features the class bounds ask to move get a higher chance of being picked
+        outside = (space.toward != space.x) & self.movable
+        self.weight = np.where(outside, 1.0, 0.35) * self.movable
+        self.cum_w = np.cumsum(self.weight)
+        self.cat = cat
+        q = min(params.mutation_gene_prob, params.mutation_max_genes / max(self.n_movable, 1))
+        self.gene_prob = q
+
+    # ------------------------------------------------------------------ values
+    def _values(self, base: np.ndarray, n: int) -> np.ndarray:
+        """Candidate new values for every gene of ``n`` rows (``base`` is (n, d) or (d,))."""
+        rng, p, sp = self.rng, self.p, self.space
+        inside = sp.sample_target(rng, n)
+        edge = rng.random((n, self.d)) < 0.5
+        bound_vals = np.where(edge, sp.toward, inside)
+        step = base + rng.standard_normal((n, self.d)) * self.scale
+        if self.cat.any():
+            step[:, self.cat] = inside[:, self.cat]
+        u = rng.random((n, self.d))
+        vals = np.where(u < p.bounds_init_prob, bound_vals, step)
+        if len(self.anchors):
+            a = self.anchors[rng.integers(0, len(self.anchors), size=n)]
+            from_anchor = u >= p.bounds_init_prob + (1.0 - p.bounds_init_prob) / 2
+            vals = np.where(from_anchor, a, vals)
+        return vals
+
+    def _force_one(self, n: int) -> np.ndarray:
+        """One movable gene per row, drawn with probability proportional to ``weight``."""
+        pick = np.searchsorted(self.cum_w, self.rng.random(n) * self.cum_w[-1], side="right")
+        mask = np.zeros((n, self.d), dtype=bool)
+        mask[np.arange(n), np.minimum(pick, self.d - 1)] = True
+        return mask
+
+    # ------------------------------------------------------------------ operators
+    def init_population(self, n: int) -> np.ndarray:
+        """First population: a share on the way to anchors, the rest sparse bound-guided moves.
+
+        Bound-guided rows change each movable gene with a per-row probability between 0 and
+        ``init_change_prob`` (times the gene's weight), plus one forced gene, so the population
+        spans one-feature changes to dense ones.
+        """
+        rng, p, x = self.rng, self.p, self.x
+        pop = np.tile(x, (n, 1))
+        n_anchor = 0
+        if len(self.anchors):
+            n_anchor = min(n, int(round(p.anchor_init_share * n)))
+        if n_anchor:
+            a = self.anchors[np.arange(n_anchor) % len(self.anchors)]
+            keep = rng.random((n_anchor, self.d)) < rng.uniform(0.2, 1.0, (n_anchor, 1))
+            keep[0] = True  # the nearest anchor itself, whole
+            alpha = rng.uniform(0.5, 1.0, (n_anchor, 1))
+            alpha[0] = 1.0
+            vals = x + alpha * (a - x)
+            if self.cat.any():
+                vals[:, self.cat] = a[:, self.cat]
+            pop[:n_anchor] = np.where(keep & self.movable, vals, x)
+        m = n - n_anchor
+        if m > 0:
+            prob = p.init_change_prob * rng.random((m, 1)) ** 2 * self.weight
+            change = (rng.random((m, self.d)) < prob) | self._force_one(m)
+            change &= self.movable
+            pop[n_anchor:] = np.where(change, self._values(x, m), x)
+        return self.space.repair(pop)
+
+    def mutate(self, pop: np.ndarray) -> np.ndarray:
+        """Mutate rows with ``mutation_prob``; each picks genes with the per-gene probability
+        ``min(mutation_gene_prob, mutation_max_genes / movable genes)`` (at least one). A picked
+        gene that differs from the query goes back to it with ``reset_prob``."""
+        rng, p = self.rng, self.p
+        n = len(pop)
+        who = rng.random(n) < p.mutation_prob
+        if not who.any():
+            return pop
+        rows = np.flatnonzero(who)
+        sub = pop[rows]
+        genes = (rng.random(sub.shape) < self.gene_prob) | self._force_one(len(rows))
+        genes &= self.movable
+        vals = self._values(sub, len(rows))
+        back = (rng.random(sub.shape) < p.reset_prob) & (sub != self.x)
+        vals = np.where(back, self.x, vals)
+        pop[rows] = self.space.repair(np.where(genes, vals, sub))
+        return pop
+
+    def mate(self, pop: np.ndarray) -> np.ndarray:
+        """Uniform crossover of consecutive pairs, each pair with ``crossover_prob``."""
+        rng = self.rng
+        n = len(pop) - len(pop) % 2
+        if n < 2:
+            return pop
+        a, b = pop[0:n:2], pop[1:n:2]
+        do = rng.random(n // 2) < self.p.crossover_prob
+        swap = (rng.random(a.shape) < 0.5) & do[:, None]
+        new_a = np.where(swap, b, a)
+        new_b = np.where(swap, a, b)
+        pop[0:n:2], pop[1:n:2] = new_a, new_b
+        return pop
+
+    def select(self, fitness: np.ndarray, n: int) -> np.ndarray:
+        """Indices of ``n`` tournament winners (``tournament_size`` contestants, lowest wins)."""
+        t = max(1, self.p.tournament_size)
+        cand = self.rng.integers(0, len(fitness), size=(n, t))
+        return cand[np.arange(n), np.argmin(fitness[cand], axis=1)]

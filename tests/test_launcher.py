@@ -1,0 +1,282 @@
+"""The launcher: same bytes for any worker count, faults that lose nothing, journal and resume.
+
+Fault injection uses real failures inside real worker processes: a test explainer (built by a
+picklable ``explainer_factory`` defined here) that raises, SIGKILLs its own worker, or sends
+SIGINT to the parent when it meets one chosen task (recognised by its random generator's
+state, i.e. its derived seed).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FAST, compose_config
+
+from cfgen.data import load_dataset
+from cfgen.errors import ConfigError
+from cfgen.experiment import run
+from cfgen.explanation import Explanation
+from cfgen.journal import JOURNAL_DIR, RECORDS, Journal, read_records
+from cfgen.launcher import (
+    TaskResult,
+    WorkerContext,
+    combination_table,
+    fd_cap,
+    memory_cap,
+    run_tasks,
+)
+from cfgen.plan import Combinations, plan_tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------- test explainer
+class ToyExplainer:
+    """Deterministic in the task's generator; misbehaves on the task seeded ``poison``."""
+
+    def __init__(self, d, mode, poison, marker, parent):
+        self.d, self.mode, self.poison, self.marker, self.parent = d, mode, poison, marker, parent
+
+    def explain(self, x, target, k, rng):
+        hit = (self.poison is not None and rng.bit_generator.state
+               == np.random.default_rng(self.poison).bit_generator.state)
+        if hit and self.mode == "raise":
+            raise ValueError("injected failure")
+        if hit and self.mode == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if hit and self.mode == "kill_once" and not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        if hit and self.mode == "interrupt":
+            os.kill(self.parent, signal.SIGINT)
+            time.sleep(30)  # the parent stops this worker
+        if hit and self.mode == "interrupt_here":
+            raise KeyboardInterrupt
+        time.sleep(0.01)
+        n = 1 + target % k
+        cfs = x + rng.normal(size=(n, self.d))
+        return Explanation(cfs, target, k, 0.01, None, rng.random(3), rng.random(3),
+                           cfs[:1].repeat(3, 0), generations=3)
+
+
+def toy_factory(mode, poison, marker, parent, method, ga_cfg, model, data, bounds, schema):
+    return ToyExplainer(len(schema), mode, poison, marker, parent)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_dataset(compose_config(FAST).dataset)
+
+
+def toy_setup(iris, mode=None, poison_task=None, marker=None, replications=3):
+    comb = Combinations(tuple(iris.schema.names[:2]), ("none", "no_change"))
+    queries = list(range(6))
+    tasks = plan_tasks(queries, [[1, 2]] * len(queries), comb.chosen(3, seed=1), replications,
+                       seed=5)
+    poison = tasks[poison_task].seed if poison_task is not None else None
+    factory = functools.partial(toy_factory, mode, poison, str(marker), os.getpid())
+    ctx = WorkerContext(iris, None, None, "toy", {}, comb, 3, explainer_factory=factory)
+    return tasks, ctx
+
+
+def same(a: TaskResult, b: TaskResult) -> bool:
+    return (a.index == b.index and a.error == b.error and a.reason == b.reason
+            and np.array_equal(a.counterfactuals, b.counterfactuals)
+            and np.array_equal(a.best_per_generation, b.best_per_generation))
+
+
+@pytest.fixture(scope="module")
+def reference(iris):
+    tasks, ctx = toy_setup(iris)
+    return run_tasks(tasks, ctx, parallel=False, max_workers=None, progress=False)
+
+
+def toy_journal(run_dir, iris, tasks, resume):
+    return Journal.open(run_dir, {"toy": 1}, iris, tasks, resume)
+
+
+# ---------------------------------------------------------------------------- real pipeline
+def test_byte_identical_for_any_worker_count(tmp_path):
+    """parallel_replications=false, max_workers=1, 2 and 8 write the same counterfactuals."""
+    base = [*FAST, "experiment_params.num_replications=3"]
+    runs = {
+        "sequential": [],
+        "w1": ["experiment_params.parallel_replications=true", "experiment_params.max_workers=1"],
+        "w2": ["experiment_params.parallel_replications=true", "experiment_params.max_workers=2"],
+        "w8": ["experiment_params.parallel_replications=true", "experiment_params.max_workers=8"],
+    }
+    files = {}
+    for name, extra in runs.items():
+        result = run(compose_config([*base, *extra]), tmp_path / name)
+        assert result.summary["n_failed"] == 0, [r.error for r in result.results if r.error]
+        files[name] = (tmp_path / name / "counterfactuals.csv").read_bytes()
+        assert [r.index for r in result.results] == [t.index for t in result.tasks]
+    assert files["sequential"].count(b"\n") > 1
+    assert len(set(files.values())) == 1
+
+
+def test_resume_after_interruption_gives_same_files(tmp_path):
+    """Cut a finished run's journal to a torn half, rerun with resume=true: same files."""
+    overrides = [*FAST, "experiment_params.num_samples=3"]
+    ref = tmp_path / "ref"
+    run(compose_config(overrides), ref)
+    cut = tmp_path / "cut"
+    result = run(compose_config(overrides), cut)
+    records = cut / JOURNAL_DIR / RECORDS
+    entries, end = read_records(records)
+    assert len(entries) == len(result.tasks)
+    blob = records.read_bytes()
+    keep = len(blob) // 2  # mid-record: the torn tail must be dropped
+    records.write_bytes(blob[:keep])
+    for name in ("counterfactuals.csv", "metrics.csv", "summary.json"):
+        (cut / name).unlink()
+    again = run(compose_config([*overrides, "experiment_params.resume=true"]), cut)
+    assert (cut / "counterfactuals.csv").read_bytes() == (ref / "counterfactuals.csv").read_bytes()
+    assert len(read_records(records)[0]) == len(again.tasks)
+    # a changed config refuses to reuse the journal, naming what changed
+    with pytest.raises(ConfigError, match="ga.population_size"):
+        run(compose_config([*overrides, "experiment_params.resume=true",
+                            "ga.population_size=30"]), cut)
+
+
+# ---------------------------------------------------------------------------- faults
+def test_task_that_raises_is_recorded_and_run_goes_on(iris, reference):
+    tasks, ctx = toy_setup(iris, "raise", poison_task=7)
+    results = run_tasks(tasks, ctx, parallel=True, max_workers=2, progress=False)
+    assert [r.index for r in results] == [t.index for t in tasks]
+    assert "ValueError: injected failure" in results[7].error
+    assert len(results[7].counterfactuals) == 0
+    assert all(same(a, b) for a, b in zip(results, reference, strict=True) if a.index != 7)
+
+
+def test_worker_killed_once_is_retried(iris, reference, tmp_path):
+    tasks, ctx = toy_setup(iris, "kill_once", poison_task=11, marker=tmp_path / "marker")
+    results = run_tasks(tasks, ctx, parallel=True, max_workers=2, progress=False)
+    assert (tmp_path / "marker").exists(), "the worker was not killed"
+    assert all(same(a, b) for a, b in zip(results, reference, strict=True))
+
+
+def test_task_that_keeps_killing_workers_is_marked_failed(iris, reference, tmp_path):
+    tasks, ctx = toy_setup(iris, "kill", poison_task=4)
+    with toy_journal(tmp_path, iris, tasks, resume=False) as journal:
+        results = run_tasks(tasks, ctx, parallel=True, max_workers=2, journal=journal,
+                            progress=False, max_crashes=2)
+    assert "WorkerCrash" in results[4].error
+    assert all(same(a, b) for a, b in zip(results, reference, strict=True) if a.index != 4)
+    assert {r.index for _, r in read_records(tmp_path / JOURNAL_DIR / RECORDS)[0]} == \
+        {t.index for t in tasks}
+
+
+def test_ctrl_c_stops_workers_and_resume_completes(iris, reference, tmp_path):
+    tasks, ctx = toy_setup(iris, "interrupt", poison_task=20)
+    journal = toy_journal(tmp_path, iris, tasks, resume=False)
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_tasks(tasks, ctx, parallel=True, max_workers=2, journal=journal, progress=False)
+    journal.close()
+    assert time.perf_counter() - start < 20, "the sleeping worker was not stopped"
+    saved = read_records(tmp_path / JOURNAL_DIR / RECORDS)[0]
+    assert 0 < len(saved) < len(tasks)
+    assert all(same(r, reference[r.index]) for _, r in saved)
+    # resume: finished tasks are skipped, the rest run, the result equals an uninterrupted run
+    tasks, ctx = toy_setup(iris)
+    with toy_journal(tmp_path, iris, tasks, resume=True) as journal:
+        assert set(journal.done) == {r.index for _, r in saved if r.error is None}
+        ran = []
+        results = run_tasks(tasks, ctx, parallel=True, max_workers=2, journal=journal,
+                            on_result=ran.append, progress=False)
+    assert len(ran) == len(tasks) - len(journal.done)
+    assert all(same(a, b) for a, b in zip(results, reference, strict=True))
+
+
+def test_sequential_interrupt_keeps_finished_tasks(iris, reference, tmp_path):
+    tasks, ctx = toy_setup(iris, "interrupt_here", poison_task=9)
+    with toy_journal(tmp_path, iris, tasks, resume=False) as journal:
+        with pytest.raises(KeyboardInterrupt):
+            run_tasks(tasks, ctx, parallel=False, max_workers=None, journal=journal,
+                      progress=False)
+    saved = read_records(tmp_path / JOURNAL_DIR / RECORDS)[0]
+    assert [r.index for _, r in saved] == list(range(9))
+
+
+# ---------------------------------------------------------------------------- journal
+def test_journal_resume_from_sibling_run_dir_and_mismatch(iris, reference, tmp_path):
+    tasks, ctx = toy_setup(iris)
+    first = tmp_path / "outputs" / "2024-01-01" / "10-00-00_iris"
+    with toy_journal(first, iris, tasks, resume=False) as journal:
+        run_tasks(tasks[:10], ctx, parallel=False, max_workers=None, journal=journal,
+                  progress=False)
+    # the same command with resume=true gets a new Hydra run dir: the sibling is found
+    second = tmp_path / "outputs" / "2024-01-02" / "09-00-00_iris"
+    with toy_journal(second, iris, tasks, resume=True) as journal:
+        assert sorted(journal.done) == list(range(10))
+        assert journal.resumed_from == first
+        results = run_tasks(tasks, ctx, parallel=False, max_workers=None, journal=journal,
+                            progress=False)
+    assert all(same(a, b) for a, b in zip(results, reference, strict=True))
+    # another experiment's journal is not picked up, and in place it is refused
+    with toy_journal(tmp_path / "outputs" / "x" / "y", iris, tasks[:5], resume=True) as j:
+        assert not j.done
+    with pytest.raises(ConfigError, match="toy"):
+        Journal.open(first, {"toy": 2}, iris, tasks, resume=True)
+    # resume=false starts afresh
+    with toy_journal(first, iris, tasks, resume=False) as journal:
+        assert not journal.done
+    assert read_records(first / JOURNAL_DIR / RECORDS)[0] == []
+
+
+# ---------------------------------------------------------------------------- sizing, report
+def test_memory_and_open_file_caps():
+    assert memory_cap(8, 100, None) == (8, None)
+    assert memory_cap(8, 100, 10_000) == (8, None)
+    n, why = memory_cap(8, 2**30, 3 * 2**30)
+    assert n == 2 and "max_workers" in why
+    assert memory_cap(4, 2**40, 2**30)[0] == 1
+    assert fd_cap(4) == (4, None)
+
+
+def test_combination_table(iris, reference):
+    tasks, ctx = toy_setup(iris)
+    text = combination_table(tasks, reference, ctx.combinations, k=3)
+    lines = text.splitlines()
+    assert lines[0].split()[:6] == ["combination", "tasks", "failed", "success", "complete",
+                                    "mean_cfs"]
+    assert len(lines) == 1 + 3
+    assert all(line.split()[1] == "36" for line in lines[1:])  # 6 queries × 2 targets × 3
+
+
+# ---------------------------------------------------------------------------- the CLI
+@pytest.mark.slow
+def test_cli_ctrl_c_then_resume(tmp_path):
+    """A real Ctrl-C on `python -m cfgen`, then the same command with resume=true."""
+    args = [sys.executable, "-m", "cfgen", "ga=quick", "dataset=german_credit",
+            "experiment_params.num_samples=8", "experiment_params.num_replications=4",
+            "experiment_params.max_workers=2", "output.table=false"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ref = tmp_path / "ref"
+    subprocess.run([*args, f"hydra.run.dir={ref}"], check=True, env=env, cwd=ROOT,
+                   capture_output=True)
+    out = tmp_path / "cut"
+    proc = subprocess.Popen([*args, f"hydra.run.dir={out}"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    records = out / JOURNAL_DIR / RECORDS
+    deadline = time.time() + 120
+    while time.time() < deadline and (not records.exists() or records.stat().st_size < 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    assert proc.returncode != 0
+    assert not (out / "counterfactuals.csv").exists()
+    n_saved = len(read_records(records)[0])
+    assert n_saved > 0
+    subprocess.run([*args, f"hydra.run.dir={out}", "experiment_params.resume=true"],
+                   check=True, env=env, cwd=ROOT, capture_output=True)
+    assert (out / "counterfactuals.csv").read_bytes() == (ref / "counterfactuals.csv").read_bytes()
