@@ -7,7 +7,7 @@ export CFGEN_DATA_DIR ?= $(abspath ../shared/datasets)
 .PHONY: help install test test-slow test-slurm lint run bench paper paper-quick clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install:  ## create .venv and install cfgen (editable) with every extra
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,5 @@ bench:  ## speed and quality benchmarks → bench/results/
 
 clean:  ## remove outputs and caches
 	rm -rf outputs multirun .pytest_cache .ruff_cache
+
+include make/paper.mk

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -46,6 +47,8 @@ MEMORY_HEADROOM = 0.8  # use at most this share of the available memory for work
 FD_RESERVE, FD_PER_WORKER = 64, 8  # open files: the parent's own + per worker (pipes, sentinels)
 EXPLAINER_CACHE = 4  # explainers (one per actionability combination) kept per worker
 MAX_CRASHES = 3  # a task in flight at this many worker deaths is marked failed
+MAX_CRASHES_IN_A_ROW = 10  # pool deaths with no finished task in between: give up the run
+BROKEN_WAIT = 60.0  # seconds to wait for a broken pool to fail its pending futures
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 PRELOAD = ["cfgen.launcher", "cfgen.methods", "cfgen.search", "cfgen.data", "cfgen.models",
@@ -373,6 +376,14 @@ class _Progress:
             while self._next_log <= self.count / self.total:
                 self._next_log += 0.1
 
+    def logging(self):
+        """Log lines printed above the bar instead of through it."""
+        if self.bar is None:
+            return contextlib.nullcontext()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        return logging_redirect_tqdm()
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -414,13 +425,14 @@ def run_tasks(
         bar.update(result)
 
     try:
-        if pending and parallel:
-            _run_pool(pending, ctx, max_workers, record, max_crashes, start_method)
-        else:
-            if pending:
-                log.info("running %d tasks in this process", len(pending))
-            for t in pending:
-                record(t, run_task(t, ctx))
+        with bar.logging():
+            if pending and parallel:
+                _run_pool(pending, ctx, max_workers, record, max_crashes, start_method)
+            else:
+                if pending:
+                    log.info("running %d tasks in this process", len(pending))
+                for t in pending:
+                    record(t, run_task(t, ctx))
     except KeyboardInterrupt:
         log.warning("interrupted: %d of %d tasks finished%s", len(results), len(tasks),
                     "; they are in the journal: rerun with experiment_params.resume=true "
@@ -475,28 +487,45 @@ def _run_pool(
         return ProcessPoolExecutor(workers, mp_context=mp, initializer=_init_worker,
                                    initargs=(payload,))
 
+    refused = False  # the pool refused a submission: it broke since the last wait
+
+    def submit(t: Task) -> bool:
+        nonlocal refused
+        try:
+            inflight[pool.submit(_worker_task, t)] = t
+            return True
+        except BrokenProcessPool:
+            refused = True
+            return False
+
     pool = new_pool()
+    crashes_in_a_row = 0
     try:
         while queue or suspects or inflight:
+            refused = False
             if suspects:
-                if not inflight:
-                    t = suspects.popleft()
-                    inflight[pool.submit(_worker_task, t)] = t
+                if not inflight and submit(suspects[0]):
+                    suspects.popleft()
             else:
-                while queue and len(inflight) < window:
-                    t = queue.popleft()
-                    inflight[pool.submit(_worker_task, t)] = t
-            finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-            lost: list[Task] = []
-            if any(isinstance(f.exception(), BrokenProcessPool) for f in finished):
-                wait(list(inflight))  # the executor fails every pending future at once
+                while queue and len(inflight) < window and submit(queue[0]):
+                    queue.popleft()
+            finished = set()
+            if inflight:
+                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            broken = refused or any(isinstance(f.exception(), BrokenProcessPool)
+                                    for f in finished)
+            if broken:
+                # the executor fails every pending future at once
+                wait(list(inflight), timeout=BROKEN_WAIT)
                 finished = set(inflight)
+            lost: list[Task] = []
             for fut in sorted(finished, key=lambda f: inflight[f].index):
                 task = inflight.pop(fut)
-                exc = fut.exception()
+                exc = fut.exception() if fut.done() else BrokenProcessPool("no answer")
                 if exc is None:
                     r = fut.result()
                     peak = max(peak, r.peak_rss)
+                    crashes_in_a_row = 0
                     record(task, r)
                 elif isinstance(exc, BrokenProcessPool):
                     lost.append(task)
@@ -505,23 +534,29 @@ def _run_pool(
                 else:  # e.g. a result that could not be pickled
                     record(task, failed_result(task, d, f"{type(exc).__name__}: {exc}",
                                                here=False))
-            if lost:
-                pool.shutdown(wait=True, cancel_futures=True)
-                alone = len(lost) == 1
-                for task in lost:
-                    strikes[task.index] += 1
-                    if strikes[task.index] >= max_crashes:
-                        record(task, failed_result(
-                            task, d, f"WorkerCrash: the worker running this task died "
-                            f"{strikes[task.index]} times (killed by a signal, e.g. SIGKILL "
-                            "or the out-of-memory killer, or a crash in native code)",
-                            here=False))
-                    else:
-                        suspects.append(task)
-                log.warning("a worker process died%s; %d task(s) will be retried one at a "
-                            "time", f" running task {lost[0].index}" if alone else
-                            f" with {len(lost)} tasks in flight", len(suspects))
-                pool = new_pool()
+            if not broken:
+                continue
+            pool.shutdown(wait=True, cancel_futures=True)
+            crashes_in_a_row += 1
+            if crashes_in_a_row > MAX_CRASHES_IN_A_ROW:
+                raise RuntimeError(
+                    f"worker processes died {crashes_in_a_row} times in a row without finishing "
+                    "a task (out of memory? lower experiment_params.max_workers, or run with "
+                    "experiment_params.parallel_replications=false to see the error)")
+            for task in lost:
+                strikes[task.index] += 1
+                if strikes[task.index] >= max_crashes:
+                    record(task, failed_result(
+                        task, d, f"WorkerCrash: the worker running this task died "
+                        f"{strikes[task.index]} times (killed by a signal, e.g. SIGKILL "
+                        "or the out-of-memory killer, or a crash in native code)",
+                        here=False))
+                else:
+                    suspects.append(task)
+            log.warning("a worker process died%s; %d task(s) will be retried one at a time",
+                        f" running task {lost[0].index}" if len(lost) == 1 else
+                        f" with {len(lost)} tasks in flight", len(suspects))
+            pool = new_pool()
     except BaseException:
         _terminate(pool)
         raise
@@ -534,7 +569,7 @@ def _run_pool(
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
     """Stop a pool now: cancel what has not started, end the worker processes."""
-    processes = list(getattr(pool, "_processes", {}) .values())
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
         try:

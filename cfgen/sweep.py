@@ -26,6 +26,7 @@ import atexit
 import json
 import os
 import pickle
+import re
 import shutil
 import socket
 import subprocess
@@ -134,6 +135,22 @@ class _Submitted:
     num: int | None
     overrides: list[str]
     result: tuple[str, Any] | None  # ("success", JobReturn) / ("error", traceback) / None
+    folder: Path | None = None
+
+    def log_error(self) -> str | None:
+        """The job's last error line in its stderr log (cfgen's own one-line error first)."""
+        if self.folder is None:
+            return None
+        for log_file in sorted(self.folder.glob(f"{self.job_id}_*_log.err")):
+            try:
+                lines = [ln.strip() for ln in log_file.read_text(errors="replace").splitlines()]
+            except OSError:
+                continue
+            mine = [ln for ln in lines if ln.startswith("cfgen: error:")]
+            errors = mine or [ln for ln in lines if "error" in ln.lower()]
+            if errors:
+                return _one_line(errors[-1])
+        return None
 
 
 def _submitit_jobs(sweep_dir: Path) -> list[_Submitted]:
@@ -164,12 +181,13 @@ def _submitit_jobs(sweep_dir: Path) -> list[_Submitted]:
                     result = pickle.load(fh)
             except Exception as exc:  # noqa: BLE001
                 result = ("error", f"unreadable result pickle: {exc}")
-        out.append(_Submitted(job_id, num, overrides, result))
+        out.append(_Submitted(job_id, num, overrides, result, folder))
     return out
 
 
 def slurm_states(job_ids: list[str], timeout: float = 15.0) -> dict[str, str]:
     """Slurm state per job id (``sacct``; empty when Slurm is not there or does not answer)."""
+    job_ids = [j for j in job_ids if re.fullmatch(r"\d+(_\d+)?", j)]
     if not job_ids or shutil.which("sacct") is None:
         return {}
     try:
@@ -184,6 +202,20 @@ def slurm_states(job_ids: list[str], timeout: float = 15.0) -> dict[str, str]:
         if len(parts) >= 2 and parts[0]:
             states[parts[0]] = parts[1].strip()
     return states
+
+
+def _alive_here(job: dict) -> bool:
+    """Whether the job's process (recorded in job.json, still RUNNING) lives on this host."""
+    if job.get("status") != "RUNNING" or job.get("host") != socket.gethostname():
+        return False
+    try:
+        pid = int(job.get("pid"))
+        if pid == os.getpid():  # the job ran in this very process (basic launcher) and is over
+            return False
+        os.kill(pid, 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _job_return_error(jr: Any) -> str | None:
@@ -263,6 +295,8 @@ def summarize(sweep_dir: str | Path, query_scheduler: bool = True) -> list[JobRe
         state = (rep.scheduler_state or "").split()[0] if rep.scheduler_state else ""
         if error is None and state in ACTIVE_STATES:
             rep.status, rep.reason = "running", f"Slurm state {rep.scheduler_state}"
+        elif error is None and not state and job and _alive_here(job):
+            rep.status, rep.reason = "running", f"process {job.get('pid')} is still running"
         else:
             rep.status = "failed"
             if error:
@@ -271,6 +305,9 @@ def summarize(sweep_dir: str | Path, query_scheduler: bool = True) -> list[JobRe
                 rep.reason = f"Slurm state {rep.scheduler_state}"
                 if state == "COMPLETED":
                     rep.reason += f", but no {SUMMARY_FILE} (reported COMPLETED, results missing)"
+                logged = sub.log_error() if sub is not None else None
+                if logged and not state.startswith("CANCELLED"):
+                    rep.reason += f"; log: {logged}"
             elif job and job.get("status") == "RUNNING":
                 rep.reason = f"started on {job.get('host', '?')} but ended without {SUMMARY_FILE}"
             elif run_dir is not None:

@@ -302,6 +302,8 @@ class WandbTracker:
         if mode == "offline":
             log.info("W&B offline run in %s (upload later: wandb sync %s)",
                      Path(run.dir).parent, Path(run.dir).parent)
+        elif mode == "online":
+            log.info("W&B run %s", getattr(run, "url", None) or run.id)
         try:
             run.define_metric("task/index", summary="none")
             run.define_metric("task/*", step_metric="task/index", summary="none")
@@ -408,6 +410,7 @@ class WandbTracker:
         import pandas as pd
 
         frame = pd.DataFrame([{k.split("/", 1)[1]: v for k, v in r.items()} for r in self._tasks])
+        frame = frame.apply(pd.to_numeric, errors="coerce")  # None → NaN, so means skip them
         agg = (frame.groupby(["query", "target"], sort=True)
                .agg(n_tasks=("index", "size"), success_rate=("success", "mean"),
                     validity=("validity", "mean"), n_changes=("n_changes", "mean"),

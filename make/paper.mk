@@ -6,7 +6,7 @@
 
 PAPER_ARGS ?=
 
-paper:  ## the DPG-vs-DiCE table: 14 datasets × 4 methods × 20 queries (~45 min on 2 cores) → docs/paper.md
+paper:  ## the DPG-vs-DiCE table: 14 datasets × 4 methods × 20 queries (≈ 35–55 min on 2 cores) → docs/paper.md
 	@dir=outputs/paper/$$(date +%Y-%m-%d_%H-%M-%S); \
 	$(PY) -m cfgen -m experiment=paper hydra.sweep.dir=$$dir $(PAPER_ARGS); status=$$?; \
 	[ -d $$dir ] || exit 1; ln -sfn $$(basename $$dir) outputs/paper/latest; \

@@ -165,8 +165,8 @@ def test_slurm_launcher_without_sbatch(monkeypatch):
 @pytest.mark.slow
 def test_submitit_local_sweep(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc, seconds = run_cfgen(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-                               *TINY, "experiment_params.seed=1,2",
+    proc, seconds = run_cfgen(["-m", "hydra/launcher=submitit_local",
+                               "hydra.launcher.timeout_min=5", *TINY, "experiment_params.seed=1,2",
                                f"hydra.sweep.dir={sweep_dir}", CALLBACK], timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 jobs, 2 finished, 0 failed" in proc.stdout
@@ -276,7 +276,7 @@ def test_two_job_sweep_on_slurm(slurm_partition, tmp_path):
     assert groups == {str(sweep_dir)}
     code, out = sweep_cli(sweep_dir)
     assert code == 0 and "2 jobs, 2 finished, 0 failed" in out
-    ids = [d.name for d in (sweep_dir / ".submitit").glob("*_*")]
+    ids = [d.name for d in (sweep_dir / ".submitit").glob("*_*") if d.is_dir()]
     states = _final_states(ids)
     assert set(states.values()) == {"COMPLETED"}, (ids, states, sweep_dir)
     print(f"slurm 2-job sweep: {seconds:.1f} s")
@@ -318,13 +318,14 @@ def test_cancelled_job_is_reported_failed(slurm_partition, tmp_path):
         assert failed_line and "#1" in failed_line[0], proc.stderr[-3000:]
         # the third job may still be finishing when the parent gives up: wait for Slurm's
         # final states (bounded), then summarize
-        _final_states([d.name for d in (sweep_dir / ".submitit").glob("*_*")], timeout=120)
+        _final_states([d.name for d in (sweep_dir / ".submitit").glob("*_*") if d.is_dir()],
+                      timeout=120)
         reports = {r.num: r for r in sweep.summarize(sweep_dir)}
     finally:
         _cancel_all(sweep_dir)
     assert reports[0].finished, reports[0]
     assert reports[1].status == "failed" and "CANCELLED" in reports[1].reason, reports[1]
-    assert reports[2].status == "failed", reports[2]
+    assert reports[2].status == "failed" and "diabetes.csv" in reports[2].reason, reports[2]
     assert not (job_dirs(sweep_dir).get(2, tmp_path) / "summary.json").exists()
     code, out = sweep_cli(sweep_dir)
     assert code == 1 and "1 finished, 2 failed" in out and "failed jobs: #1, #2" in out

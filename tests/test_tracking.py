@@ -146,8 +146,7 @@ def test_offline_run_logs_the_documented_keys(cfg_factory, wandb_local):
 
 def test_plots_are_logged_as_images(cfg_factory, wandb_local):
     """run_dir/plots/*.png become plots/<name> images (made here: plotting is not this test's)."""
-    from PIL import Image
-
+    Image = pytest.importorskip("PIL.Image")
     run_dir = wandb_local / "run"
     (run_dir / "plots").mkdir(parents=True)
     Image.new("RGB", (8, 8), (200, 30, 30)).save(run_dir / "plots" / "fitness.png")
@@ -301,3 +300,23 @@ def test_logging_libraries_are_lazy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_multirun_job_is_grouped_by_its_sweep(cfg_factory, wandb_local, monkeypatch):
+    """In a -m sweep each job is one run: group = the multirun dir, name = the job's dir.
+
+    (The real thing, through Hydra and Slurm, is checked in tests/test_slurm.py.)
+    """
+    sweep_dir = str(wandb_local / "multirun" / "2026-01-31" / "12-00-00")
+    monkeypatch.setattr(tracking, "_multirun_context", lambda: (sweep_dir, "1_seed=2"))
+    run_dir = wandb_local / "job"
+    cfg = cfg_factory("logger=wandb", "experiment_params.num_samples=1",
+                      "experiment_params.num_replications=1", "logger.tags=[a,iris]")
+    tracking.make_tracker(cfg, run_dir).finish()
+    logged = read_offline_run(run_dir)
+    assert logged["group"] == sweep_dir and logged["job_type"] == "multirun"
+    assert logged["name"] == "1_seed=2"
+    assert logged["tags"] == ["iris", "dpg_ga", "a"]
+    cfg = cfg_factory("logger=wandb", "logger.group=mine")
+    tracking.make_tracker(cfg, wandb_local / "job2").finish()
+    assert read_offline_run(wandb_local / "job2")["group"] == "mine"

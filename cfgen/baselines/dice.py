@@ -249,8 +249,8 @@ class DiceExplainer:
             extra.setdefault("method", f"dice_{self.method}")
             extra.setdefault("model_calls", self.model.calls)
             if reason is None and len(cfs) < k:
-                reason = (f"DiCE {self.method} returned {len(cfs)} valid distinct "
-                          f"counterfactuals (asked for {k})")
+                reason = (f"DiCE {self.method} returned {extra.get('returned', 0)} rows, "
+                          f"{len(cfs)} valid and distinct (asked for {k})")
             return Explanation(cfs, target, k, time.perf_counter() - start, reason=reason,
                                extra=extra)
 

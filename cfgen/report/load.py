@@ -32,7 +32,7 @@ CONFIG = "config.yaml"
 #: columns of metrics.csv that identify a row rather than measure it
 KEY_COLUMNS = ("method", "dataset", "query", "target", "combination", "replication")
 #: columns that are neither keys nor metrics
-INFO_COLUMNS = ("error", "timed_out", "reason", "generations")
+INFO_COLUMNS = ("error", "timed_out", "reason", "generations", "final_fitness")
 #: methods whose search uses the mined class bounds (their runtime_with_bounds adds mining time)
 BOUND_USING_METHODS = frozenset({"dpg_ga"})
 #: metric prefixes that count something: 0 for a failed task when the run left them empty

@@ -101,7 +101,7 @@ _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--", "×": r"$\times$",
-    "<": r"$<$", ">": r"$>$",
+    "<": r"$<$", ">": r"$>$", "≥": r"$\geq$", "≤": r"$\leq$", "—": "---", "…": r"\dots{}",
 }
 
 

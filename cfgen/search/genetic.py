@@ -94,7 +94,8 @@ class GeneticExplainer:
 
     def _empty(self, target, k, start, reason, **extra) -> Explanation:
         return Explanation(np.empty((0, self.d)), target, k, time.perf_counter() - start,
-                           reason=reason, extra=extra)
+                           reason=reason, best_per_generation=np.empty((0, self.d)),
+                           extra=extra)
 
     def _toolbox(self, ops: Operators, ev: Evaluator, valid_fn, space, guides) -> base.Toolbox:
         tb = base.Toolbox()
@@ -115,6 +116,7 @@ class GeneticExplainer:
     # ------------------------------------------------------------------ the search
     def explain(self, x: np.ndarray, target: int, k: int, rng: np.random.Generator) -> Explanation:
         start = time.perf_counter()
+        cpu0 = time.thread_time()
         p = self.params
         x = np.asarray(x, dtype=float).ravel()
         target = int(target)
@@ -145,6 +147,7 @@ class GeneticExplainer:
 
         n = max(2, p.population_size)
         elite = min(p.elite, n - 1)
+        t_setup = time.thread_time() - cpu0
         pop = tb.population(n)
         arch_rows: list[np.ndarray] = []
         arch_q: list[np.ndarray] = []
@@ -178,7 +181,7 @@ class GeneticExplainer:
             children = tb.mutate(tb.mate(pop[parents]))
             pop = np.vstack([pop[order[:elite]], children])
 
-        t_loop = time.perf_counter() - start
+        t_loop = time.thread_time() - cpu0
         cfs, final = self._final(x, target, k, space, guides, tb, arch_rows, arch_q, ev,
                                  valid_fn)
         reason = None
@@ -193,6 +196,7 @@ class GeneticExplainer:
             "anchors": int(len(guides.anchors)),
             "timed_out": timed_out,
             "logbook": [dict(r) for r in logbook],
+            "t_setup": t_setup,
             "t_loop": t_loop,
             **final,
         }
@@ -210,48 +214,44 @@ class GeneticExplainer:
         )
 
     # ------------------------------------------------------------------ final set
-    def _pool(self, arch_rows, arch_q, guides, size: int) -> np.ndarray:
-        """A diverse pool of the best distinct archived rows, plus the anchors."""
-        parts = []
-        if arch_rows:
-            rows = np.vstack(arch_rows)
-            q = np.concatenate(arch_q)
-            # distinct rows (by their quality value: cheap), best first
-            q, first = np.unique(q, return_index=True)
-            rows = rows[first[: 4 * size]]
-            q = q[: 4 * size]
-            pick = greedy_diverse(self.metric.scaled(rows), q, size, self.params.w_diversity,
-                                  self.metric, 1.0 / self.d)
-            parts.append(rows[pick])
-        if len(guides.anchors):
-            parts.append(guides.anchors)
-        return np.vstack(parts) if parts else np.zeros((0, self.d))
+    def _pool(self, arch_rows, arch_q, size: int) -> np.ndarray:
+        """A diverse pool of the best distinct archived rows."""
+        if not arch_rows:
+            return np.zeros((0, self.d))
+        rows = np.vstack(arch_rows)
+        q = np.concatenate(arch_q)
+        # distinct rows (by their quality value: cheap), best first
+        q, first = np.unique(q, return_index=True)
+        rows = rows[first[: 4 * size]]
+        q = q[: 4 * size]
+        pick = greedy_diverse(self.metric.scaled(rows), q, size, self.params.w_diversity,
+                              self.metric, 1.0 / self.d)
+        return rows[pick]
 
     def _final(self, x, target, k, space, guides, tb, arch_rows, arch_q, ev: Evaluator,
                valid_fn):
+        """Refine a pool of the GA's best, add plausible variants, choose ``k``."""
         p = self.params
-        pool = self._pool(arch_rows, arch_q, guides, max(p.pool_size, k))
+        pool = self._pool(arch_rows, arch_q, max(p.pool_size, k))
         info = {"pool": int(len(pool))}
-        if len(pool) == 0:
-            return pool, info
-        cands = [pool]
-        tick = time.perf_counter()
+        cands = [pool, guides.anchors]
+        tick = time.thread_time()
         if p.refine:
             refined = tb.reset(pool)
-            info["t_reset"] = time.perf_counter() - tick
+            info["t_reset"] = time.thread_time() - tick
             refined = tb.shrink(refined)
-            info["t_shrink"] = time.perf_counter() - tick
+            info["t_shrink"] = time.thread_time() - tick
             refined = tb.reset(refined, max_rounds=2)
-            cands.append(refined)
-            info["t_reset2"] = time.perf_counter() - tick
-            cands.append(tb.towards_anchors(refined))
-            if len(guides.anchors):
-                cands.append(tb.thin_anchors(guides.anchors))
-            info["t_paths"] = time.perf_counter() - tick
+            info["t_reset2"] = time.thread_time() - tick
+            cands += [refined, tb.towards_anchors(refined), tb.thin_anchors(guides.anchors)]
+            info["t_paths"] = time.thread_time() - tick
         C = np.vstack(cands)
         C = C[np.count_nonzero(C != x, axis=1) > 0]
+        if len(C) == 0:
+            info["candidates"] = 0
+            return C, info
         C = np.unique(C, axis=0)
-        if not self.exact and len(C):
+        if not self.exact:
             C = C[np.asarray(self.estimator.predict(C)) == target]
         info["candidates"] = int(len(C))
         if len(C) == 0:
@@ -265,5 +265,5 @@ class GeneticExplainer:
                  + p.w_final_plausibility * o.implausibility)[front]
         pick = front[greedy_diverse(C_s[front], score, k, p.w_diversity, self.metric,
                                     1.0 / self.d)]
-        info["t_choice"] = time.perf_counter() - tick
+        info["t_choice"] = time.thread_time() - tick
         return C[pick], info

@@ -40,25 +40,40 @@ class Operators:
         self.weight = np.where(outside, 1.0, 0.35) * self.movable
         self.cum_w = np.cumsum(self.weight)
         self.cat = cat
+        self.cat_pos = np.full(self.d, -1)
+        self.cat_pos[space.cat_idx] = np.arange(space.cat_idx.size)
         q = min(params.mutation_gene_prob, params.mutation_max_genes / max(self.n_movable, 1))
         self.gene_prob = q
 
     # ------------------------------------------------------------------ values
-    def _values(self, base: np.ndarray, n: int) -> np.ndarray:
-        """Candidate new values for every gene of ``n`` rows (``base`` is (n, d) or (d,))."""
+    def _values_at(self, base: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """New values for the genes at columns ``cols`` whose current values are ``base``.
+
+        With ``bounds_init_prob`` a value from the target's bounds (half the time the point of the
+        interval nearest the query, else uniform inside it), otherwise a uniform step of up to
+        1.5 MAD around the current value or, when there are anchors, an anchor's value
+        (half of the remaining draws). Categorical genes draw an allowed code instead of a step.
+        """
         rng, p, sp = self.rng, self.p, self.space
-        inside = sp.sample_target(rng, n)
-        edge = rng.random((n, self.d)) < 0.5
-        bound_vals = np.where(edge, sp.toward, inside)
-        step = base + rng.standard_normal((n, self.d)) * self.scale
-        if self.cat.any():
-            step[:, self.cat] = inside[:, self.cat]
-        u = rng.random((n, self.d))
-        vals = np.where(u < p.bounds_init_prob, bound_vals, step)
-        if len(self.anchors):
-            a = self.anchors[rng.integers(0, len(self.anchors), size=n)]
-            from_anchor = u >= p.bounds_init_prob + (1.0 - p.bounds_init_prob) / 2
-            vals = np.where(from_anchor, a, vals)
+        m = len(cols)
+        u = rng.random((4, m))
+        inside = sp.s_lo[cols] + u[0] * (sp.s_hi[cols] - sp.s_lo[cols])
+        vals = np.where(u[1] < 0.5, sp.toward[cols], inside)
+        step = base + (2.0 * u[2] - 1.0) * 1.5 * self.scale[cols]
+        other = u[3] >= p.bounds_init_prob
+        vals = np.where(other, step, vals)
+        from_anchor = other & (u[1] < 0.5) if len(self.anchors) else np.zeros(m, dtype=bool)
+        if from_anchor.any():
+            pick = rng.integers(0, len(self.anchors), size=int(from_anchor.sum()))
+            vals[from_anchor] = self.anchors[pick, cols[from_anchor]]
+        ci = self.cat_pos[cols]
+        is_cat = ci >= 0
+        if is_cat.any():
+            ci = ci[is_cat]
+            code = (rng.random(ci.size) * sp.cat_counts[ci]).astype(np.intp)
+            cat_vals = sp.cat_choices[ci, code]
+            keep = from_anchor | (~other & (u[1] < 0.5))  # anchor's code / nearest allowed code
+            vals[is_cat] = np.where(keep[is_cat], vals[is_cat], cat_vals)
         return vals
 
     def _force_one(self, n: int) -> np.ndarray:
@@ -96,7 +111,8 @@ class Operators:
             prob = p.init_change_prob * rng.random((m, 1)) ** 2 * self.weight
             change = (rng.random((m, self.d)) < prob) | self._force_one(m)
             change &= self.movable
-            pop[n_anchor:] = np.where(change, self._values(x, m), x)
+            r, c = np.nonzero(change)
+            pop[n_anchor + r, c] = self._values_at(x[c], c)
         return self.space.repair(pop)
 
     def mutate(self, pop: np.ndarray) -> np.ndarray:
@@ -112,10 +128,12 @@ class Operators:
         sub = pop[rows]
         genes = (rng.random(sub.shape) < self.gene_prob) | self._force_one(len(rows))
         genes &= self.movable
-        vals = self._values(sub, len(rows))
-        back = (rng.random(sub.shape) < p.reset_prob) & (sub != self.x)
-        vals = np.where(back, self.x, vals)
-        pop[rows] = self.space.repair(np.where(genes, vals, sub))
+        r, c = np.nonzero(genes)
+        cur = sub[r, c]
+        vals = self._values_at(cur, c)
+        back = (rng.random(r.size) < p.reset_prob) & (cur != self.x[c])
+        sub[r, c] = np.where(back, self.x[c], vals)
+        pop[rows] = self.space.repair(sub)
         return pop
 
     def mate(self, pop: np.ndarray) -> np.ndarray:

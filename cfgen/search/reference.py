@@ -42,42 +42,60 @@ class TrainingReference:
         self.metric = metric
         self.rows: dict[int, np.ndarray] = {}
         self.rows_s: dict[int, np.ndarray] = {}
-        self.anchors: dict[int, np.ndarray] = {}
-        self.anchors_s: dict[int, np.ndarray] = {}
+        self.is_anchor: dict[int, np.ndarray] = {}
+        self.extra_anchors: dict[int, np.ndarray] = {}
+        self.span: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
         for c in np.union1d(np.unique(y), np.unique(predicted)):
             c = int(c)
             own = y == c
             self.rows[c] = X[own]
             self.rows_s[c] = metric.scaled(X[own])
-            good = own & (predicted == c)
-            if not good.any():
-                good = predicted == c
-            self.anchors[c] = X[good]
-            self.anchors_s[c] = metric.scaled(X[good])
+            self.is_anchor[c] = predicted[own] == c
+            # no labelled row of c is predicted c: any row predicted c is an anchor
+            self.extra_anchors[c] = X[predicted == c] if not self.is_anchor[c].any() else \
+                np.zeros((0, X.shape[1]))
+            a = self.extra_anchors[c] if len(self.extra_anchors[c]) else X[own][self.is_anchor[c]]
+            self.span[c] = (a.min(axis=0), a.max(axis=0)) if len(a) else None
 
     def for_query(
         self, space: SearchSpace, target: int, n_reference: int, n_anchors: int, valid_fn
     ) -> QueryGuides:
         d = space.d
-        x_s = self.metric.scaled(space.x)
+        metric = self.metric
+        x_s = metric.scaled(space.x)
+        rows = self.rows.get(target, np.zeros((0, d)))
         rows_s = self.rows_s.get(target, np.zeros((0, d)))
+        dist = metric.pairwise(rows_s, x_s[None, :])[:, 0] if len(rows_s) else np.zeros(0)
+        ref_s = rows_s
         if len(rows_s) > n_reference > 0:
-            dist = self.metric.to(rows_s, x_s)
-            rows_s = rows_s[np.argpartition(dist, n_reference - 1)[:n_reference]]
-        anchors = self.anchors.get(target, np.zeros((0, d)))
-        if len(anchors) == 0 or n_anchors <= 0:
-            return QueryGuides(rows_s, np.zeros((0, d)), np.zeros((0, d)))
-        proj = np.clip(anchors, space.lo, space.hi)
-        if not space.movable.all():
-            proj[:, ~space.movable] = space.x[~space.movable]
-        proj_s = self.metric.scaled(proj)
-        dist = self.metric.to(proj_s, x_s)
-        if len(proj) > n_anchors:
-            near = np.argpartition(dist, n_anchors - 1)[:n_anchors]
+            ref_s = rows_s[np.argpartition(dist, n_reference - 1)[:n_reference]]
+        if n_anchors <= 0:
+            return QueryGuides(ref_s, np.zeros((0, d)), np.zeros((0, d)))
+        if len(self.extra_anchors.get(target, ())):
+            cand = self.extra_anchors[target]
+            cand_dist = metric.pairwise(metric.scaled(cand), x_s[None, :])[:, 0]
         else:
-            near = np.arange(len(proj))
-        near = near[np.argsort(dist[near], kind="stable")]
-        proj = space.repair(proj[near])
-        ok = valid_fn(proj)
-        proj = proj[ok & (np.count_nonzero(proj != space.x, axis=1) > 0)]
-        return QueryGuides(rows_s, proj, self.metric.scaled(proj), n_evals=len(near))
+            mask = self.is_anchor.get(target, np.zeros(0, dtype=bool))
+            cand, cand_dist = rows[mask], dist[mask]
+        if len(cand) == 0:
+            return QueryGuides(ref_s, np.zeros((0, d)), np.zeros((0, d)))
+        a_min, a_max = self.span[target]
+        ruled = np.flatnonzero((space.lo > np.minimum(a_min, space.x))
+                               | (space.hi < np.maximum(a_max, space.x)))
+        if ruled.size:  # distances after projection onto the box: correct the clipped columns
+            sub = cand[:, ruled]
+            before = np.minimum(np.abs(sub - space.x[ruled]) * metric.inv[ruled],
+                                metric.cap[ruled]).sum(axis=1)
+            clipped = np.clip(sub, space.lo[ruled], space.hi[ruled])
+            after = np.minimum(np.abs(clipped - space.x[ruled]) * metric.inv[ruled],
+                               metric.cap[ruled]).sum(axis=1)
+            cand_dist = cand_dist - before + after
+        if len(cand) > n_anchors:
+            near = np.argpartition(cand_dist, n_anchors - 1)[:n_anchors]
+        else:
+            near = np.arange(len(cand))
+        near = near[np.argsort(cand_dist[near], kind="stable")]
+        proj = space.repair(np.clip(cand[near], space.lo, space.hi))
+        ok = valid_fn(proj) & (np.count_nonzero(proj != space.x, axis=1) > 0)
+        proj = proj[ok]
+        return QueryGuides(ref_s, proj, metric.scaled(proj), n_evals=len(near))

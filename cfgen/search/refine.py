@@ -29,32 +29,40 @@ ValidFn = Callable[[np.ndarray], np.ndarray]
 
 def _apply_best(C: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
                 gain: np.ndarray, ok: np.ndarray, valid_fn: ValidFn) -> tuple[np.ndarray, bool]:
-    """Per candidate, apply all accepted single moves if they hold together, else the best one."""
+    """Apply as many accepted single moves per candidate as hold together.
+
+    ``ok`` marks moves that keep a candidate valid on their own. Per candidate the moves are
+    ranked by ``gain``; the trials apply the best ``ceil(n / 2**l)`` of them (``l = 0, 1, ...``,
+    all in one batch) and the largest set that is still valid wins (the single best move always
+    is). Returns the new candidates and whether anything moved.
+    """
     if not ok.any():
         return C, False
     rows, cols, vals, gain = rows[ok], cols[ok], vals[ok], gain[ok]
-    # one move per (row, col): the one with the largest gain
     order = np.lexsort((-gain, cols, rows))
     rows, cols, vals, gain = rows[order], cols[order], vals[order], gain[order]
-    first = np.ones(len(rows), dtype=bool)
+    first = np.ones(len(rows), dtype=bool)  # one move per (row, col): the best
     first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
     rows, cols, vals, gain = rows[first], cols[first], vals[first], gain[first]
-    together = C.copy()
-    together[rows, cols] = vals
-    touched = np.unique(rows)
-    holds = np.zeros(len(C), dtype=bool)
-    holds[touched] = valid_fn(together[touched])
-    out = np.where(holds[:, None], together, C)
-    # candidates whose moves clash: only the single largest move
-    clash = np.setdiff1d(touched, np.flatnonzero(holds))
-    if clash.size:
-        sel = np.isin(rows, clash)
-        r, c, v, g = rows[sel], cols[sel], vals[sel], gain[sel]
-        best = np.lexsort((-g, r))
-        keep = np.ones(len(best), dtype=bool)
-        keep[1:] = r[best][1:] != r[best][:-1]
-        best = best[keep]
-        out[r[best], c[best]] = v[best]
+    order = np.lexsort((-gain, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    touched, start, counts = np.unique(rows, return_index=True, return_counts=True)
+    pos = np.repeat(np.arange(len(touched)), counts)  # index into touched
+    rank = np.arange(len(rows)) - start[pos]
+    levels = int(np.ceil(np.log2(counts.max()))) + 1 if counts.max() > 1 else 1
+    base = C[touched]
+    trials = []
+    for level in range(levels):
+        size = -(-counts // (1 << level))  # ceil(counts / 2**level)
+        T = base.copy()
+        m = rank < size[pos]
+        T[pos[m], cols[m]] = vals[m]
+        trials.append(T)
+    ok_levels = valid_fn(np.vstack(trials)).reshape(levels, len(touched))
+    ok_levels[-1] = True  # the single best move was tested on its own
+    pick = np.argmax(ok_levels, axis=0)  # first (largest) valid level
+    out = C.copy()
+    out[touched] = np.stack(trials)[pick, np.arange(len(touched))]
     return out, True
 
 

@@ -19,20 +19,27 @@ if not hasattr(creator, "CfIndividual"):
     creator.create("CfIndividual", np.ndarray, fitness=creator.CfFitness)
 
 
-def nondominated_fronts(F: np.ndarray) -> np.ndarray:
-    """Front number (0 = Pareto front) of each row of the minimised objectives ``F`` (n, m)."""
+def nondominated_fronts(F: np.ndarray, enough: int | None = None) -> np.ndarray:
+    """Front number (0 = Pareto front) of each row of the minimised objectives ``F`` (n, m).
+
+    With ``enough``, peeling stops once the fronts found hold that many rows; the rest get -1.
+    """
     n = len(F)
     le = (F[:, None, :] <= F[None, :, :]).all(axis=2)
     lt = (F[:, None, :] < F[None, :, :]).any(axis=2)
     dom = le & lt  # dom[i, j]: i dominates j
+    n_dom = dom.sum(axis=0)  # how many rows dominate each row
     front = np.full(n, -1)
-    left = np.ones(n, dtype=bool)
-    level = 0
-    while left.any():
-        dominated = (dom[left][:, left]).any(axis=0)
-        idx = np.flatnonzero(left)[~dominated]
-        front[idx] = level
-        left[idx] = False
+    current = np.flatnonzero(n_dom == 0)
+    level, count = 0, 0
+    while current.size:
+        front[current] = level
+        count += current.size
+        if enough is not None and count >= enough:
+            break
+        n_dom = n_dom - dom[current].sum(axis=0)
+        n_dom[front >= 0] = -1
+        current = np.flatnonzero(n_dom == 0)
         level += 1
     return front
 
@@ -60,7 +67,7 @@ def nsga2_select(F: np.ndarray, k: int) -> np.ndarray:
     n = len(F)
     if k >= n:
         return np.arange(n)
-    front = nondominated_fronts(F)
+    front = nondominated_fronts(F, enough=k)
     chosen: list[np.ndarray] = []
     count = 0
     for level in range(front.max() + 1):
@@ -92,16 +99,18 @@ def greedy_diverse(X_s: np.ndarray, score: np.ndarray, k: int, weight: float, me
                    inv_d: float) -> np.ndarray:
     """Greedy max-min: the best row first, then repeatedly the row minimising
     ``score - weight * (distance to the nearest chosen row)``; exact copies are never chosen."""
-    if len(score) == 0 or k <= 0:
+    n = len(score)
+    if n == 0 or k <= 0:
         return np.zeros(0, dtype=int)
+    D = metric.pairwise(X_s, X_s) * inv_d
     chosen = [int(np.argmin(score))]
-    mind = metric.to(X_s, X_s[chosen[0]]) * inv_d
-    while len(chosen) < min(k, len(score)):
+    mind = D[chosen[0]].copy()
+    for _ in range(min(k, n) - 1):
         gain = score - weight * mind
         gain[mind <= 0] = np.inf  # chosen rows and their copies
         nxt = int(np.argmin(gain))
-        if not np.isfinite(gain[nxt]):
+        if not gain[nxt] < np.inf:
             break
         chosen.append(nxt)
-        np.minimum(mind, metric.to(X_s, X_s[nxt]) * inv_d, out=mind)
+        np.minimum(mind, D[nxt], out=mind)
     return np.array(chosen, dtype=int)

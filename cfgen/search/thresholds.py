@@ -20,6 +20,12 @@ def _trees(estimator) -> list | None:
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
     from sklearn.tree import DecisionTreeClassifier
 
+    inner = getattr(estimator, "model", None)  # a wrapper answering class indices (cfgen.api)
+    if inner is not None and not isinstance(estimator, (RandomForestClassifier,
+                                                         ExtraTreesClassifier,
+                                                         DecisionTreeClassifier)):
+        estimator = inner
+
     if isinstance(estimator, (RandomForestClassifier, ExtraTreesClassifier)):
         return [t.tree_ for t in getattr(estimator, "estimators_", [])] or None
     if isinstance(estimator, DecisionTreeClassifier) and hasattr(estimator, "tree_"):
@@ -36,7 +42,8 @@ class SplitEdges:
 
     @classmethod
     def from_estimator(cls, estimator, schema: FeatureSchema) -> "SplitEdges | None":
-        """Edges of a fitted sklearn tree / forest; ``None`` for any other model."""
+        """Edges of a fitted sklearn tree / forest (or a wrapper holding it as ``.model``);
+        ``None`` for any other model."""
         trees = _trees(estimator)
         if trees is None:
             return None

@@ -1,0 +1,138 @@
+"""The library API: ``cfgen.api.explain`` / ``CounterfactualExplainer`` on plain sklearn models."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from cfgen.api import CounterfactualExplainer, CounterfactualResult, explain
+from cfgen.errors import ConfigError
+from cfgen.schema import actionability_violations
+
+
+@pytest.fixture(scope="module")
+def iris():
+    data = load_iris(as_frame=True)
+    X = data.data
+    y = np.asarray(data.target_names)[data.target]  # string labels
+    model = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0).fit(X, y)
+    return X, y, model
+
+
+@pytest.fixture(scope="module")
+def credit():
+    """Mixed data with text categoricals, a pipeline model that encodes them itself."""
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({
+        "age": rng.integers(18, 70, n),
+        "income": np.round(rng.gamma(3.0, 900.0, n), 1),
+        "housing": rng.choice(["own", "rent", "free"], n),
+        "purpose": rng.choice(["car", "education", "tv", "business"], n),
+    })
+    y = ((X["income"] > 2500) & (X["housing"] != "free") | (X["purpose"] == "business")).astype(int)
+    enc = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"),
+                              ["housing", "purpose"])], remainder="passthrough")
+    model = make_pipeline(enc, RandomForestClassifier(n_estimators=20, random_state=0)).fit(X, y)
+    return X, y, model
+
+
+def test_readme_example(iris):
+    X, y, model = iris
+    result = explain(model, X, y, X.iloc[0], k=5, seed=0)
+    assert isinstance(result, CounterfactualResult)
+    assert result.query_class == "setosa" and result.target != "setosa"
+    cfs = result.counterfactuals
+    assert isinstance(cfs, pd.DataFrame) and list(cfs.columns) == [*X.columns, "predicted"]
+    assert 0 < len(cfs) <= 5 and len(result) == len(cfs)
+    assert (cfs["predicted"] == result.target).all()
+    assert (model.predict(cfs[X.columns]) == result.target).all()
+    assert {"generation", "best", "mean"} <= set(result.history.columns)
+    assert len(result.history) == result.explanation.generations
+
+
+def test_batch_seeds_and_target(iris):
+    X, y, model = iris
+    ex = CounterfactualExplainer(model, X, y, ga={"population_size": 24, "max_generations": 8})
+    a = ex.explain(X.iloc[[0, 60, 120]], target="virginica", k=3, seed=4)
+    b = ex.explain(X.iloc[[0, 60, 120]], target="virginica", k=3, seed=4)
+    assert isinstance(a, list) and len(a) == 3
+    for ra, rb in zip(a, b):
+        pd.testing.assert_frame_equal(ra.counterfactuals, rb.counterfactuals)
+    assert a[2].reason and "already" in a[2].reason and len(a[2]) == 0
+    assert (a[0].counterfactuals["predicted"] == "virginica").all()
+    with pytest.raises(ConfigError, match="not a class"):
+        ex.explain(X.iloc[0], target="rose")
+
+
+def test_arrays_with_codes_and_rules():
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.normal(size=300), rng.integers(0, 3, 300), rng.normal(size=300)])
+    y = (X[:, 0] + (X[:, 1] == 2) > 0.5).astype(int)
+    model = RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0).fit(X, y)
+    ex = CounterfactualExplainer(model, X, y, categorical=[1],
+                                 actionability={"x2": "no_change", "x0": "non_decreasing"})
+    assert ex.bounds is not None  # numeric codes 0..n-1: the forest is compiled and mined
+    x = X[np.flatnonzero(y == 0)[0]]
+    r = ex.explain(x, k=4, seed=0)
+    cfs = r.counterfactuals
+    assert isinstance(cfs, np.ndarray) and len(cfs)
+    assert np.all(model.predict(cfs) == 1) and np.all(r.predicted == 1)
+    assert np.all(actionability_violations(x, cfs, ex.schema.rules) == 0)
+    assert set(np.unique(cfs[:, 1])) <= {0.0, 1.0, 2.0}
+
+
+def test_pipeline_with_text_categoricals(credit):
+    X, y, model = credit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ex = CounterfactualExplainer(model, X, y, actionability={"age": "non_decreasing"},
+                                     ga={"population_size": 24, "max_generations": 10})
+    assert any("class bounds" in str(w.message) for w in caught)
+    q = X[model.predict(X) == 0].iloc[:2]
+    results = ex.explain(q, k=3, seed=0)
+    for (_, row), r in zip(q.iterrows(), results):
+        assert r.target == 1 and len(r) > 0
+        cfs = r.counterfactuals
+        assert (model.predict(cfs[X.columns]) == 1).all()
+        assert set(cfs["housing"]) <= {"own", "rent", "free"}
+        assert (cfs["age"] >= row["age"]).all()
+        assert cfs["age"].dtype == X["age"].dtype
+
+
+def test_dice_through_the_api(iris):
+    pytest.importorskip("dice_ml")
+    X, y, model = iris
+    r = explain(model, X, y, X.iloc[70], k=3, method="dice_kdtree", seed=0)
+    assert len(r) > 0 or r.reason
+    if len(r):
+        assert (model.predict(r.counterfactuals[X.columns]) == r.target).all()
+
+
+def test_bad_input_speaks(iris):
+    X, y, model = iris
+    with pytest.raises(ConfigError, match="unknown column"):
+        CounterfactualExplainer(model, X, y, categorical=["petal colour"])
+    with pytest.raises(ConfigError, match="method="):
+        CounterfactualExplainer(model, X, y, method="nice")
+    with pytest.raises(ConfigError, match="does not know"):
+        CounterfactualExplainer(model, X, np.where(y == "setosa", "rose", y))
+
+
+def test_top_level_export():
+    import cfgen
+
+    if not hasattr(cfgen, "explain"):
+        pytest.skip("cfgen/__init__.py does not export the API yet")
+    from cfgen import CounterfactualExplainer as CE
+    from cfgen import explain as ex
+
+    assert ex is explain and CE is CounterfactualExplainer
