@@ -99,7 +99,8 @@ class _Codec:
         else:
             arr = np.asarray(X)
             if arr.ndim != 2:
-                raise ConfigError(f"X_train: expected a 2-D array or DataFrame, got shape {arr.shape}")
+                raise ConfigError(
+                    f"X_train: expected a 2-D array or DataFrame, got shape {arr.shape}")
             self.names = list(feature_names) if feature_names is not None else [
                 f"x{j}" for j in range(arr.shape[1])]
             if len(self.names) != arr.shape[1]:
@@ -116,7 +117,7 @@ class _Codec:
             raise ConfigError(f"actionability names unknown features {sorted(unknown)}")
         features, self.categories = [], {}
         identity = True
-        for name, col in zip(self.names, frame.columns):
+        for name, col in zip(self.names, frame.columns, strict=True):
             values = frame[col]
             if values.isna().any():
                 raise ConfigError(f"X_train column {name!r} has missing values; impute them first")
@@ -318,7 +319,8 @@ class CounterfactualExplainer:
             raise ConfigError(f"model: expected a fitted classifier with predict_proba, got "
                               f"{type(model).__name__}")
         if method not in METHODS:
-            raise ConfigError(f"method={method!r} is not allowed: expected one of {', '.join(METHODS)}")
+            raise ConfigError(
+                f"method={method!r} is not allowed: expected one of {', '.join(METHODS)}")
         self.model = model
         self.method = method
         self.classes_ = np.asarray(model.classes_)
@@ -333,7 +335,8 @@ class CounterfactualExplainer:
         if schema is not None:
             X = np.asarray(X_train, dtype=float)
             if X.ndim != 2 or X.shape[1] != len(schema):
-                raise ConfigError(f"X_train has shape {X.shape}; the schema has {len(schema)} features")
+                raise ConfigError(
+                    f"X_train has shape {X.shape}; the schema has {len(schema)} features")
             self.codec = None
             self.schema = schema.with_rules(dict(actionability)) if actionability else schema
             X_enc = X

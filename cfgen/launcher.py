@@ -177,14 +177,17 @@ def _init_worker(payload: bytes) -> None:
     unpickle the context once."""
     global _CONTEXT, _INIT_ERROR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for var in THREAD_ENV:  # for libraries loaded from now on
-        os.environ[var] = "1"
-    try:  # for libraries already loaded (numpy's BLAS, OpenMP of scikit-learn)
-        from threadpoolctl import threadpool_limits
+    if any(os.environ.get(var) != "1" for var in THREAD_ENV):
+        # not forked from our forkserver (started with these set): limit the libraries
+        # already loaded (numpy's BLAS, scikit-learn's OpenMP) and those loaded later
+        for var in THREAD_ENV:
+            os.environ[var] = "1"
+        try:
+            from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)
-    except Exception:  # noqa: BLE001 - threadpoolctl is optional
-        pass
+            threadpool_limits(1)
+        except Exception:  # noqa: BLE001 - threadpoolctl is optional
+            pass
     try:
         _CONTEXT = pickle.loads(payload)
     except BaseException as exc:  # noqa: BLE001 - reported with the first task
@@ -344,7 +347,25 @@ def _mp_context(start_method: str | None):
     mp = multiprocessing.get_context(method)
     if method == "forkserver":
         mp.set_forkserver_preload(PRELOAD)  # no effect once the server runs (then: same list)
+        _start_forkserver()
     return mp
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver (once per process) with one BLAS/OpenMP thread: the variables
+    must be set before it imports numpy; its forked workers inherit both."""
+    from multiprocessing import forkserver
+
+    saved = {var: os.environ.get(var) for var in THREAD_ENV}
+    os.environ.update({var: "1" for var in THREAD_ENV})
+    try:
+        forkserver.ensure_running()
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 # ---------------------------------------------------------------------------- progress

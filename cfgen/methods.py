@@ -48,4 +48,5 @@ def build_explainer(
 
         return DiceExplainer(model.estimator, data, schema, method=method.removeprefix("dice_"),
                              time_limit=time_limit)
-    raise ConfigError(f"method.name={method!r} is not allowed: expected one of {', '.join(METHODS)}")
+    raise ConfigError(
+        f"method.name={method!r} is not allowed: expected one of {', '.join(METHODS)}")

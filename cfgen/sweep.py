@@ -550,6 +550,11 @@ def check_slurm_launcher(launcher: dict, timeout: float = 30.0) -> None:
     if proc.returncode == 0:
         return
     out = (proc.stderr or "") + "\n" + (proc.stdout or "")
+    unreachable = [ln.strip() for ln in out.splitlines()
+                   if "fatal:" in ln or "unable to contact" in ln.lower()]
+    if unreachable:
+        raise ConfigError(f"hydra/launcher=submitit_slurm: Slurm is not reachable from this "
+                          f"machine: {unreachable[-1]}")
     errors = [ln.strip() for ln in out.splitlines() if "error" in ln.lower()]
     message = errors[0] if errors else _one_line(out) or f"sbatch exit code {proc.returncode}"
     low = message.lower()

@@ -456,8 +456,10 @@ class WandbTracker:
                         self.run_dir, type(exc).__name__, exc)
             return
         if self.mode == "offline":
-            log.info("W&B offline run saved in %s; upload it with: wandb sync %s",
-                     Path(run.dir).parent, Path(run.dir).parent)
+            folder = Path(run.dir).parent
+            if not wait_until_complete(folder, timeout=10.0):
+                log.warning("W&B offline run in %s is not complete on disk yet", folder)
+            log.info("W&B offline run saved in %s; upload it with: wandb sync %s", folder, folder)
 
 
 # ------------------------------------------------------------------- reading an offline run ----
@@ -485,6 +487,8 @@ def _records(path: Path):
         if kind == 0:  # zero padding up to the end of the block
             pos += left
             continue
+        if pos + _REC_HEADER.size + length > len(data):
+            return  # a record still being written: stop before it
         chunk = data[pos + _REC_HEADER.size: pos + _REC_HEADER.size + length]
         pos += _REC_HEADER.size + length
         if kind == 1:
@@ -517,18 +521,42 @@ def _apply(target: dict, item, remove: bool = False) -> None:
         node[keys[-1]] = json.loads(item.value_json)
 
 
+def _has_exit(path: Path) -> bool:
+    try:
+        return any(rec.WhichOneof("record_type") == "exit" for rec in _records(path))
+    except Exception:  # noqa: BLE001 - a half-written file is simply not complete yet
+        return False
+
+
+def wait_until_complete(run_folder: str | Path, timeout: float = 10.0) -> bool:
+    """Wait (bounded) until a run's ``.wandb`` file holds its exit record.
+
+    ``wandb.finish`` can return before wandb's service has written the last records of an
+    offline run; reading (or syncing) it right away could miss them.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        files = sorted(Path(run_folder).glob("*.wandb"))
+        if files and _has_exit(files[0]):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
 def find_offline_runs(run_dir: str | Path) -> list[Path]:
     """The offline W&B run folders under a cfgen run directory, oldest first."""
     return sorted(Path(run_dir).glob("wandb/offline-run-*"))
 
 
-def read_offline_run(path: str | Path) -> dict[str, Any]:
+def read_offline_run(path: str | Path, wait: float = 10.0) -> dict[str, Any]:
     """What a W&B run logged, read back from its ``.wandb`` file (no server needed).
 
     ``path`` is the ``.wandb`` file, its ``offline-run-*`` folder, or a cfgen run directory (its
-    latest offline run). Returns ``{"id", "project", "group", "job_type", "name", "tags",
-    "config", "summary", "history", "artifacts", "files", "exit_code"}``; ``history`` is a list
-    of logged rows (dicts), ``summary`` the final summary.
+    latest offline run); up to ``wait`` seconds are spent waiting for a run that is still being
+    written to reach its exit record. Returns ``{"id", "project", "group", "job_type", "name",
+    "tags", "config", "summary", "history", "artifacts", "files", "exit_code"}``; ``history`` is
+    a list of logged rows (dicts), ``summary`` the final summary.
     """
     path = Path(path)
     if path.is_dir() and not path.name.startswith(("offline-run-", "run-")):
@@ -541,6 +569,8 @@ def read_offline_run(path: str | Path) -> dict[str, Any]:
         if not files:
             raise FileNotFoundError(f"no .wandb file in {path}")
         path = files[0]
+    if wait > 0:
+        wait_until_complete(path.parent, timeout=wait)
     out: dict[str, Any] = {"config": {}, "summary": {}, "history": [], "artifacts": [],
                            "files": [], "tags": [], "exit_code": None}
     for rec in _records(path):

@@ -65,7 +65,7 @@ def test_batch_seeds_and_target(iris):
     a = ex.explain(X.iloc[[0, 60, 120]], target="virginica", k=3, seed=4)
     b = ex.explain(X.iloc[[0, 60, 120]], target="virginica", k=3, seed=4)
     assert isinstance(a, list) and len(a) == 3
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=True):
         pd.testing.assert_frame_equal(ra.counterfactuals, rb.counterfactuals)
     assert a[2].reason and "already" in a[2].reason and len(a[2]) == 0
     assert (a[0].counterfactuals["predicted"] == "virginica").all()
@@ -99,7 +99,7 @@ def test_pipeline_with_text_categoricals(credit):
     assert any("class bounds" in str(w.message) for w in caught)
     q = X[model.predict(X) == 0].iloc[:2]
     results = ex.explain(q, k=3, seed=0)
-    for (_, row), r in zip(q.iterrows(), results):
+    for (_, row), r in zip(q.iterrows(), results, strict=True):
         assert r.target == 1 and len(r) > 0
         cfs = r.counterfactuals
         assert (model.predict(cfs[X.columns]) == 1).all()

@@ -1,4 +1,4 @@
-"""The genetic search (method ``dpg_ga``): validity, actionability, encoding, determinism, speed path."""
+"""The genetic search (``dpg_ga``): validity, actionability, encoding, determinism, hot path."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from cfgen.search.thresholds import SplitEdges
 FAST = GAParams(population_size=24, max_generations=12, patience=3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def problem(name: str):
     """(data, fitted model, class bounds) of a dataset with its paper forest."""
     cfg = compose_config([f"dataset={name}"])
@@ -44,7 +44,8 @@ def explainer(name: str, schema=None, params: GAParams = FAST, **kw) -> GeneticE
 def targets_for(data, model, rows):
     pred = model.estimator.predict(data.X_test[rows])
     C = data.n_classes
-    return [(int(r), int((p + 1 + i % (C - 1)) % C)) for i, (r, p) in enumerate(zip(rows, pred))]
+    pairs = enumerate(zip(rows, pred, strict=True))
+    return [(int(r), int((p + 1 + i % (C - 1)) % C)) for i, (r, p) in pairs]
 
 
 def check(data, model, x, target, exp, schema=None):
@@ -126,7 +127,8 @@ def test_actionability_all_rules_random_queries():
     rules = [Rule.NONE, Rule.NON_INCREASING, Rule.NON_DECREASING, Rule.NO_CHANGE]
     seen = set()
     for trial in range(16):
-        assign = {n: rules[int(i)] for n, i in zip(names, rng.integers(0, 4, len(names)))}
+        picks = rng.integers(0, 4, len(names))
+        assign = {n: rules[int(i)] for n, i in zip(names, picks, strict=True)}
         schema = data.schema.with_rules(assign)
         ex = explainer("diabetes", schema=schema, params=GAParams(population_size=20,
                                                                    max_generations=6, patience=2))

@@ -162,6 +162,31 @@ def test_slurm_launcher_without_sbatch(monkeypatch):
         precheck(["-m", "hydra/launcher=submitit_slurm", *TINY])
 
 
+@pytest.mark.parametrize(("stderr", "expected"), [
+    ("sbatch: error: invalid partition specified: nosuch\n"
+     "sbatch: error: Batch job submission failed: Invalid partition name specified",
+     "hydra.launcher.partition='nosuch' is not accepted by Slurm: sbatch: error: invalid "
+     "partition specified: nosuch"),
+    ("sbatch: error: Batch job submission failed: Requested node configuration is not available",
+     "hydra.launcher.cpus_per_task=4, hydra.launcher.mem_gb=8, hydra.launcher.nodes=1, "
+     "hydra.launcher.tasks_per_node=1: no Slurm node offers these resources"),
+    ("sbatch: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\n"
+     "sbatch: fatal: Could not establish a configuration source",
+     "Slurm is not reachable from this machine: sbatch: fatal: Could not establish"),
+])
+def test_sbatch_refusal_is_one_line(tmp_path, monkeypatch, stderr, expected):
+    """sbatch --test-only's answer (a stand-in sbatch here) becomes one line naming the key."""
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ncat >&2 <<'EOF'\n{stderr}\nEOF\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=nosuch", *TINY]
+    with pytest.raises(ConfigError) as info:
+        precheck(args)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
 @pytest.mark.slow
 def test_submitit_local_sweep(tmp_path):
     sweep_dir = tmp_path / "sweep"

@@ -81,7 +81,7 @@ class EncodedModel:
         X = np.empty((len(frame), len(self.schema)), dtype=float)
         if self._num_idx.size:
             X[:, self._num_idx] = frame[self._num_names].to_numpy(dtype=float)
-        for j, name in zip(self._cat_idx, self._cat_names):
+        for j, name in zip(self._cat_idx, self._cat_names, strict=True):
             col = frame[name]
             if not isinstance(col.dtype, pd.CategoricalDtype):
                 col = col.astype(str)
@@ -259,7 +259,8 @@ class DiceExplainer:
         if own == target:
             return done(empty, "query is already in the target class")
         if not 0 <= target < self.n_classes:
-            raise ValueError(f"target={target} is not a class of the model (0..{self.n_classes - 1})")
+            raise ValueError(
+                f"target={target} is not a class of the model (0..{self.n_classes - 1})")
         vary, permitted = self._rules_args(x)
         if not vary:
             return done(empty, "no feature may change under the actionability rules")
@@ -285,9 +286,8 @@ class DiceExplainer:
         except DiceTimeout:
             return done(empty, f"time limit of {self.time_limit:g} s exceeded", timed_out=True)
         except Exception as exc:  # noqa: BLE001 - only DiCE's own "nothing found" is a reason
-            if type(exc).__name__ == "UserConfigValidationException" and "No counterfactuals" in str(
-                exc
-            ):
+            nothing = "No counterfactuals" in str(exc)
+            if type(exc).__name__ == "UserConfigValidationException" and nothing:
                 return done(empty, f"DiCE {self.method}: no counterfactuals found")
             raise
         finally:

@@ -78,3 +78,20 @@ class MixedDistance:
         for i in range(0, len(Bs), step):
             np.minimum(best, self.pairwise(As, Bs[i : i + step]).min(axis=1), out=best)
         return best
+
+
+_HASH = np.random.default_rng(20240611).standard_normal(4096)
+
+
+def unique_rows(X: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct row of ``X`` (in order of appearance).
+
+    Rows are keyed by a fixed random projection (``X @ r``): equal rows always share a key and
+    distinct rows practically never do; several times faster than ``np.unique(axis=0)``.
+    """
+    if len(X) == 0:
+        return np.zeros(0, dtype=np.intp)
+    d = X.shape[1]
+    r = _HASH[:d] if d <= len(_HASH) else np.resize(_HASH, d)
+    _, first = np.unique(X @ r, return_index=True)
+    return np.sort(first)

@@ -33,8 +33,8 @@ from cfgen.constraints import ClassBounds
 from cfgen.explanation import Explanation
 from cfgen.predictor import CompiledForest, compile_predictor
 from cfgen.schema import FeatureSchema
-from cfgen.search.distance import MixedDistance, feature_scale
-from cfgen.search.objectives import INVALID, Evaluator, Objectives
+from cfgen.search.distance import MixedDistance, feature_scale, unique_rows
+from cfgen.search.objectives import INVALID, Evaluator
 from cfgen.search.operators import Operators
 from cfgen.search.params import GAParams
 from cfgen.search.reference import TrainingReference
@@ -121,7 +121,8 @@ class GeneticExplainer:
         x = np.asarray(x, dtype=float).ravel()
         target = int(target)
         if not 0 <= target < self.n_classes:
-            raise ValueError(f"target={target} is not a class of the model (0..{self.n_classes - 1})")
+            raise ValueError(
+                f"target={target} is not a class of the model (0..{self.n_classes - 1})")
         if x.shape[0] != self.d:
             raise ValueError(f"x has {x.shape[0]} features, the schema {self.d}")
         random.seed(int(rng.integers(2**63)))  # DEAP's own tools draw from `random`
@@ -220,10 +221,9 @@ class GeneticExplainer:
             return np.zeros((0, self.d))
         rows = np.vstack(arch_rows)
         q = np.concatenate(arch_q)
-        # distinct rows (by their quality value: cheap), best first
-        q, first = np.unique(q, return_index=True)
-        rows = rows[first[: 4 * size]]
-        q = q[: 4 * size]
+        first = unique_rows(rows)
+        best = first[np.argsort(q[first], kind="stable")[: 4 * size]]
+        rows, q = rows[best], q[best]
         pick = greedy_diverse(self.metric.scaled(rows), q, size, self.params.w_diversity,
                               self.metric, 1.0 / self.d)
         return rows[pick]
@@ -250,13 +250,14 @@ class GeneticExplainer:
         if len(C) == 0:
             info["candidates"] = 0
             return C, info
-        C = np.unique(C, axis=0)
+        C = C[unique_rows(C)]
         if not self.exact:
             C = C[np.asarray(self.estimator.predict(C)) == target]
         info["candidates"] = int(len(C))
         if len(C) == 0:
             return C, info
         C_s = self.metric.scaled(C)
+        ev.always_implausibility = True
         o = ev(C, C_s)
         C, C_s, o = C[o.valid], C_s[o.valid], o.take(o.valid)
         F = np.column_stack([o.distance, o.changes, o.implausibility])

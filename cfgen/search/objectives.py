@@ -31,11 +31,11 @@ class Objectives:
     implausibility: np.ndarray
     outside: np.ndarray
 
-    def take(self, idx) -> "Objectives":
+    def take(self, idx) -> Objectives:
         return Objectives(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
     @staticmethod
-    def concat(parts: list["Objectives"]) -> "Objectives":
+    def concat(parts: list[Objectives]) -> Objectives:
         return Objectives(*(np.concatenate([getattr(p, f) for p in parts])
                             for f in Objectives.__dataclass_fields__))
 
@@ -62,6 +62,7 @@ class Evaluator:
         self.params = params
         self.inv_d = 1.0 / len(space.x)
         self.n_evals = 0
+        self.always_implausibility = False  # set for the final choice
 
     def valid(self, pop: np.ndarray) -> np.ndarray:
         """Does the model put each row in the target class (argmax, as ``predict``)."""
@@ -79,7 +80,7 @@ class Evaluator:
             pop_s = self.metric.scaled(pop)
         dist = self.metric.to(pop_s, self.x_s) * self.inv_d
         changes = np.count_nonzero(pop != self.x, axis=1) * self.inv_d
-        if len(self.ref_s):
+        if len(self.ref_s) and (self.params.w_plausibility > 0 or self.always_implausibility):
             impl = self.metric.nearest(pop_s, self.ref_s) * self.inv_d
         else:
             impl = np.zeros(len(pop))

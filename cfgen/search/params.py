@@ -15,8 +15,8 @@ class GAParams:
     """
 
     # evolution
-    population_size: int = 50  # individuals per generation
-    max_generations: int = 60  # upper limit on generations
+    population_size: int = 30  # individuals per generation
+    max_generations: int = 20  # upper limit on generations
     crossover_prob: float = 0.7  # probability a pair is recombined (uniform crossover)
     mutation_prob: float = 0.3  # probability an individual is mutated
     mutation_gene_prob: float = 0.3  # per-gene mutation probability (at least one gene; see below)
@@ -24,8 +24,8 @@ class GAParams:
     elite: int = 2  # best individuals copied unchanged
     init_change_prob: float = 0.5  # largest per-gene probability of moving at start
     bounds_init_prob: float = 0.7  # share of moves drawn from the target's class bounds
-    patience: int = 10  # stop after this many generations without improvement ...
-    delta_threshold: float = 1e-4  # ... of at least this much in the best fitness
+    patience: int = 3  # stop after this many generations without improvement ...
+    delta_threshold: float = 0.01  # ... of at least this much in the best fitness
     # fitness weights
     w_distance: float = 1.0  # MAD-scaled L1 distance to the query (per feature)
     w_sparsity: float = 0.5  # share of changed features
@@ -40,12 +40,12 @@ class GAParams:
     reset_prob: float = 0.4  # a mutated changed gene goes back to the query's value
     mutation_max_genes: int = 4  # cap on the expected genes mutated per individual
     reference_rows: int = 64  # implausibility is measured against this many nearest rows
-    pool_size: int = 24  # candidates carried into the final pass
+    pool_size: int = 16  # candidates carried into the final pass
     plausibility_steps: int = 4  # final pass: steps of each cf towards its nearest anchor
-    w_final_plausibility: float = 0.5  # weight of implausibility when choosing the final k
+    w_final_plausibility: float = 1.5  # weight of implausibility when choosing the final k
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | Any) -> "GAParams":
+    def from_config(cls, cfg: Mapping[str, Any] | Any) -> GAParams:
         """From a mapping / DictConfig; unknown keys are ignored, missing ones keep defaults."""
         names = {f.name for f in fields(cls)}
         keys = cfg.keys() if hasattr(cfg, "keys") else []

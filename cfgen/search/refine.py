@@ -96,21 +96,13 @@ def shrink(C: np.ndarray, space: SearchSpace, metric: MixedDistance, valid_fn: V
         return _shrink_grid(C, space, valid_fn)
     num = ~space.categorical & space.movable
     for _ in range(rounds):
-        changed = (C != x) & num
-        cols_present = np.flatnonzero(changed.any(axis=0))
-        if cols_present.size == 0:
+        rows, cols = np.nonzero((C != x) & num)
+        if rows.size == 0:
             break
-        R, J, V = [], [], []
-        for j in cols_present:
-            rows = np.flatnonzero(changed[:, j])
-            r, v = edges.candidates(int(j), float(x[j]), C[rows, j], n_near)
-            if r.size:
-                R.append(rows[r])
-                J.append(np.full(r.size, j))
-                V.append(v)
-        if not R:
+        pair, vals = edges.candidates(cols, x[cols], C[rows, cols], n_near)
+        if pair.size == 0:
             break
-        rows, cols, vals = np.concatenate(R), np.concatenate(J), np.concatenate(V)
+        rows, cols = rows[pair], cols[pair]
         vals = np.clip(vals, space.lo[cols], space.hi[cols])
         trial = C[rows]
         trial[np.arange(rows.size), cols] = vals

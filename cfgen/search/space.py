@@ -56,7 +56,7 @@ class SearchSpace:
     @classmethod
     def build(
         cls, x: np.ndarray, target: int, schema: FeatureSchema, bounds: ClassBounds | None
-    ) -> "SearchSpace":
+    ) -> SearchSpace:
         """One-off construction (the explainer reuses a :class:`SpaceFactory`)."""
         return SpaceFactory(schema, bounds).build(x, target)
 
@@ -147,7 +147,7 @@ class SpaceFactory:
             first = np.where(np.isfinite(t_low), (np.floor(t_low * f + 1e-7) + 1) / f, -np.inf)
         last = _grid_down(t_high, f)
         luts, offsets, allowed_codes, off = [], [], [], 0
-        for j, n in zip(self.cat_idx, self.n_codes):
+        for j, n in zip(self.cat_idx, self.n_codes, strict=True):
             codes = np.arange(n)
             lut = np.ones(n, dtype=bool) if allowed[j] is None else np.isin(codes, allowed[j])
             luts.append(lut)

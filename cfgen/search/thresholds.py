@@ -33,15 +33,41 @@ def _trees(estimator) -> list | None:
     return None
 
 
+def _count(flat: np.ndarray, start: np.ndarray, end: np.ndarray, v: np.ndarray,
+           right: bool) -> np.ndarray:
+    """Vectorised ``searchsorted`` in many sorted segments ``flat[start:end]`` at once.
+
+    Returns, per query value, the absolute index of the first element ``> v`` (``right``) or
+    ``>= v`` (left) within its segment (``end`` if none).
+    """
+    lo, hi = start.copy(), end.copy()
+    while True:
+        live = lo < hi
+        if not live.any():
+            return lo
+        mid = (lo + hi) // 2
+        m = flat[np.minimum(mid, len(flat) - 1)] if len(flat) else np.zeros(len(mid))
+        go = (m <= v) if right else (m < v)
+        go &= live
+        lo = np.where(go, mid + 1, lo)
+        hi = np.where(live & ~go, mid, hi)
+
+
 class SplitEdges:
-    """Per non-categorical feature: sorted ``left`` / ``right`` grid values of its thresholds."""
+    """Per non-categorical feature: sorted ``left`` / ``right`` grid values of its thresholds
+    (also flattened: ``*_flat`` with per-feature ``start`` / ``end`` offsets)."""
 
     def __init__(self, left: list[np.ndarray], right: list[np.ndarray]) -> None:
         self.left = left
         self.right = right
+        sizes = np.array([len(r) for r in right], dtype=np.intp)
+        self.end = np.cumsum(sizes)
+        self.start = self.end - sizes
+        self.left_flat = np.concatenate(left) if left else np.zeros(0)
+        self.right_flat = np.concatenate(right) if right else np.zeros(0)
 
     @classmethod
-    def from_estimator(cls, estimator, schema: FeatureSchema) -> "SplitEdges | None":
+    def from_estimator(cls, estimator, schema: FeatureSchema) -> SplitEdges | None:
         """Edges of a fitted sklearn tree / forest (or a wrapper holding it as ``.model``);
         ``None`` for any other model."""
         trees = _trees(estimator)
@@ -69,45 +95,46 @@ class SplitEdges:
         return cls(left, right)
 
     def candidates(
-        self, j: int, x_j: float, c: np.ndarray, n_near: int
+        self, j: np.ndarray, x_j: np.ndarray, c: np.ndarray, n_near: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Trial values for feature ``j`` of rows whose value ``c`` (m,) moved away from ``x_j``.
+        """Trial values for pairs (feature ``j``, query value ``x_j``, current value ``c``).
 
-        Returns ``(row, value)`` pairs: for each row the ``n_near`` segment edges nearest the query
-        (closest first) plus the edge of the row's own segment nearest the query. Rows with no
-        threshold between the query and their value get no trials.
+        All arrays have one entry per pair. Returns ``(pair, value)``: for each pair the
+        ``n_near`` segment edges nearest the query (on the side of ``c``) plus the edge of the
+        pair's own segment nearest the query. Pairs with no threshold between get no trials.
         """
-        rows_out, vals_out = [], []
+        j = np.asarray(j, dtype=np.intp)
+        start, end = self.start[j], self.end[j]
         ar = np.arange(n_near)
+        pairs, vals = [], []
         up = np.flatnonzero(c > x_j)
         if up.size:
-            r = self.right[j]
-            lo = np.searchsorted(r, x_j, side="right")  # first edge > x_j
-            hi = np.searchsorted(r, c[up], side="right")  # edges <= c
+            r = self.right_flat
+            lo = _count(r, start[up], end[up], x_j[up], right=True)  # first edge > x_j
+            hi = _count(r, start[up], end[up], c[up], right=True)  # edges <= c end here
             has = hi > lo
-            if has.any():
-                up, hi = up[has], hi[has]
-                pos = np.broadcast_to(lo + ar, (len(up), n_near))
-                own = hi - 1
-                keep = (pos < own[:, None])
-                pos = np.column_stack([pos, own])
-                keep = np.column_stack([keep, np.ones(len(up), dtype=bool)])
-                rows_out.append(np.broadcast_to(up[:, None], pos.shape)[keep])
-                vals_out.append(r[pos[keep]])
+            up, lo, hi = up[has], lo[has], hi[has]
+            if up.size:
+                pos = lo[:, None] + ar[None, :]
+                keep = pos < (hi - 1)[:, None]
+                pos = np.column_stack([pos, hi - 1])
+                keep = np.column_stack([keep, np.ones(up.size, dtype=bool)])
+                pairs.append(np.broadcast_to(up[:, None], pos.shape)[keep])
+                vals.append(r[pos[keep]])
         down = np.flatnonzero(c < x_j)
         if down.size:
-            left = self.left[j]
-            hi = np.searchsorted(left, x_j, side="left")  # edges < x_j: positions < hi
-            lo = np.searchsorted(left, c[down], side="left")  # edges >= c
+            left = self.left_flat
+            hi = _count(left, start[down], end[down], x_j[down], right=False)  # edges < x_j
+            lo = _count(left, start[down], end[down], c[down], right=False)  # first edge >= c
             has = lo < hi
-            if has.any():
-                down, lo = down[has], lo[has]
-                pos = np.broadcast_to(hi - 1 - ar, (len(down), n_near))
+            down, lo, hi = down[has], lo[has], hi[has]
+            if down.size:
+                pos = (hi - 1)[:, None] - ar[None, :]
                 keep = pos > lo[:, None]
                 pos = np.column_stack([pos, lo])
-                keep = np.column_stack([keep, np.ones(len(down), dtype=bool)])
-                rows_out.append(np.broadcast_to(down[:, None], pos.shape)[keep])
-                vals_out.append(left[np.maximum(pos, 0)[keep]])
-        if not rows_out:
+                keep = np.column_stack([keep, np.ones(down.size, dtype=bool)])
+                pairs.append(np.broadcast_to(down[:, None], pos.shape)[keep])
+                vals.append(left[pos[keep]])
+        if not pairs:
             return np.zeros(0, dtype=np.intp), np.zeros(0)
-        return np.concatenate(rows_out).astype(np.intp), np.concatenate(vals_out)
+        return np.concatenate(pairs).astype(np.intp), np.concatenate(vals)
