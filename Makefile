@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export CFGEN_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: help install test test-slow test-slurm lint run bench paper paper-quick clean
+.PHONY: help install test test-slow test-slurm lint run bench clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,8 @@ run:  ## the default experiment (iris)
 bench:  ## speed and quality benchmarks → bench/results/
 	$(PY) bench/bench_predictor.py
 	$(PY) bench/bench_constraints.py
+	$(PY) bench/bench_search.py
+	$(PY) bench/bench_launcher.py
 
 clean:  ## remove outputs and caches
 	rm -rf outputs multirun .pytest_cache .ruff_cache
