@@ -30,7 +30,14 @@ def app(cfg: DictConfig) -> float:
         report_error(exc)
         sys.exit(2)
     if cfg.output.table:
+        from cfgen.launcher import combination_table
+        from cfgen.plan import Combinations
+
+        ep = cfg.experiment_params
         print(console_table(result.data, result.model, result.metrics))
+        comb = Combinations.for_schema(result.data.schema, ep.rules)
+        if len({t.combination for t in result.tasks}) > 1:
+            print(combination_table(result.tasks, result.results, comb, ep.num_counterfactuals))
     s = result.summary
     print(
         f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({s['n_failed']} failed) · "
@@ -47,7 +54,12 @@ def main() -> None:
         except ConfigError as exc:
             report_error(exc)
             sys.exit(2)
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("cfgen: interrupted: finished tasks are kept in the run's journal/; rerun the same "
+              "command with experiment_params.resume=true to finish", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

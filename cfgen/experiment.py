@@ -152,6 +152,10 @@ def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
     log.info("%d tasks: %d queries, %d of %s combinations, %d replications", len(tasks),
              len(queries), len(combos), combination_count_text(comb), ep.num_replications)
 
+    store.write_json(run_dir / store.COMBINATIONS, {
+        "rules": list(comb.rules), "free_features": list(comb.free),
+        "tested": {str(i): {k: v.value for k, v in comb[i].items()} for i in combos},
+    })
     ctx = WorkerContext(data, model, bounds, cfg.method.name,
                         OmegaConf.to_container(cfg.ga, resolve=True), comb,
                         ep.num_counterfactuals)

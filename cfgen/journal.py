@@ -142,25 +142,31 @@ def _encode(task: Task, result: TaskResult) -> bytes:
 
 
 def read_records(path: Path) -> tuple[list[tuple[tuple, TaskResult]], int]:
-    """Every intact record of ``path``, and the byte offset where the intact part ends."""
+    """Every intact record of ``path`` (read as a stream), and the byte offset where the
+    intact part ends."""
     out: list[tuple[tuple, TaskResult]] = []
     if not path.exists():
         return out, 0
-    blob = path.read_bytes()
-    pos = 0
     known = {f.name for f in fields(TaskResult)}
-    while pos + HEADER.size <= len(blob):
-        magic, crc, length = HEADER.unpack_from(blob, pos)
-        start, end = pos + HEADER.size, pos + HEADER.size + length
-        if magic != MAGIC or end > len(blob) or zlib.crc32(blob[start:end]) != crc:
-            break
-        try:
-            task, values = pickle.loads(blob[start:end])
-            result = TaskResult(**{k: v for k, v in values.items() if k in known})
-        except Exception:  # noqa: BLE001 - an unreadable record ends the intact part
-            break
-        out.append((tuple(task), result))
-        pos = end
+    pos = 0
+    with open(path, "rb") as fh:
+        while True:
+            header = fh.read(HEADER.size)
+            if len(header) < HEADER.size:
+                break
+            magic, crc, length = HEADER.unpack(header)
+            if magic != MAGIC:
+                break
+            payload = fh.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                break
+            try:
+                task, values = pickle.loads(payload)
+                result = TaskResult(**{k: v for k, v in values.items() if k in known})
+            except Exception:  # noqa: BLE001 - an unreadable record ends the intact part
+                break
+            out.append((tuple(task), result))
+            pos += HEADER.size + length
     return out, pos
 
 

@@ -456,8 +456,8 @@ def run_tasks(
                     record(t, run_task(t, ctx))
     except KeyboardInterrupt:
         log.warning("interrupted: %d of %d tasks finished%s", len(results), len(tasks),
-                    "; they are in the journal: rerun with experiment_params.resume=true "
-                    "(same run directory) to finish" if journal is not None else "")
+                    "; they are in the journal: run the same command with "
+                    "experiment_params.resume=true to finish" if journal is not None else "")
         raise
     finally:
         bar.close()

@@ -20,6 +20,7 @@ METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CONSTRAINTS = "constraints.json"
 CONFIG = "config.yaml"
+COMBINATIONS = "combinations.json"
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
