@@ -175,7 +175,20 @@ def test_task_that_keeps_killing_workers_is_marked_failed(iris, reference, tmp_p
         {t.index for t in tasks}
 
 
-def test_ctrl_c_stops_workers_and_resume_completes(iris, reference, tmp_path):
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C raises KeyboardInterrupt here even when the suite was started with SIGINT ignored
+    (a background job of a non-interactive shell, as CI may be)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_workers_and_resume_completes(iris, reference, tmp_path, sigint_raises):
     tasks, ctx = toy_setup(iris, "interrupt", poison_task=20)
     journal = toy_journal(tmp_path, iris, tasks, resume=False)
     start = time.perf_counter()
@@ -266,7 +279,8 @@ def test_cli_ctrl_c_then_resume(tmp_path):
                    capture_output=True)
     out = tmp_path / "cut"
     proc = subprocess.Popen([*args, f"hydra.run.dir={out}"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_default_sigint)
     records = out / JOURNAL_DIR / RECORDS
     deadline = time.time() + 120
     while time.time() < deadline and (not records.exists() or records.stat().st_size < 2000):
