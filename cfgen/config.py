@@ -64,10 +64,10 @@ class ConstraintsConfig:
 
 @dataclass
 class GAConfig:
-    """Genetic search settings and fitness weights."""
+    """Genetic search settings and fitness weights (see conf/ga/default.yaml)."""
 
-    population_size: int = 50
-    max_generations: int = 60
+    population_size: int = 30
+    max_generations: int = 10
     crossover_prob: float = 0.7
     mutation_prob: float = 0.3
     mutation_gene_prob: float = 0.3
@@ -75,14 +75,23 @@ class GAConfig:
     elite: int = 2
     init_change_prob: float = 0.5
     bounds_init_prob: float = 0.7
-    patience: int = 10
-    delta_threshold: float = 1e-4
+    patience: int = 2
+    delta_threshold: float = 0.01
     w_distance: float = 1.0
     w_sparsity: float = 0.5
     w_plausibility: float = 0.2
     w_bounds: float = 0.3
     w_diversity: float = 0.1
     refine: bool = True
+    anchors: int = 20
+    anchor_init_share: float = 0.25
+    dense_init_share: float = 0.25
+    reset_prob: float = 0.4
+    mutation_max_genes: int = 4
+    reference_rows: int = 64
+    pool_size: int = 16
+    plausibility_steps: int = 4
+    w_final_plausibility: float = 1.5
 
 
 @dataclass
@@ -199,12 +208,25 @@ def validate(cfg: DictConfig) -> None:
         _positive(cfg, key)
     _positive(cfg, "ga.elite", allow_zero=True)
     for key in ("crossover_prob", "mutation_prob", "mutation_gene_prob", "init_change_prob",
-                "bounds_init_prob"):
+                "bounds_init_prob", "anchor_init_share", "dense_init_share", "reset_prob"):
         value = cfg.ga[key]
         if not 0.0 <= value <= 1.0:
             raise ConfigError(
                 f"ga.{key}={value!r} is not allowed: expected a probability in [0, 1]"
             )
+    shares = cfg.ga.anchor_init_share + cfg.ga.dense_init_share
+    if shares > 1.0:
+        raise ConfigError(
+            f"ga.anchor_init_share + ga.dense_init_share = {shares:g} is not allowed: expected <= 1"
+        )
+    for key in ("pool_size", "mutation_max_genes"):
+        _positive(cfg, f"ga.{key}")
+    for key in ("anchors", "reference_rows", "plausibility_steps"):
+        _positive(cfg, f"ga.{key}", allow_zero=True)
+    for key in ("w_distance", "w_sparsity", "w_plausibility", "w_bounds", "w_diversity",
+                "w_final_plausibility", "delta_threshold"):
+        if cfg.ga[key] < 0:
+            raise ConfigError(f"ga.{key}={cfg.ga[key]!r} is not allowed: expected >= 0")
     if cfg.ga.elite >= cfg.ga.population_size:
         raise ConfigError(
             f"ga.elite={cfg.ga.elite} is not allowed: expected fewer than "

@@ -158,7 +158,7 @@ def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
     })
     ctx = WorkerContext(data, model, bounds, cfg.method.name,
                         OmegaConf.to_container(cfg.ga, resolve=True), comb,
-                        ep.num_counterfactuals)
+                        ep.num_counterfactuals, time_limit=cfg.method.time_limit)
     with Journal.open(run_dir, cfg, data, tasks, ep.resume) as journal:
         results = run_tasks(tasks, ctx, ep.parallel_replications, ep.max_workers,
                             journal=journal)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import math
 import multiprocessing
@@ -72,6 +73,7 @@ class WorkerContext:
     combinations: Combinations
     k: int
     explainer_factory: Callable | None = None
+    time_limit: float | None = None  # seconds per query (method.time_limit), for build_explainer
     _explainers: collections.OrderedDict = field(
         default_factory=collections.OrderedDict, repr=False
     )
@@ -84,7 +86,9 @@ class WorkerContext:
             return ex
         factory = self.explainer_factory
         if factory is None:
-            from cfgen.methods import build_explainer as factory
+            from cfgen.methods import build_explainer
+
+            factory = functools.partial(build_explainer, time_limit=self.time_limit)
         schema = self.data.schema.with_rules(self.combinations[combination])
         ex = factory(self.method, self.ga_cfg, self.model, self.data, self.bounds, schema)
         self._explainers[combination] = ex
@@ -113,6 +117,7 @@ class TaskResult:
     error: str | None = None
     peak_rss: int = 0  # bytes: peak resident memory of the process that ran the task
     pid: int = 0  # the process that ran the task
+    timed_out: bool = False  # the method hit method.time_limit (counts as a failure to find)
 
 
 class WorkerInitError(RuntimeError):
@@ -160,7 +165,8 @@ def run_task(task: Task, ctx: WorkerContext | None = None) -> TaskResult:
         return TaskResult(task.index, np.asarray(exp.counterfactuals), float(exp.seconds),
                           exp.reason, int(exp.generations), np.asarray(exp.best_fitness),
                           np.asarray(exp.mean_fitness), np.asarray(exp.best_per_generation),
-                          peak_rss=peak_rss(), pid=os.getpid())
+                          peak_rss=peak_rss(), pid=os.getpid(),
+                          timed_out=bool(exp.extra.get("timed_out", False)))
     except Exception as exc:  # noqa: BLE001 - a failing task is recorded, the run goes on
         return failed_result(task, len(ctx.data.schema),
                              f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",

@@ -12,13 +12,20 @@ One search (:meth:`GeneticExplainer.explain`):
    anchor-guided mutation; early stop after ``patience`` generations without an improvement of
    ``delta_threshold``; DEAP ``Statistics``/``Logbook`` record best and mean fitness per
    generation; every valid individual goes to an archive.
-3. **Final pass** (:mod:`cfgen.search.refine`) on a diverse pool of the best archived individuals
-   and the anchors: reset features to the query, shrink changes to the nearest split threshold
-   that keeps the prediction, then step each result towards its nearest anchor (plausible
-   variants).
+3. **Final pass** (:mod:`cfgen.search.refine`): a diverse pool of the best archived individuals
+   is made sparse and close (reset features to the query, then move each change to the nearest
+   split-threshold edge that keeps the prediction — exact for tree ensembles); each result is
+   stepped towards its nearest anchor, and the anchors are thinned (their smallest changes reset)
+   — plausible variants near real rows of the target class.
 4. **Choice** (:mod:`cfgen.search.select`): NSGA-II ranking over (distance, changes,
-   implausibility), then greedy max-min over a weighted score for quality and diversity; distinct
-   rows only, at most ``k``.
+   implausibility) keeps ``max(3k, 12)`` candidates, then greedy max-min over
+   ``w_distance * distance + w_sparsity * changes + w_final_plausibility * implausibility``
+   with a ``w_diversity`` reward: quality and diversity together, distinct rows, at most ``k``.
+
+``Explanation.extra`` holds ``evaluations`` (rows predicted), ``anchors``, ``timed_out``, the DEAP
+``logbook`` (gen, valid, best, mean), ``pool`` / ``candidates`` sizes and CPU seconds of the
+phases (``t_setup``, ``t_loop``; ``t_reset``, ``t_shrink``, ``t_paths``, ``t_choice`` cumulative
+from the start of the final pass).
 """
 
 from __future__ import annotations
@@ -50,8 +57,9 @@ class GeneticExplainer:
     ``predictor`` is the fast probability predictor (``cfgen.predictor.compile_predictor``; built
     here when ``None``). When it is a :class:`~cfgen.predictor.CompiledForest` (bit-for-bit equal
     to the estimator) its verdict is final; any other predictor's results are re-checked with the
-    estimator's own ``predict``. ``time_limit`` (seconds per query) stops the evolution early;
-    the final pass still runs on what was found.
+    estimator's own ``predict`` (which must answer class indices ``0..C-1``, as cfgen's fitted
+    models and the library API's wrappers do). ``time_limit`` (seconds per query) stops the
+    evolution early; the final pass still runs on what was found.
     """
 
     def __init__(
@@ -155,7 +163,9 @@ class GeneticExplainer:
         best_rows: list[np.ndarray] = []
         best_so_far, stale, gen, timed_out = np.inf, 0, 0, False
         deadline = None if self.time_limit is None else start + self.time_limit
-        for gen in range(p.max_generations):
+        # while nothing valid has been found the search may run to 3x max_generations
+        hard_cap = 3 * p.max_generations
+        for gen in range(hard_cap):
             pop_s = self.metric.scaled(pop)
             obj = tb.evaluate(pop, pop_s)
             fit, q = ev.fitness(obj, pop_s)
@@ -175,7 +185,7 @@ class GeneticExplainer:
             if deadline is not None and time.perf_counter() > deadline:
                 timed_out = True
                 break
-            if gen == p.max_generations - 1:
+            if gen >= p.max_generations - 1 and (best_so_far < INVALID or gen == hard_cap - 1):
                 break
             order = np.argsort(fit, kind="stable")
             parents = tb.select(fit, n - elite)
@@ -241,8 +251,6 @@ class GeneticExplainer:
             info["t_reset"] = time.thread_time() - tick
             refined = tb.shrink(refined)
             info["t_shrink"] = time.thread_time() - tick
-            refined = tb.reset(refined, max_rounds=2)
-            info["t_reset2"] = time.thread_time() - tick
             cands += [refined, tb.towards_anchors(refined), tb.thin_anchors(guides.anchors)]
             info["t_paths"] = time.thread_time() - tick
         C = np.vstack(cands)

@@ -37,6 +37,7 @@ class Operators:
         cat = space.categorical
         # features the class bounds ask to move get a higher chance of being picked
         outside = (space.toward != space.x) & self.movable
+        self.outside = outside
         self.weight = np.where(outside, 1.0, 0.35) * self.movable
         self.cum_w = np.cumsum(self.weight)
         self.cat = cat
@@ -85,11 +86,16 @@ class Operators:
 
     # ------------------------------------------------------------------ operators
     def init_population(self, n: int) -> np.ndarray:
-        """First population: a share on the way to anchors, the rest sparse bound-guided moves.
+        """First population, in three parts.
 
-        Bound-guided rows change each movable gene with a per-row probability between 0 and
-        ``init_change_prob`` (times the gene's weight), plus one forced gene, so the population
-        spans one-feature changes to dense ones.
+        * ``anchor_init_share``: on the way to anchors (a random share of an anchor's changes,
+          scaled by a random step in [0.5, 1]; the first is the nearest anchor itself);
+        * ``dense_init_share``: every gene the target's class bounds ask to move (the query's
+          value is outside the target interval) drawn uniformly inside the interval — the
+          bounds' own guess of the target region;
+        * the rest: sparse bound-guided moves, each movable gene with a per-row probability
+          between 0 and ``init_change_prob`` (higher for genes outside the interval), plus one
+          forced gene, so the population spans one-feature changes to dense ones.
         """
         rng, p, x = self.rng, self.p, self.x
         pop = np.tile(x, (n, 1))
@@ -106,13 +112,20 @@ class Operators:
             if self.cat.any():
                 vals[:, self.cat] = a[:, self.cat]
             pop[:n_anchor] = np.where(keep & self.movable, vals, x)
-        m = n - n_anchor
+        n_dense = 0
+        if self.outside.any():
+            n_dense = min(n - n_anchor, int(round(p.dense_init_share * n)))
+        if n_dense:
+            rows = slice(n_anchor, n_anchor + n_dense)
+            pop[rows] = np.where(self.outside, self.space.sample_target(rng, n_dense), x)
+        start = n_anchor + n_dense
+        m = n - start
         if m > 0:
             prob = p.init_change_prob * rng.random((m, 1)) ** 2 * self.weight
             change = (rng.random((m, self.d)) < prob) | self._force_one(m)
             change &= self.movable
             r, c = np.nonzero(change)
-            pop[n_anchor + r, c] = self._values_at(x[c], c)
+            pop[start + r, c] = self._values_at(x[c], c)
         return self.space.repair(pop)
 
     def mutate(self, pop: np.ndarray) -> np.ndarray:

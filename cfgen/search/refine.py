@@ -1,14 +1,16 @@
 """The final pass over candidate counterfactuals, batched over all candidates at once.
 
 * :func:`reset` — put changed features back to the query's value while the prediction survives
-  (all survivable resets at once when they survive together, else the largest one).
+  (per candidate the largest set of individually safe resets that holds together).
 * :func:`shrink` — move each changed non-categorical feature to the nearest-to-query edge of the
-  forest's split segments that keeps the prediction (exact: between two thresholds the
-  prediction does not change); without a tree ensemble, bisection-free shrinking on a grid of
-  steps towards the query.
+  forest's split segments that keeps the prediction (exact: between two thresholds nothing
+  changes; see :mod:`cfgen.search.thresholds`); for models without thresholds, scale the whole
+  change towards the query on a grid of steps.
 * :func:`towards_anchors` — the plausibility side: step each candidate feature by feature towards
   its nearest anchor (a valid real row of the target class), largest gaps first, keeping the
   valid steps. These trade distance to the query for closeness to real data.
+* :func:`thin_anchors` — anchors with their *smallest* changes reset to the query: few changes,
+  still close to a real row.
 
 Every function returns rows that are valid (the predictor puts them in the target class),
 snapped and inside the feasible box.
@@ -88,7 +90,7 @@ def reset(C: np.ndarray, space: SearchSpace, metric: MixedDistance, valid_fn: Va
 
 
 def shrink(C: np.ndarray, space: SearchSpace, metric: MixedDistance, valid_fn: ValidFn,
-           edges: SplitEdges | None, n_near: int = 6, rounds: int = 2) -> np.ndarray:
+           edges: SplitEdges | None, n_near: int = 6, rounds: int = 1) -> np.ndarray:
     """Move changed non-categorical features as close to the query as the prediction allows."""
     x = space.x
     C = C.copy()

@@ -25,8 +25,13 @@ def nondominated_fronts(F: np.ndarray, enough: int | None = None) -> np.ndarray:
     With ``enough``, peeling stops once the fronts found hold that many rows; the rest get -1.
     """
     n = len(F)
-    le = (F[:, None, :] <= F[None, :, :]).all(axis=2)
-    lt = (F[:, None, :] < F[None, :, :]).any(axis=2)
+    # one (n, n) comparison per objective: reductions over a short last axis are slow
+    le = np.ones((n, n), dtype=bool)
+    lt = np.zeros((n, n), dtype=bool)
+    for k in range(F.shape[1]):
+        col = F[:, k]
+        le &= col[:, None] <= col[None, :]
+        lt |= col[:, None] < col[None, :]
     dom = le & lt  # dom[i, j]: i dominates j
     n_dom = dom.sum(axis=0)  # how many rows dominate each row
     front = np.full(n, -1)
