@@ -24,11 +24,12 @@ import math
 import multiprocessing
 import os
 import pickle
+import queue as queue_mod
 import signal
 import sys
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -516,14 +517,42 @@ def _run_pool(
 
     refused = False  # the pool refused a submission: it broke since the last wait
 
+    # Completed futures arrive through a SimpleQueue fed by done-callbacks, instead of
+    # concurrent.futures.wait(): wait() takes every future's lock in turn, and a Ctrl-C landing
+    # between two of those acquisitions leaks a lock that the executor's own thread then
+    # blocks on forever at interpreter exit. SimpleQueue.get is safe to interrupt.
+    done_q: queue_mod.SimpleQueue[Future] = queue_mod.SimpleQueue()
+
     def submit(t: Task) -> bool:
         nonlocal refused
         try:
-            inflight[pool.submit(_worker_task, t)] = t
-            return True
+            fut = pool.submit(_worker_task, t)
         except BrokenProcessPool:
             refused = True
             return False
+        inflight[fut] = t
+        fut.add_done_callback(done_q.put)
+        return True
+
+    def collect(timeout: float | None = None) -> set[Future]:
+        """In-flight futures that are done: wait for at least one (up to ``timeout``)."""
+        got: set[Future] = set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not got:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                fut = done_q.get(timeout=left)
+            except queue_mod.Empty:
+                break
+            if fut in inflight:
+                got.add(fut)
+        while True:
+            try:
+                fut = done_q.get_nowait()
+            except queue_mod.Empty:
+                return got
+            if fut in inflight:
+                got.add(fut)
 
     pool = new_pool()
     crashes_in_a_row = 0
@@ -536,14 +565,14 @@ def _run_pool(
             else:
                 while queue and len(inflight) < window and submit(queue[0]):
                     queue.popleft()
-            finished = set()
-            if inflight:
-                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            finished: set[Future] = collect() if inflight else set()
             broken = refused or any(isinstance(f.exception(), BrokenProcessPool)
                                     for f in finished)
             if broken:
                 # the executor fails every pending future at once
-                wait(list(inflight), timeout=BROKEN_WAIT)
+                deadline = time.monotonic() + BROKEN_WAIT
+                while not all(f.done() for f in inflight) and time.monotonic() < deadline:
+                    collect(timeout=max(0.0, deadline - time.monotonic()))
                 finished = set(inflight)
             lost: list[Task] = []
             for fut in sorted(finished, key=lambda f: inflight[f].index):
