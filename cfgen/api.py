@@ -36,13 +36,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cfgen.data import decimals_of as _decimals
 from cfgen.errors import ConfigError
 from cfgen.explanation import Explanation
 from cfgen.schema import Feature, FeatureSchema, Kind, Rule
 
 __all__ = ["CounterfactualExplainer", "CounterfactualResult", "explain"]
 
-MAX_DECIMALS = 6
 
 
 # --------------------------------------------------------------------------- results
@@ -78,14 +78,6 @@ class CounterfactualResult:
 
 
 # --------------------------------------------------------------------------- encoding
-
-
-def _decimals(values: np.ndarray) -> int:
-    values = values[np.isfinite(values)]
-    for d in range(MAX_DECIMALS + 1):
-        if np.allclose(np.round(values, d), values, rtol=0, atol=1e-9):
-            return d
-    return MAX_DECIMALS
 
 
 class _Codec:

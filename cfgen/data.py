@@ -67,7 +67,7 @@ class Dataset:
         return X
 
 
-def _decimals(values: np.ndarray) -> int:
+def decimals_of(values: np.ndarray) -> int:
     """Fewest decimals (<= MAX_DECIMALS) that represent every value."""
     values = values[np.isfinite(values)]
     for d in range(MAX_DECIMALS + 1):
@@ -175,7 +175,7 @@ def load_dataset(cfg) -> Dataset:
                 high=float(np.max(col)),
                 categories=tuple(cat_levels.get(name, ())),
                 rule=Rule(cfg.actionability.get(name, "none")),
-                decimals=0 if kind is not Kind.CONTINUOUS else _decimals(col),
+                decimals=0 if kind is not Kind.CONTINUOUS else decimals_of(col),
             )
         )
     unknown = set(cfg.actionability) - set(X_frame.columns)
