@@ -24,7 +24,7 @@ test-slurm:  ## Slurm integration (needs `scripts/slurm-local.sh up`)
 	$(PY) -m pytest -q -m slurm
 
 lint:  ## ruff
-	$(PY) -m ruff check cfgen tests bench
+	$(PY) -m ruff check cfgen tests bench scripts
 
 run:  ## the default experiment (iris)
 	$(PY) -m cfgen

@@ -89,7 +89,8 @@ def check_result(executor: submitit.AutoExecutor, timeout: float, jobs: list) ->
         raise AssertionError(f"job {job.job_id} raised instead of returning: {value!r}")
     if value != 5:
         raise AssertionError(f"job {job.job_id} returned {value!r}, expected 5")
-    log(f"OK result: job {job.job_id} returned {value} in {time.monotonic() - t0:.1f}s (state {job.state})")
+    took = time.monotonic() - t0
+    log(f"OK result: job {job.job_id} returned {value} in {took:.1f}s (state {job.state})")
 
 
 def check_cancel(executor: submitit.AutoExecutor, timeout: float, jobs: list) -> None:
@@ -116,9 +117,12 @@ def check_cancel(executor: submitit.AutoExecutor, timeout: float, jobs: list) ->
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", type=Path, default=None, help="submitit log folder (default: a new temp dir)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="bound of each wait, in seconds (default 120)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="submitit log folder (default: a new temp dir)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="bound of each wait, in seconds (default 120)")
     args = parser.parse_args()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="cfgen-slurm-smoke-"))
     log(f"submitit {submitit.__version__}, folder {folder}")
