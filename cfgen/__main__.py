@@ -10,7 +10,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cfgen.cli import precheck, report_error
+from cfgen.cli import CONF_DIR, CONFIG_NAME, precheck, report_error
 from cfgen.config import register
 from cfgen.errors import ConfigError
 
@@ -18,7 +18,7 @@ log = logging.getLogger("cfgen")
 register()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
 def app(cfg: DictConfig) -> float:
     """Run one experiment in Hydra's run directory; the return value is the sweep objective."""
     from cfgen.experiment import console_table, run
