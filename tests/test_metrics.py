@@ -475,12 +475,25 @@ def test_aggregate():
     d = a["distance_l2"]
     assert d["n"] == 3 and close(d["mean"], 3.0)
     assert close(d["std"], math.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 2))  # sqrt 7
-    assert 1.0 <= d["ci_low"] <= 3.0 <= d["ci_high"] <= 6.0
+    # n = 3: the 27 equally likely resamples give mean 1 (all "1") and mean 6 (all "6") with
+    # probability 1/27 = 3.7% each, more than the 2.5% tails, so the percentile CI is exactly [1, 6]
+    assert d["ci_low"] == 1.0 and d["ci_high"] == 6.0
     assert a["lof"] == {"mean": 1.5, "std": None, "n": 1, "ci_low": 1.5, "ci_high": 1.5}
     assert "method" not in a
     assert aggregate(rows, seed=3) == a  # deterministic
     json.dumps(a, allow_nan=False)  # strict JSON
     assert aggregate([{"x": math.nan}])["x"]["n"] == 0
+
+
+def test_aggregate_ci_matches_normal_theory():
+    # 50 normal values: the bootstrap CI of the mean is close to mean ± 1.96·s/√n
+    v = np.random.default_rng(0).normal(10.0, 2.0, size=50)
+    d = aggregate([{"x": float(x)} for x in v], seed=1, n_boot=20_000)["x"]
+    half = 1.96 * v.std(ddof=1) / math.sqrt(len(v))
+    assert abs(d["ci_low"] - (v.mean() - half)) < 0.1 * half
+    assert abs(d["ci_high"] - (v.mean() + half)) < 0.1 * half
+    narrow = aggregate([{"x": float(x)} for x in v], seed=1, confidence=0.5)["x"]
+    assert d["ci_low"] < narrow["ci_low"] < narrow["ci_high"] < d["ci_high"]
 
 
 # ------------------------------------------------------------------------------ plots
