@@ -17,7 +17,6 @@ import contextlib
 import io
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -34,12 +33,12 @@ from sklearn.model_selection import train_test_split
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
-    from cfgen.constraints import mine_class_bounds
+    from cfgen.constraints import mine_class_bounds, parse_bound_strings
     from cfgen.data import data_dir
     from cfgen.schema import Feature, FeatureSchema, Kind
 except ModuleNotFoundError:  # running from a checkout without the package installed
     sys.path.insert(0, str(ROOT))
-    from cfgen.constraints import mine_class_bounds
+    from cfgen.constraints import mine_class_bounds, parse_bound_strings
     from cfgen.data import data_dir
     from cfgen.schema import Feature, FeatureSchema, Kind
 
@@ -97,23 +96,6 @@ def package_bounds(model, names, X_tr) -> tuple[dict, float, float]:
     return bounds, t1 - t0, t2 - t1
 
 
-def parse_package(bounds: dict, names, classes) -> tuple[np.ndarray, np.ndarray]:
-    col = {n: j for j, n in enumerate(names)}
-    labels = [str(c) for c in classes]
-    low = np.full((len(labels), len(names)), -np.inf)
-    high = np.full((len(labels), len(names)), np.inf)
-    for key, items in bounds.items():
-        c = labels.index(key.removeprefix("Class "))
-        for s in items:
-            if m := re.fullmatch(r"(\S+) < (.+) <= (\S+)", s):
-                low[c, col[m[2]]], high[c, col[m[2]]] = float(m[1]), float(m[3])
-            elif m := re.fullmatch(r"(.+) <= (\S+)", s):
-                high[c, col[m[1]]] = float(m[2])
-            elif m := re.fullmatch(r"(.+) > (\S+)", s):
-                low[c, col[m[1]]] = float(m[2])
-    return low, high
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
@@ -149,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             ours_t[mode] = statistics.median(ts)
         ours = mine_class_bounds(model, schema, "dpg", X_train=X_tr,
                                  decimal_threshold=DECIMALS, perc_var=PERC_VAR)
-        low, high = parse_package(bounds, names, model.classes_)
+        low, high = parse_bound_strings(bounds, names, model.classes_)
         same = np.array_equal(low, ours.raw_low) and np.array_equal(high, ours.raw_high)
         n_nodes = sum(t.tree_.node_count for t in model.estimators_)
         row = dict(

@@ -29,6 +29,7 @@ features.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -179,6 +180,33 @@ class ClassBounds:
             empty=empty,
             params=dict(data.get("params", {})),
         )
+
+
+def parse_bound_strings(
+    bounds: dict[str, list[str]], feature_names, class_labels
+) -> tuple[np.ndarray, np.ndarray]:
+    """DPG-style interval strings back to (low, high) arrays of shape (classes, features).
+
+    The inverse of :meth:`ClassBounds.describe`, and the reader of the ``dpg`` package's
+    ``"Class Bounds"`` (``{"Class c": ["0.7 < f <= 1.7", "g <= 2.0", "h > 0.5", ...]}``).
+    Features a class has no string for stay open (±inf).
+    """
+    col = {str(n): j for j, n in enumerate(feature_names)}
+    labels = [str(c) for c in class_labels]
+    low = np.full((len(labels), len(col)), -np.inf)
+    high = np.full((len(labels), len(col)), np.inf)
+    for key, items in bounds.items():
+        c = labels.index(str(key).removeprefix("Class "))
+        for s in items:
+            if m := re.fullmatch(r"(\S+) < (.+) <= (\S+)", s):
+                low[c, col[m[2]]], high[c, col[m[2]]] = float(m[1]), float(m[3])
+            elif m := re.fullmatch(r"(.+) <= (\S+)", s):
+                high[c, col[m[1]]] = float(m[2])
+            elif m := re.fullmatch(r"(.+) > (\S+)", s):
+                low[c, col[m[1]]] = float(m[2])
+            else:
+                raise ValueError(f"not a class-bound string: {s!r}")
+    return low, high
 
 
 def _num(v: float) -> float | None:

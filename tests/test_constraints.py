@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 import warnings
 
 import numpy as np
@@ -17,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
-from cfgen.constraints import ClassBounds, finalize, mine_class_bounds
+from cfgen.constraints import ClassBounds, finalize, mine_class_bounds, parse_bound_strings
 from cfgen.data import data_dir
 from cfgen.errors import ConfigError
 from cfgen.schema import Feature, FeatureSchema, Kind
@@ -309,29 +308,9 @@ def _package_bounds(model, names, X_train, decimal_threshold=3, perc_var=1e-7):
     return bounds
 
 
-def _parse_package(bounds: dict, names, classes) -> tuple[np.ndarray, np.ndarray]:
-    """"a < f <= b" / "f <= b" / "f > a" strings -> low/high arrays (absent: open)."""
-    col = {str(n): j for j, n in enumerate(names)}
-    labels = [str(c) for c in classes]
-    low = np.full((len(labels), len(col)), -INF)
-    high = np.full((len(labels), len(col)), INF)
-    for key, items in bounds.items():
-        c = labels.index(key.removeprefix("Class "))
-        for s in items:
-            if m := re.fullmatch(r"(\S+) < (.+) <= (\S+)", s):
-                low[c, col[m[2]]], high[c, col[m[2]]] = float(m[1]), float(m[3])
-            elif m := re.fullmatch(r"(.+) <= (\S+)", s):
-                high[c, col[m[1]]] = float(m[2])
-            elif m := re.fullmatch(r"(.+) > (\S+)", s):
-                low[c, col[m[1]]] = float(m[2])
-            else:
-                raise AssertionError(s)
-    return low, high
-
-
 def _assert_same_as_package(model, names, X_train, **kw):
     pkg = _package_bounds(model, names, X_train, **kw)
-    low, high = _parse_package(pkg, names, model.classes_)
+    low, high = parse_bound_strings(pkg, names, model.classes_)
     schema = schema_of(X_train, names)
     ours = mine_class_bounds(model, schema, "dpg", X_train=X_train, **kw)
     np.testing.assert_array_equal(ours.raw_low, low)
@@ -356,6 +335,16 @@ def test_dpg_matches_package_iris_paper_forest():
     # the worked example: class 1 of the paper's iris forest
     b = mine_class_bounds(rf, schema_of(X_tr, names), "dpg", X_train=X_tr)
     assert "0.7 < petal width (cm) <= 1.7" in b.describe(1)
+
+
+def test_bound_strings_round_trip():
+    rf, names, X_tr = _iris_paper()
+    b = mine_class_bounds(rf, schema_of(X_tr, names), "dpg", X_train=X_tr)
+    strings = {f"Class {c}": b.describe(c, raw=True) for c in range(b.n_classes)}
+    low, high = parse_bound_strings(strings, names, range(b.n_classes))
+    assert np.array_equal(low, b.raw_low) and np.array_equal(high, b.raw_high)
+    with pytest.raises(ValueError, match="not a class-bound string"):
+        parse_bound_strings({"Class 0": ["petal width (cm) == 1"]}, names, range(3))
 
 
 @pytest.mark.parametrize("decimal_threshold,perc_var", [(3, 0.01), (1, 0.05), (6, 1e-9)])
