@@ -28,7 +28,7 @@ from cfgen.plan import (
     Combinations,
     Task,
     choose_queries,
-    combination_count_text,
+    count_text,
     iter_targets,
     plan_tasks,
 )
@@ -150,7 +150,7 @@ def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
     combos = comb.chosen(ep.num_combinations_to_test, seed=ep.seed)
     tasks = plan_tasks(queries, targets, combos, ep.num_replications, ep.seed)
     log.info("%d tasks: %d queries, %d of %s combinations, %d replications", len(tasks),
-             len(queries), len(combos), combination_count_text(comb), ep.num_replications)
+             len(queries), len(combos), count_text(comb.total), ep.num_replications)
 
     store.write_json(run_dir / store.COMBINATIONS, {
         "rules": list(comb.rules), "free_features": list(comb.free),
@@ -188,7 +188,7 @@ def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
         "queries": queries,
         "validity": float(metrics["perc_valid_cf_all"].mean()) if len(metrics) else 0.0,
         "metrics_compat": cfg.metrics.compat,
-        "metrics": aggregate(metrics[[c for c in METRIC_NAMES]].to_dict("records")),
+        "metrics": aggregate(metrics[list(METRIC_NAMES)].to_dict("records")),
         "wall_seconds": time.perf_counter() - started,
     }
     if cfg.output.plots:

@@ -223,8 +223,3 @@ def iter_targets(pred: np.ndarray, n_classes: int, target_class: int | None) -> 
         yield [target_class] if target_class is not None else [
             c for c in range(n_classes) if c != int(p)
         ]
-
-
-def combination_count_text(comb: Combinations) -> str:
-    """Human-readable size of the combination space."""
-    return count_text(comb.total)

@@ -29,6 +29,16 @@ from cfgen.experiment import run
         (["experiment_params.rules=[none,sideways]"], "experiment_params.rules='sideways'"),
         (["-m", "dataset=iris,nope"], "dataset=nope is not allowed"),
         (["hydra/launcher=nope"], "hydra/launcher=nope is not allowed: expected one of basic"),
+        (["method.time_limit=0"], "method.time_limit=0.0 is not allowed: expected > 0"),
+        (["metrics.compat=guidotti"], "metrics.compat='guidotti' is not allowed: expected one of"),
+        (["logger.mode=sometimes"], "logger.mode='sometimes' is not allowed: expected one of"),
+        (["ga.mutation_prob=1.5"], "ga.mutation_prob=1.5 is not allowed: expected a probability"),
+        (["ga.anchor_init_share=0.8", "ga.dense_init_share=0.5"],
+         "ga.anchor_init_share + ga.dense_init_share = 1.3 is not allowed: expected <= 1"),
+        (["ga.w_distance=-1"], "ga.w_distance=-1.0 is not allowed: expected >= 0"),
+        (["ga.elite=30"], "ga.elite=30 is not allowed: expected fewer than ga.population_size=30"),
+        (["ga.pool_size=0"], "ga.pool_size=0 is not allowed"),
+        (["constraints=nope"], "constraints=nope is not allowed: expected one of dpg, mass, none"),
     ],
 )
 def test_precheck_names_the_key(overrides, expected):
