@@ -289,8 +289,9 @@ def test_cli_ctrl_c_then_resume(tmp_path):
     while time.time() < deadline and (not records.exists() or records.stat().st_size < 2000):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    proc.wait(60)
-    assert proc.returncode != 0
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.decode().strip().splitlines()[-1].startswith("cfgen: interrupted:")
     assert not (out / "counterfactuals.csv").exists()
     n_saved = len(read_records(records)[0])
     assert n_saved > 0

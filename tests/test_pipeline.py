@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -94,3 +97,38 @@ def test_diabetes_paper_forest(cfg_factory, tmp_path):
     assert (est.n_estimators, est.max_depth, est.max_features) == (12, 5, None)
     assert est.min_impurity_decrease == 0.01
     assert _check_counterfactuals(result) >= 0
+
+
+def test_plots_and_combinations_file(cfg_factory, tmp_path):
+    result = run(cfg_factory("output.plots=true", "experiment_params.num_samples=1",
+                             "experiment_params.num_replications=1",
+                             "experiment_params.rules=[none,no_change]",
+                             "experiment_params.num_combinations_to_test=2"), tmp_path)
+    combos = sorted({t.combination for t in result.tasks})
+    tested = json.loads((tmp_path / "combinations.json").read_text())
+    assert tested["rules"] == ["none", "no_change"]
+    assert sorted(int(i) for i in tested["tested"]) == combos
+    free = tested["free_features"]
+    for i in combos:  # combination i is i in base 2 over the free features, last fastest
+        digits = [(i >> (len(free) - 1 - j)) & 1 for j in range(len(free))]
+        assert tested["tested"][str(i)] == {
+            f: ("none", "no_change")[b] for f, b in zip(free, digits, strict=True)}
+    names = result.data.class_names
+    t = result.tasks[0]
+    stem = f"q{t.query}_to_{names[t.target]}_c{t.combination}"
+    by_index = {r.index: r for r in result.results}
+    expected = {f"fitness_{stem}.png"}
+    if len(by_index[t.index].counterfactuals):
+        expected |= {f"pca_{stem}.png", f"changes_{stem}.png", f"bounds_{stem}.png"}
+    pngs = {p.name for p in (tmp_path / "plots").glob("*.png")}
+    assert expected <= pngs
+    for name in expected:
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_console_script_from_another_directory(tmp_path):
+    script = Path(sys.executable).parent / "cfgen"
+    proc = subprocess.run([str(script), "dataset=diabetes", "--cfg", "job"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "name: diabetes" in proc.stdout and "n_estimators: 12" in proc.stdout
