@@ -82,18 +82,3 @@ def counterfactual_frame(
 def write_frame(path: Path, frame: pd.DataFrame) -> None:
     """CSV with a fixed float format so reruns are byte-identical."""
     _atomic_write_text(path, frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
-
-
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """Read back what a run wrote: its frames and summary."""
-    run_dir = Path(run_dir)
-    out: dict[str, Any] = {"run_dir": run_dir}
-    if (run_dir / COUNTERFACTUALS).exists():
-        out["counterfactuals"] = pd.read_csv(run_dir / COUNTERFACTUALS)
-    if (run_dir / METRICS).exists():
-        out["metrics"] = pd.read_csv(run_dir / METRICS)
-    if (run_dir / SUMMARY).exists():
-        out["summary"] = json.loads((run_dir / SUMMARY).read_text())
-    if (run_dir / CONSTRAINTS).exists():
-        out["constraints"] = json.loads((run_dir / CONSTRAINTS).read_text())
-    return out

@@ -39,7 +39,7 @@ from typing import Any
 from cfgen.errors import ConfigError
 
 JOB_FILE = "job.json"
-SUMMARY_FILE = "summary.json"
+SUMMARY = "summary.json"  # cfgen.store.SUMMARY; not imported, to keep the Hydra callback light
 SWEEP_SUMMARY = "sweep_summary.json"
 #: Slurm states of jobs that may still produce results
 ACTIVE_STATES = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING",
@@ -282,7 +282,7 @@ def summarize(sweep_dir: str | Path, query_scheduler: bool = True) -> list[JobRe
         if sub is not None and sub.result is None and rep.scheduler_id in states:
             rep.scheduler_state = states[rep.scheduler_id]
 
-        summary = _read_json(run_dir / SUMMARY_FILE) if run_dir else None
+        summary = _read_json(run_dir / SUMMARY) if run_dir else None
         if summary is not None and error is None:
             rep.status = "finished"
             rep.validity = summary.get("validity")
@@ -304,14 +304,14 @@ def summarize(sweep_dir: str | Path, query_scheduler: bool = True) -> list[JobRe
             elif state:
                 rep.reason = f"Slurm state {rep.scheduler_state}"
                 if state == "COMPLETED":
-                    rep.reason += f", but no {SUMMARY_FILE} (reported COMPLETED, results missing)"
+                    rep.reason += f", but no {SUMMARY} (reported COMPLETED, results missing)"
                 logged = sub.log_error() if sub is not None else None
                 if logged and not state.startswith("CANCELLED"):
                     rep.reason += f"; log: {logged}"
             elif job and job.get("status") == "RUNNING":
-                rep.reason = f"started on {job.get('host', '?')} but ended without {SUMMARY_FILE}"
+                rep.reason = f"started on {job.get('host', '?')} but ended without {SUMMARY}"
             elif run_dir is not None:
-                rep.reason = f"no {SUMMARY_FILE} in its run directory"
+                rep.reason = f"no {SUMMARY} in its run directory"
             else:
                 rep.reason = "never started (no run directory)"
         reports.append(rep)

@@ -25,9 +25,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-SUMMARY = "summary.json"
-METRICS = "metrics.csv"
-CONFIG = "config.yaml"
+from cfgen.store import CONFIG, METRICS, SUMMARY
 
 #: columns of metrics.csv that identify a row rather than measure it
 KEY_COLUMNS = ("method", "dataset", "query", "target", "combination", "replication")
