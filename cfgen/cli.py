@@ -19,7 +19,7 @@ from cfgen.errors import ConfigError
 from cfgen.sweep import precheck_launcher
 from cfgen.tracking import check as check_tracking
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 CONFIG_NAME = "config"
 
 
