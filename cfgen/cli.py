@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -78,8 +79,15 @@ def _unknown_key(key: str) -> str:
     return msg
 
 
-def translate(exc: Exception) -> ConfigError:
+def translate(exc: Exception, overrides: list[str] | None = None) -> ConfigError:
     """A Hydra/OmegaConf composition error as one ConfigError line naming the key."""
+    text = str(exc)
+    if m := re.search(r"Could not override '([^']+)'\. No match in the defaults list", text):
+        group = m[1]
+        given = next((o for o in overrides or [] if o.startswith(f"{group}=")), group)
+        parent, _, sub = group.rpartition("/")
+        return ConfigError(f"{given} is not allowed: the chosen {parent or 'config'} has no "
+                           f"{sub!r} settings (e.g. method/ga and method/bounds belong to dpg_ga)")
     if isinstance(exc, MissingConfigException):
         missing = str(getattr(exc, "missing_cfg_file", "") or "")
         group, _, name = missing.rpartition("/")
@@ -97,11 +105,28 @@ def translate(exc: Exception) -> ConfigError:
     return ConfigError(str(exc).splitlines()[0])
 
 
+#: old spellings (the GA settings and the class-bound miner now belong to method dpg_ga)
+RENAMED = (("ga=", "method/ga="), ("ga.", "method.ga."), ("constraints=", "method/bounds="),
+           ("constraints.", "method.bounds."))
+
+
+def old_spelling(overrides: list[str]) -> None:
+    """One line naming the new spelling for an override in an old one (``ga=quick``)."""
+    for o in overrides:
+        bare = o.lstrip("+~")
+        for old, new in RENAMED:
+            if bare.startswith(old):
+                raise ConfigError(f"{o}: the GA settings and the class-bound miner belong to the "
+                                  f"method now: use {o[:len(o) - len(bare)]}"
+                                  f"{new}{bare[len(old):]}")
+
+
 def precheck(argv: list[str]) -> None:
     """Compose the config for the given overrides (every sweep value) and validate it."""
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
         return  # --help, --cfg, --info, --config-name ...: Hydra's own business
     overrides = [a for a in argv if a not in ("-m", "--multirun")]
+    old_spelling(overrides)
     register()
     try:
         combos = list(_expand(overrides))
@@ -113,7 +138,7 @@ def precheck(argv: list[str]) -> None:
             try:
                 cfg = compose(config_name=CONFIG_NAME, overrides=trial)
             except (ConfigCompositionException, MissingConfigException) as exc:
-                raise translate(exc) from None
+                raise translate(exc, trial) from None
             except OmegaConfBaseException as exc:
                 raise translate(ConfigCompositionException(str(exc)).with_traceback(None)) from exc
             validate(cfg)
