@@ -147,6 +147,8 @@ def prepare(run_dir: str | Path, key: str = "hydra.run.dir") -> RunDirLock:
     if held is not None and held.held:
         held._count += 1
         return held
+    if not path.is_dir():
+        check_creatable(path, key)  # names a regular file or an unwritable ancestor
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -218,7 +220,9 @@ def precheck_output(argv: list[str]) -> RunDirLock | None:
 # ---------------------------------------------------------------------------- writing
 def ignore_sigxfsz() -> None:
     """Let an exceeded ``ulimit -f`` raise ``OSError(EFBIG)`` (reported as one line) instead
-    of killing the process with SIGXFSZ. Only from the main thread (signal's rule)."""
+    of killing the process with SIGXFSZ. CPython already ignores SIGXFSZ at start-up; this
+    restates it for code that reset it (embedding, signal-handling libraries). Only from the
+    main thread (signal's rule)."""
     if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
