@@ -670,7 +670,7 @@ def _wired() -> bool:
 
 needs_wiring = pytest.mark.skipif(
     not _wired(), reason="needs cfgen.rundir wired into cfgen/__main__.py and "
-    "cfgen/experiment.py (the wiring diff is in the journal branch's report)")
+    "cfgen/experiment.py (docs/reliability-wiring.patch)")
 TINY = ["experiment_params.num_samples=1", "experiment_params.num_replications=1",
         "experiment_params.parallel_replications=false", "output.table=false"]
 
@@ -767,3 +767,47 @@ def test_cli_file_size_limit_is_one_line_and_resumable(tmp_path):
     assert "2 of 2 tasks already finished" in again.stdout
     assert (d / "counterfactuals.csv").read_bytes() == written
     assert json.loads((d / "summary.json").read_text())["n_tasks"] == 2
+
+
+def test_precheck_output_locks_a_fixed_dir_and_only_checks_a_dated_one(tmp_path):
+    fixed = tmp_path / "fixed"
+    lock = rundir.precheck_output([f"hydra.run.dir={fixed}"])
+    try:
+        assert lock is not None and lock.held and (fixed / rundir.LOCK).exists()
+        assert rundir.prepare(fixed) is lock  # the run re-enters the lock main() took
+        lock.release()
+        assert lock.held
+    finally:
+        lock.release()
+    assert not lock.held
+    dated = tmp_path / "outputs" / "${now:%Y-%m-%d}"
+    assert rundir.precheck_output([f"hydra.run.dir={dated}"]) is None
+    assert not (tmp_path / "outputs").exists()  # checked, not created
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(RunDirError, match="hydra.sweep.dir=.*is not a directory"):
+        rundir.precheck_output(["-m", f"hydra.sweep.dir={tmp_path / 'afile' / 'sweep'}"])
+
+
+@pytest.mark.fault
+def test_cli_kill_9_of_the_parent_then_resume_loses_nothing(tmp_path):
+    """SIGKILL of `python -m cfgen` mid-run: every record written is kept (a torn last one is
+    dropped), the lock is free at once, and resume gives the uninterrupted run's files."""
+    more = ["experiment_params.num_samples=20", "experiment_params.num_replications=2"]
+    ref = cli(tmp_path / "ref", *more)
+    assert ref.returncode == 0, ref.stderr
+    d = tmp_path / "cut"
+    proc = cli(d, *more, wait=False)
+    path = d / JOURNAL_DIR / RECORDS
+    deadline = time.time() + 300
+    while time.time() < deadline and (not path.exists() or path.stat().st_size < 3000):
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    assert not (d / "summary.json").exists(), "the run finished before it was killed"
+    saved = len(read_records(path)[0])
+    assert saved > 0
+    again = cli(d, *more, "experiment_params.resume=true")
+    assert again.returncode == 0, again.stderr
+    assert f"resuming: {saved} of 80 tasks already finished" in again.stdout
+    assert (d / "counterfactuals.csv").read_bytes() == \
+        (tmp_path / "ref" / "counterfactuals.csv").read_bytes()
