@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from cfgen.cli import CONF_DIR, CONFIG_NAME, precheck, report_error
 from cfgen.config import register
 from cfgen.errors import ConfigError
+from cfgen.rundir import OutputError, ignore_sigxfsz
 
 log = logging.getLogger("cfgen")
 register()
@@ -29,6 +30,9 @@ def app(cfg: DictConfig) -> float:
     except ConfigError as exc:
         report_error(exc)
         sys.exit(2)
+    except OutputError as exc:
+        report_error(exc)
+        sys.exit(1)
     if cfg.output.table:
         from cfgen.launcher import combination_table
 
@@ -47,9 +51,11 @@ def app(cfg: DictConfig) -> float:
 
 def main() -> None:
     """Check the overrides (one clear line on bad input), then hand over to Hydra."""
+    ignore_sigxfsz()  # `ulimit -f` exceeded: EFBIG, reported as one line, not a kill
+    lock = None
     if os.environ.get("HYDRA_FULL_ERROR") != "1":
-        try:
-            precheck(sys.argv[1:])
+        try:  # also locks a fixed run directory before Hydra writes .hydra/ into it
+            lock = precheck(sys.argv[1:])
         except ConfigError as exc:
             report_error(exc)
             sys.exit(2)
@@ -59,6 +65,9 @@ def main() -> None:
         print("cfgen: interrupted: finished tasks are kept in the run's journal/; rerun the same "
               "command with experiment_params.resume=true to finish", file=sys.stderr)
         sys.exit(130)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import difflib
 import re
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -147,11 +147,15 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[Path], bool] | None:
     return overrides, dirs, multirun
 
 
-def precheck(argv: list[str]) -> None:
-    """Compose the config for the given overrides (every sweep value) and validate it."""
+def precheck(argv: list[str]) -> Any:
+    """Compose the config for the given overrides (every sweep value) and validate it; then
+    check (and, for a fixed ``hydra.run.dir``, lock) where the run will write. Returns the lock
+    (keep it referenced while the app runs) or ``None``."""
+    from cfgen.rundir import prepare_configured
+
     parts = split_argv(argv)
     if parts is None:
-        return
+        return None
     overrides, dirs, multirun = parts
     EXTRA_DIRS[:] = dirs
     old_spelling(overrides)
@@ -164,16 +168,20 @@ def precheck(argv: list[str]) -> None:
     except OverrideParseException as exc:
         raise ConfigError(f"cannot parse overrides: {str(exc).splitlines()[0]}") from None
     GlobalHydra.instance().clear()
+    first = None
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for trial in combos:
             try:
-                cfg = compose(config_name=CONFIG_NAME, overrides=trial)
+                cfg = compose(config_name=CONFIG_NAME, overrides=trial,
+                              return_hydra_config=first is None)
             except (ConfigCompositionException, MissingConfigException) as exc:
                 raise translate(exc, trial) from None
             except OmegaConfBaseException as exc:
                 raise translate(ConfigCompositionException(str(exc)).with_traceback(None)) from exc
             validate(cfg)
             check_tracking(cfg)
+            first = cfg if first is None else first
     GlobalHydra.instance().clear()
     if multirun:  # a Slurm launcher's settings, asked of sbatch --test-only
         precheck_launcher(combos[0], CONF_DIR, CONFIG_NAME)
+    return prepare_configured(first, multirun)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from cfgen import store
+from cfgen import rundir, store
 from cfgen.config import validate
 from cfgen.errors import ConfigError
 from cfgen.journal import Journal
@@ -137,15 +137,18 @@ def run(cfg: DictConfig, run_dir: str | Path) -> RunResult:
     """Run the experiment described by ``cfg``, writing its files into ``run_dir``."""
     validate(cfg)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    tracker = make_tracker(cfg, run_dir)
-    try:
-        result = _run(cfg, run_dir, tracker, started)
-    except BaseException:
-        tracker.finish(failed=True)
-        raise
-    tracker.finish()
+    # one run per directory (RunDirBusy/RunDirError: one line, exit 2); a failed write of the
+    # run's files becomes OutputError (one line, exit 1), the journal staying resumable
+    with rundir.prepare(run_dir), rundir.output_errors(run_dir):
+        rundir.mark_unfinished(run_dir, store.SUMMARY)
+        tracker = make_tracker(cfg, run_dir)
+        try:
+            result = _run(cfg, run_dir, tracker, started)
+        except BaseException:
+            tracker.finish(failed=True)
+            raise
+        tracker.finish()
     return result
 
 
@@ -242,8 +245,8 @@ def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunRes
         from cfgen.plots.run import write_run_plots
 
         write_run_plots(run_dir, problem, bounds, tasks, results, ep.num_counterfactuals)
-    store.write_json(run_dir / store.SUMMARY, summary)
-    (run_dir / store.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    rundir.atomic_write(run_dir / store.CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+    store.write_json(run_dir / store.SUMMARY, summary)  # last: the "finished" marker
     by_index = {r.index: r for r in results}
     for t, row in zip(tasks, metrics.to_dict("records"), strict=True):
         tracker.log_task(t, by_index[t.index], row)

@@ -661,16 +661,6 @@ def test_mark_unfinished_removes_the_finished_marker(tmp_path):
 
 
 # ---------------------------------------------------------------------------- the CLI
-def _wired() -> bool:
-    main = (ROOT / "cfgen" / "__main__.py").read_text()
-    exp = (ROOT / "cfgen" / "experiment.py").read_text()
-    return all(s in main for s in ("precheck_output", "OutputError", "ignore_sigxfsz")) and \
-        all(s in exp for s in ("rundir.prepare", "mark_unfinished", "output_errors"))
-
-
-needs_wiring = pytest.mark.skipif(
-    not _wired(), reason="needs cfgen.rundir wired into cfgen/__main__.py and "
-    "cfgen/experiment.py (docs/reliability-wiring.patch)")
 TINY = ["experiment_params.num_samples=1", "experiment_params.num_replications=1",
         "experiment_params.parallel_replications=false", "output.table=false"]
 
@@ -694,7 +684,6 @@ def one_error_line(proc) -> str:
 
 
 @pytest.mark.fault
-@needs_wiring
 def test_cli_second_run_on_a_busy_run_dir_is_refused(tmp_path):
     """Two runs a second apart on one hydra.run.dir with different seeds: the second exits 2
     naming the first's pid, before touching the directory; the first finishes intact."""
@@ -717,7 +706,6 @@ def test_cli_second_run_on_a_busy_run_dir_is_refused(tmp_path):
 
 
 @pytest.mark.fault
-@needs_wiring
 def test_cli_resume_after_the_holder_was_killed(tmp_path):
     d = tmp_path / "run"
     with lock_holder(d) as holder:
@@ -730,7 +718,6 @@ def test_cli_resume_after_the_holder_was_killed(tmp_path):
 
 
 @pytest.mark.fault
-@needs_wiring
 def test_cli_run_dir_under_a_regular_file(tmp_path):
     (tmp_path / "afile").write_text("x")
     proc = cli(tmp_path / "afile" / "run")
@@ -740,7 +727,6 @@ def test_cli_run_dir_under_a_regular_file(tmp_path):
 
 
 @pytest.mark.fault
-@needs_wiring
 def test_cli_run_dir_in_an_unwritable_directory(tmp_path):
     with unwritable(tmp_path / "ro") as parent:
         proc = cli(parent / "run")
@@ -749,7 +735,6 @@ def test_cli_run_dir_in_an_unwritable_directory(tmp_path):
 
 
 @pytest.mark.fault
-@needs_wiring
 def test_cli_file_size_limit_is_one_line_and_resumable(tmp_path):
     """ulimit -f 10 (10 KiB) over a finished run's directory: exit 1 with one line; the old
     summary.json is gone (no "finished" marker over new, partial files); resume finishes."""
