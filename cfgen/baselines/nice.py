@@ -14,10 +14,13 @@ The adapter:
 
 * gives NICE the encoded training rows, the categorical indices (``cat_feat``) and the problem's
   fast ``predictor.predict_proba`` as ``predict_fn``; ``target_class`` is ``[target]``;
-* honours actionability and permitted ranges by restricting the neighbour candidates to
-  training rows inside the query's box (:mod:`cfgen.baselines.ranges`): every row NICE builds
-  mixes the query's and that neighbour's values, so it obeys the rules by construction; the
-  result is still checked against the box and re-checked with the estimator's own ``predict``;
+* honours actionability and permitted ranges through the neighbour: NICE's candidates (training
+  rows in the target class, correctly classified) are clipped into the query's box
+  (:mod:`cfgen.baselines.ranges`: a ``no_change`` feature takes the query's value, a
+  ``non_decreasing`` one at least the query's value, ...) and a clipped row stays a candidate
+  only if ``predict_fn`` still puts it in the target class. Every row NICE then builds mixes
+  the query's and that neighbour's values, so it obeys the rules by construction; the result is
+  still checked against the box and re-checked with the estimator's own ``predict``;
 * returns one counterfactual per query (NICE's design): ``k > 1`` gets that one row and a
   ``reason`` saying so;
 * enforces ``time_limit`` (seconds per query) inside ``predict_fn``, which NICE's loop calls at
@@ -33,6 +36,7 @@ data, best-first search, rewards) works unchanged on numpy 2.4; install it with 
 
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from collections.abc import Sequence
@@ -75,21 +79,40 @@ class DeadlineProba:
 
 
 def _reachable_neighbour(nice_module: Any, data: Any, metric: Any) -> Any:
-    """NICE's ``NearestNeighbour`` limited to candidates inside the current query's box."""
+    """NICE's ``NearestNeighbour`` over candidates projected into the current query's box."""
 
     class ReachableNeighbour(nice_module.NearestNeighbour):
         box: Box | None = None
+        last: np.ndarray | None = None  # the neighbour of the latest query (a diagnostic)
 
         def find_neighbour(self, X: np.ndarray) -> np.ndarray:
             candidates = self.data.candidates_view
             if self.box is not None:
-                candidates = candidates[self.box.contains(candidates)]
+                candidates = project_candidates(candidates, self.box, self.data.predict_fn,
+                                                self.data.target_class)
             if not len(candidates):
                 raise NoCandidate
             distances = self.distance_metric.measure(X, candidates)
-            return candidates[int(np.argmin(distances)), :].copy()[np.newaxis, :]
+            self.last = candidates[int(np.argmin(distances)), :].copy()[np.newaxis, :]
+            return self.last.copy()
 
     return ReachableNeighbour(data, metric)
+
+
+def project_candidates(candidates: np.ndarray, box: Box, predict_fn: Any,
+                       target_class: Sequence[int]) -> np.ndarray:
+    """Candidates clipped into ``box``; a clipped row stays only if still in ``target_class``.
+
+    Rows already inside the box are kept as they are (NICE's own candidates); a row the rules
+    touch (e.g. a ``no_change`` feature set back to the query's value) is re-predicted.
+    """
+    projected = np.clip(candidates, box.lo, box.hi)
+    moved = np.any(projected != candidates, axis=1)
+    keep = ~moved
+    if moved.any():
+        proba = np.asarray(predict_fn(projected[moved]))
+        keep[moved] = np.isin(proba.argmax(axis=1), list(target_class))
+    return projected[keep]
 
 
 def _check_settings(mode: str, time_limit: float | None, num_normalization: str,
@@ -189,7 +212,10 @@ class NiceExplainer:
         box = allowed_box(self.schema, x)
         if box.blocked is not None:
             return done(empty, blocked_reason(self.schema, x, box))
-        self._neighbour.box = box
+        if np.all(box.lo == box.hi):
+            return done(empty, "no feature may change under the actionability rules and "
+                        "permitted ranges")
+        self._neighbour.box, self._neighbour.last = box, None
         self.predict_fn.deadline = None if self.time_limit is None else start + self.time_limit
         try:
             cf = np.asarray(self._nice.explain(x[None, :].copy(), target_class=[target]),
@@ -205,12 +231,19 @@ class NiceExplainer:
         return self._checked(x, cf, box, target, done)
 
     def _checked(self, x: np.ndarray, cf: np.ndarray, box: Box, target: int, done) -> Explanation:
-        """NICE's row if it is inside the box and the estimator's own predict agrees."""
+        """NICE's row if it is inside the box and the estimator's own predict agrees.
+
+        ``extra`` gets ``changed`` (features NICE moved) and ``neighbour`` (the nearest unlike
+        neighbour it copied values from; NICE's row takes each value from it or from ``x``).
+        """
         changed = int(np.sum(cf[0] != x))
+        neighbour = self._neighbour.last
+        done = functools.partial(done, changed=changed,
+                                 neighbour=None if neighbour is None else neighbour[0].tolist())
         if not box.contains(cf)[0]:
             return done(np.empty((0, self.d)), "NICE kept a query value outside its permitted "
-                        "range", changed=changed)
+                        "range")
         if int(np.asarray(self.estimator.predict(cf))[0]) != target:
             return done(np.empty((0, self.d)), "NICE's row is not in the target class by the "
-                        "estimator's own predict", changed=changed)
-        return done(cf, changed=changed)
+                        "estimator's own predict")
+        return done(cf)
