@@ -114,7 +114,7 @@ def test_configs_build_the_plugin_with_their_settings(file):
     from cfgen.baselines.dice import DiceExplainer
 
     p = load("iris")
-    raw = OmegaConf.to_container(OmegaConf.load(METHOD_CONF / f"{file}.yaml"))
+    raw = dict(OmegaConf.load(METHOD_CONF / f"{file}.yaml"))
     ex = plugin(file, p)
     assert isinstance(ex, DiceExplainer) and not DiceExplainer.needs_bounds
     assert ex.name == file and ex.strategy == file.removeprefix("dice_")
@@ -224,9 +224,9 @@ def test_time_limit_is_a_reason_not_an_error():
     assert exp.n_found == 0 and exp.timed_out and exp.extra["timed_out"]
     assert "time limit" in exp.reason
     # the global random state DiCE used is restored
-    state = np.random.get_state()[1].copy()
+    state = np.random.get_state(legacy=False)["state"]["key"].copy()
     ex.explain(x, t, 3, np.random.default_rng(0))
-    assert np.array_equal(state, np.random.get_state()[1])
+    assert np.array_equal(state, np.random.get_state(legacy=False)["state"]["key"])
 
 
 def test_lazy_import():

@@ -104,7 +104,7 @@ def test_sparsity_takes_one_change_when_one_suffices(name):
 def test_modes_give_different_rows():
     p = load("german_credit")
     exs = {m: plugin("nice", p, mode=m) for m in MODES}
-    rows = {m: [] for m in MODES}
+    rows: dict[str, list[np.ndarray]] = {m: [] for m in MODES}
     for q in range(20):
         x, t = other_target(p, q)
         for m, ex in exs.items():
