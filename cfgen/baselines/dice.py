@@ -170,7 +170,7 @@ class DiceExplainer:
         schema: FeatureSchema,
         class_bounds: Any = None,
         *,
-        name: str = "dice",
+        name: str | None = None,
         time_limit: float | None = None,
         strategy: str = "genetic",
         sample_size: int | None = None,
@@ -199,7 +199,7 @@ class DiceExplainer:
         import dice_ml  # lazy: only DiCE runs pay for it
 
         self._dice_ml = dice_ml
-        self.name = name
+        self.name = name or f"dice_{strategy}"
         self.estimator = problem.estimator
         self.schema = schema
         self.strategy = strategy
