@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from conftest import compose_config
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -40,12 +45,30 @@ def load(name: str) -> SimpleNamespace:
         decode=data.decode, round=data.round)
 
 
+@functools.cache
+def _method_conf_dir() -> str:
+    """A config dir holding only the method group (the full config's structured schema does not
+    take plug-in keys until the lead's config lands), composed by Hydra as the app would."""
+    root = Path(tempfile.mkdtemp(prefix="cfgen_method_conf_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    shutil.copytree(METHOD_CONF, root / "method")
+    (root / "config.yaml").write_text(
+        "defaults:\n  - method: nice\n  - _self_\nexperiment_params:\n  seed: 42\n")
+    return str(root)
+
+
+def method_config(file: str, **overrides):
+    """``cfg.method`` for ``method=<file>`` (Hydra composition), plus ``overrides``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=_method_conf_dir(), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"method={file}"])
+    OmegaConf.set_struct(cfg, False)  # overrides may set keys the file leaves out
+    return OmegaConf.merge(cfg, {"method": overrides}).method
+
+
 def plugin(file: str, problem, schema=None, **overrides):
-    """``instantiate(cfg.method)(problem, schema, None)`` from ``conf/method/<file>.yaml``."""
-    root = OmegaConf.merge({"experiment_params": {"seed": 42}},
-                           {"method": OmegaConf.load(METHOD_CONF / f"{file}.yaml")},
-                           {"method": overrides})
-    return instantiate(root.method)(problem, schema or problem.schema, None)
+    """``instantiate(cfg.method)(problem, schema, None)`` for ``method=<file>``."""
+    return instantiate(method_config(file, **overrides))(problem, schema or problem.schema, None)
 
 
 @dataclass(frozen=True)

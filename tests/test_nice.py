@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-from test_dice import METHOD_CONF, check, load, other_target, plugin, with_permitted
+from test_dice import (
+    METHOD_CONF,
+    check,
+    load,
+    method_config,
+    other_target,
+    plugin,
+    with_permitted,
+)
 
 from cfgen.baselines.autoencoder import ReconstructionError
 from cfgen.errors import ConfigError
@@ -34,8 +42,13 @@ def test_config_builds_the_plugin_and_names_the_mode():
     assert (ex.name, ex.mode, ex.autoencoder) == ("nice_sparsity", "sparsity", None)
     ex = plugin("nice", p, mode="plausibility")
     assert ex.name == "nice_plausibility" and isinstance(ex.autoencoder, ReconstructionError)
-    for line in (METHOD_CONF / "nice.yaml").read_text().splitlines():
-        assert line.startswith("#") or "#" in line, f"key without a comment: {line}"
+    for mode in MODES:  # nice_<mode>.yaml: nice.yaml with the mode set, for one sweep
+        assert plugin(f"nice_{mode}", p).name == f"nice_{mode}"
+        cfg = method_config(f"nice_{mode}", time_limit=5)
+        assert cfg == method_config("nice", mode=mode, time_limit=5)
+    for file in ("nice", *(f"nice_{m}" for m in MODES)):
+        for line in (METHOD_CONF / f"{file}.yaml").read_text().splitlines():
+            assert line.startswith("#") or "#" in line, f"key without a comment: {line}"
     raw = OmegaConf.load(METHOD_CONF / "nice.yaml")
     assert raw._target_ == "cfgen.baselines.nice.NiceExplainer" and raw._partial_ is True
 
