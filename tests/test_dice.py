@@ -2,66 +2,37 @@
 
 from __future__ import annotations
 
-import atexit
 import functools
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import compose_config
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import cfgen
 from cfgen.baselines.ranges import allowed_box
-from cfgen.data import load_dataset
 from cfgen.errors import ConfigError
-from cfgen.models import fit_model
+from cfgen.problem import Problem
 from cfgen.schema import Feature, FeatureSchema, Kind, Rule, actionability_violations
-
-pytest.importorskip("dice_ml")
 
 METHOD_CONF = Path(cfgen.__file__).parent / "conf" / "method"
 
 
 @functools.cache
-def load(name: str) -> SimpleNamespace:
-    """The contract's problem attributes from load_dataset + fit_model (until Problem lands)."""
+def load(name: str) -> Problem:
+    """The problem (dataset with its paper forest) the app would build."""
     cfg = compose_config([f"dataset={name}"])
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
-    return SimpleNamespace(
-        name=name, schema=data.schema, X_train=data.X_train, y_train=data.y_train,
-        X_test=data.X_test, y_test=data.y_test, class_names=data.class_names,
-        n_classes=data.n_classes, estimator=model.estimator, predictor=model.predictor,
-        decode=data.decode, round=data.round)
-
-
-@functools.cache
-def _method_conf_dir() -> str:
-    """A config dir holding only the method group (the full config's structured schema does not
-    take plug-in keys until the lead's config lands), composed by Hydra as the app would."""
-    root = Path(tempfile.mkdtemp(prefix="cfgen_method_conf_"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    shutil.copytree(METHOD_CONF, root / "method")
-    (root / "config.yaml").write_text(
-        "defaults:\n  - method: nice\n  - _self_\nexperiment_params:\n  seed: 42\n")
-    return str(root)
+    return Problem.from_config(cfg.dataset, cfg.model)
 
 
 def method_config(file: str, **overrides):
     """``cfg.method`` for ``method=<file>`` (Hydra composition), plus ``overrides``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=_method_conf_dir(), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"method={file}"])
+    cfg = compose_config([f"method={file}"])
     OmegaConf.set_struct(cfg, False)  # overrides may set keys the file leaves out
     return OmegaConf.merge(cfg, {"method": overrides}).method
 

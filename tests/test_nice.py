@@ -18,8 +18,6 @@ from test_dice import (
 from cfgen.baselines.autoencoder import ReconstructionError
 from cfgen.errors import ConfigError
 
-pytest.importorskip("nice")
-
 MODES = ("sparsity", "proximity", "plausibility")
 DATASETS = ("iris", "diabetes", "german_credit")
 
