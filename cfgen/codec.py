@@ -452,6 +452,7 @@ def id_like_columns(frame: pd.DataFrame, skip: Iterable[str] = ()) -> dict[str, 
             v = numbers.to_numpy()
             if np.all(v == np.round(v)) and v.max() - v.min() == n - 1:
                 out[str(name)] = "consecutive integers, one per row"
-        elif not pd.api.types.is_bool_dtype(col.dtype):
+        elif not pd.api.types.is_bool_dtype(col.dtype) and \
+                pd.to_numeric(col, errors="coerce").notna().sum() * 2 <= n:
             out[str(name)] = "a distinct text value per row"
     return out

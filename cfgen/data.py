@@ -41,21 +41,28 @@ from cfgen.errors import ConfigError
 from cfgen.schema import FeatureSchema, Kind
 
 __all__ = ["DATA_DIR_ENV", "MAX_DECIMALS", "Dataset", "data_dir", "decimals_of", "load_dataset",
-           "load_queries", "queries_frame", "resolve_target"]
+           "load_queries", "queries_frame", "resolve_target", "shipped_dir"]
 
 log = logging.getLogger(__name__)
 register_resolvers()
 
 
 def default_data_dir() -> Path:
-    """The shipped copies (``cfgen/datasets``): the default data location."""
-    return HERE
+    """``../shared/datasets`` next to the project checkout (the development copy of every file,
+    shipped or not); tests/conftest.py points ``$CFGEN_DATA_DIR`` here when it is unset."""
+    return Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def data_dir() -> Path:
-    """The directory holding the dataset CSVs: ``$CFGEN_DATA_DIR`` or the shipped copies."""
+    """``$CFGEN_DATA_DIR``, or :func:`default_data_dir`. Runs without the variable read the
+    shipped copies (:func:`resolve_file`), not this directory."""
     env = os.environ.get(DATA_DIR_ENV)
     return Path(env).expanduser() if env else default_data_dir()
+
+
+def shipped_dir() -> Path:
+    """Where the packaged ``<name>.csv.gz`` copies live."""
+    return HERE
 
 
 @dataclass
@@ -309,8 +316,14 @@ def _coerce_numeric(cfg: Any, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _clean(cfg: Any, frame: pd.DataFrame) -> pd.DataFrame:
-    """drop, ids, date columns, zeros as missing, stray text: the frame the codec will see."""
+    """drop, date columns, zeros as missing, stray text, ids: the frame the codec will see."""
     frame = frame.drop(columns=_names(cfg.drop))
+    for col in _names(cfg.date_columns):
+        parsed = pd.to_datetime(frame[col], dayfirst=True, errors="coerce")
+        frame[col] = (parsed - pd.Timestamp("1970-01-01")).dt.days.astype(float)
+    for col in _names(cfg.zero_as_missing):
+        frame[col] = frame[col].mask(frame[col] == 0)
+    frame = _coerce_numeric(cfg, frame)
     if _opt(cfg, "drop_id_columns", False):
         keep = {str(cfg.target), *_names(cfg.categorical), *_names(cfg.integer),
                 *_names(cfg.actionability), *_names(_opt(cfg, "ranges", {})),
@@ -320,12 +333,7 @@ def _clean(cfg: Any, frame: pd.DataFrame) -> pd.DataFrame:
             log.info("dataset %s: dropped id-like column %r (%s); keep it with "
                      "dataset.drop_id_columns=false", cfg.name, name, why)
         frame = frame.drop(columns=list(ids))
-    for col in _names(cfg.date_columns):
-        parsed = pd.to_datetime(frame[col], dayfirst=True, errors="coerce")
-        frame[col] = (parsed - pd.Timestamp("1970-01-01")).dt.days.astype(float)
-    for col in _names(cfg.zero_as_missing):
-        frame[col] = frame[col].mask(frame[col] == 0)
-    return _coerce_numeric(cfg, frame)
+    return frame
 
 
 def _target(cfg: Any, y_raw: pd.Series) -> tuple[np.ndarray, list[str]]:
