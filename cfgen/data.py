@@ -206,8 +206,8 @@ def _read_csv(cfg: Any, path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, sep=sep, engine="python" if len(sep) > 1 else "c",
                             encoding=encoding)
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{key}: {path} is not {encoding} text ({exc.reason} at byte "
-                          f"{exc.start}): set dataset.encoding (e.g. latin-1)") from None
+        raise ConfigError(f"{key}: {path} is not {encoding} text ({exc.reason}): set "
+                          "dataset.encoding to the file's encoding (e.g. latin-1)") from None
     except pd.errors.EmptyDataError:
         raise ConfigError(f"{key}: the file {path} is empty: expected a header line and rows"
                           ) from None
