@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import compose_config
 
 import cfgen.config
 from cfgen.data import load_dataset
 from cfgen.datasets import DatasetConfig, open_dict_overrides
 from cfgen.errors import ConfigError
-from conftest import compose_config
 
 SHARED = Path(os.environ.get("CFGEN_DATA_DIR", "")) if os.environ.get("CFGEN_DATA_DIR") else None
 
@@ -190,7 +190,8 @@ def _cli(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.Comp
     full.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-c", WIRING, *args,
                            f"hydra.run.dir={tmp_path / 'run'}", "ga=quick",
-                           "experiment_params.num_samples=1", "experiment_params.num_replications=1",
+                           "experiment_params.num_samples=1",
+                           "experiment_params.num_replications=1",
                            "experiment_params.parallel_replications=false", "output.table=false"],
                           capture_output=True, text=True, env=full, timeout=180, cwd=tmp_path)
 
