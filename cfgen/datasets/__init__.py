@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Any, Dict, List, NamedTuple, Sequence
 
 from omegaconf import MISSING, OmegaConf
 
@@ -113,7 +113,7 @@ class DatasetConfig:
     actionability: Dict[str, str] = field(default_factory=dict)
     test_size: float = 0.2
     split_seed: int = 42
-    ranges: Dict[str, List[float]] = field(default_factory=dict)  # feature: [low, high] allowed
+    ranges: Dict[str, Any] = field(default_factory=dict)  # feature: [low, high] it may move to
     features_to_vary: List[str] | None = None  # null: all; else every other one is no_change
     coerce_numeric: bool = False  # text cells in a numeric column: false = error, true = missing
     drop_id_columns: bool = False  # drop id-like columns (unique per row), with a logged note
