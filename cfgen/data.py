@@ -252,15 +252,22 @@ def _names(values: Any) -> list[str]:
     return [str(v) for v in (values or [])]
 
 
-def _check_columns(cfg: Any, frame: pd.DataFrame) -> None:
-    """Every list key names columns of the file; none names the target or a dropped column."""
+def _check_target_column(cfg: Any, frame: pd.DataFrame) -> None:
     cols = list(frame.columns)
-    target = str(cfg.target)
-    if target not in cols:
+    if OmegaConf.is_config(cfg) and OmegaConf.is_missing(cfg, "target"):
+        raise ConfigError(f"dataset.target is missing: name the label column, e.g. "
+                          f"dataset.target={cols[-1]} (columns: {shown(cols, 12)})")
+    if str(cfg.target) not in cols:
         hint = (f" (the file has one column: is dataset.sep={cfg.sep!r} its separator?)"
                 if len(cols) == 1 else "")
         raise ConfigError(f"dataset.target={cfg.target!r} is not a column of {cfg.name} "
                           f"(columns: {shown(cols, 12)}){hint}")
+
+
+def _check_columns(cfg: Any, frame: pd.DataFrame) -> None:
+    """Every list key names columns of the file; none names the target or a dropped column."""
+    cols = list(frame.columns)
+    target = str(cfg.target)
     lists = {key: _names(cfg[key]) for key in ("drop", "categorical", "date_columns",
                                                "zero_as_missing")}
     lists["integer"] = _names(cfg.integer)
@@ -363,9 +370,10 @@ def load_dataset(cfg: Any) -> Dataset:
     frame = _read_frame(cfg)
     frame.columns = [str(c) for c in frame.columns]
     frame = frame.reset_index(drop=True)
+    _check_target_column(cfg, frame)
+    y, class_names = _target(cfg, frame[str(cfg.target)])
     _check_columns(cfg, frame)
-    frame = _clean(cfg, frame)
-    y, class_names = _target(cfg, frame.pop(str(cfg.target)))
+    frame = _clean(cfg, frame).drop(columns=[str(cfg.target)])
     if frame.shape[1] == 0:
         raise ConfigError(f"dataset {cfg.name} has no feature columns left besides the target "
                           f"dataset.target={cfg.target!r} (check dataset.drop)")

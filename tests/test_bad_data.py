@@ -35,9 +35,10 @@ if C.DatasetConfig is not DatasetConfig:
         "Config", [("dataset", DatasetConfig, dataclasses.field(default_factory=DatasetConfig))],
         bases=(C.Config,))
 register_resolvers()
-sys.argv = ["cfgen", *open_dict_overrides(sys.argv[1:])]
-from cfgen.__main__ import main
-main()
+if __name__ == "__main__":
+    sys.argv = ["cfgen", *open_dict_overrides(sys.argv[1:])]
+    from cfgen.__main__ import main
+    main()
 """
 
 
@@ -176,10 +177,15 @@ def test_stray_text_cell_coerced_on_request(tmp_path, caplog):
     assert imputed == np.floor(np.median(train_g))  # the training median, whole number
 
 
-def test_csv_without_file_or_target():
+def test_csv_without_file_or_target(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_dataset(dataset_cfg("dataset=csv"))
     assert "dataset.file is missing for dataset.name='csv'" in one_line(info)
+    (tmp_path / "x.csv").write_text("a,label\n1,0\n2,1\n")
+    with pytest.raises(ConfigError) as info:
+        load_dataset(dataset_cfg("dataset=csv", f"dataset.file={tmp_path / 'x.csv'}"))
+    assert ("dataset.target is missing: name the label column, e.g. dataset.target=label "
+            "(columns: a, label)") in one_line(info)
 
 
 # ----------------------------------------------------------------------------- real CLI
