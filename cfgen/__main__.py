@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from cfgen.cli import CONF_DIR, CONFIG_NAME, precheck, report_error
 from cfgen.config import register
+from cfgen.datasets import open_dict_overrides
 from cfgen.errors import ConfigError
 from cfgen.rundir import OutputError, ignore_sigxfsz
 
@@ -52,6 +53,8 @@ def app(cfg: DictConfig) -> float:
 def main() -> None:
     """Check the overrides (one clear line on bad input), then hand over to Hydra."""
     ignore_sigxfsz()  # `ulimit -f` exceeded: EFBIG, reported as one line, not a kill
+    # dataset.actionability.<feature>=... and dataset.ranges.<feature>=... need no "+"
+    sys.argv[1:] = open_dict_overrides(sys.argv[1:])
     lock = None
     if os.environ.get("HYDRA_FULL_ERROR") != "1":
         try:  # also locks a fixed run directory before Hydra writes .hydra/ into it

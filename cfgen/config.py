@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, Dict, List, Mapping, Union, get_args, get_origin, get_type_hints
 
 from omegaconf import MISSING
 
@@ -39,15 +39,15 @@ def setting(default: Any = MISSING, *, ge: float | None = None, gt: float | None
 # ----------------------------------------------------------------------------- data and model
 @dataclass
 class DatasetConfig:
-    """Where a dataset lives and how to read it."""
+    """Where a dataset lives and how to read it (``cfgen/conf/dataset/``; docs/datasets.md)."""
 
     name: str = MISSING
     source: str = setting("csv", choices=("csv", "sklearn"))
-    file: Optional[str] = None  # CSV file name inside the data directory, or a path
+    file: str | None = None  # a path, or a file name in $CFGEN_DATA_DIR / the shipped copies
     target: str = MISSING
-    sep: str = ","
+    sep: str = ","  # any separator; TAB (or \t) for tab-separated files
     categorical: List[str] = setting(factory=list)
-    integer: Optional[List[str]] = None  # null: infer from integer-valued columns
+    integer: List[str] | None = None  # null: infer from integer-valued columns
     drop: List[str] = setting(factory=list)
     date_columns: List[str] = setting(factory=list)
     zero_as_missing: List[str] = setting(factory=list)
@@ -55,6 +55,11 @@ class DatasetConfig:
     actionability: Dict[str, str] = setting(factory=dict)
     test_size: float = setting(0.2, gt=0.0, lt=1.0)
     split_seed: int = setting(42, ge=0)
+    ranges: Dict[str, Any] = setting(factory=dict)  # feature: [low, high] it may move to
+    features_to_vary: List[str] | None = None  # null: all; else every other one is no_change
+    coerce_numeric: bool = False  # text cells in a numeric column: false = error, true = missing
+    drop_id_columns: bool = False  # drop id-like columns (unique per row), with a logged note
+    encoding: str = "utf-8"  # text encoding of the file
 
 
 # ----------------------------------------------------------------------------- dpg_ga settings
@@ -63,7 +68,7 @@ class BoundsConfig:
     """How the class bounds guiding the genetic search are mined (``method.bounds``)."""
 
     mode: str = setting("auto", choices=("auto", "dpg", "paths", "mass", "none"))
-    decimal_threshold: Optional[int] = setting(3, ge=0)
+    decimal_threshold: int | None = setting(3, ge=0)
     perc_var: float = setting(1e-7, ge=0.0)
     mass: float = setting(0.9, gt=0.0, le=1.0)
 
@@ -73,11 +78,11 @@ class OperatorsConfig:
     """Which operator DEAP's toolbox gets for each step (``vectorised``: cfgen's array ops)."""
 
     mate: str = "vectorised"  # or a deap.tools crossover: cxBlend, cxUniform, cxTwoPoint, ...
-    mate_args: Optional[Dict[str, Any]] = None  # keyword arguments of that operator
+    mate_args: Dict[str, Any] | None = None  # keyword arguments of that operator
     mutate: str = "vectorised"  # or a deap.tools mutation: mutGaussian, mutPolynomialBounded, ...
-    mutate_args: Optional[Dict[str, Any]] = None  # keyword arguments of that operator
+    mutate_args: Dict[str, Any] | None = None  # keyword arguments of that operator
     select: str = "vectorised"  # or a deap.tools selection: selTournament, selBest, ...
-    select_args: Optional[Dict[str, Any]] = None  # keyword arguments of that operator
+    select_args: Dict[str, Any] | None = None  # keyword arguments of that operator
 
 
 @dataclass
@@ -129,11 +134,11 @@ class LoggerConfig:
     """Experiment tracking."""
 
     name: str = setting("none", choices=("none", "wandb"))
-    mode: Optional[str] = setting(None, choices=("online", "offline", "disabled"))
+    mode: str | None = setting(None, choices=("online", "offline", "disabled"))
     project: str = "cfgen"
-    entity: Optional[str] = None
+    entity: str | None = None
     tags: List[str] = setting(factory=list)
-    group: Optional[str] = None  # null: the multirun directory in a sweep, none for single runs
+    group: str | None = None  # null: the multirun directory in a sweep, none for single runs
     init_timeout: float = setting(60.0, gt=0.0)
 
 
@@ -143,14 +148,15 @@ class ExperimentParams:
 
     seed: int = setting(42, ge=0)
     num_samples: int = setting(3, ge=1)
-    sample_indices: Optional[List[int]] = None  # test-row positions; null: draw num_samples
-    target_class: Optional[Any] = None  # null: every other class; an index or a class label
+    sample_indices: List[int] | None = None  # test-row positions; null: draw num_samples
+    target_class: Any | None = None  # null: every other class; a class index or label
+    queries: Any | None = None  # null: test rows; a CSV path of rows or source-file row ids
     num_counterfactuals: int = setting(5, ge=1)
     num_replications: int = setting(3, ge=1)
     parallel_replications: bool = True
-    max_workers: Optional[int] = setting(None, ge=1)  # null: usable CPUs - 1 (at least 1)
+    max_workers: int | None = setting(None, ge=1)  # null: usable CPUs - 1 (at least 1)
     rules: List[str] = setting(factory=lambda: ["none"])
-    num_combinations_to_test: Optional[int] = setting(None, ge=1)
+    num_combinations_to_test: int | None = setting(None, ge=1)
     resume: bool = False
 
     def check_relations(self, prefix: str) -> None:
@@ -200,10 +206,14 @@ class Config:
 
 
 def register() -> None:
-    """Register the schema so ``conf/config.yaml`` can list ``cfgen_schema`` first."""
+    """Register the schema so ``conf/config.yaml`` can list ``cfgen_schema`` first, and the
+    resolvers the configs use (``${cfgen.stem:...}``)."""
     from hydra.core.config_store import ConfigStore
 
+    from cfgen.datasets import register_resolvers
+
     ConfigStore.instance().store(name="cfgen_schema", node=Config)
+    register_resolvers()
 
 
 # ----------------------------------------------------------------------------- the validator
@@ -335,9 +345,9 @@ def validate(cfg: Any) -> None:
     from cfgen.methods import check_method
     from cfgen.models import check_model_config
 
-    values = _plain(cfg)
+    values = {k: _plain(cfg[k]) for k in cfg if k != "hydra"}  # Hydra's own node: its business
     for key in values:
-        if key not in {f.name for f in dataclasses.fields(Config)} and key != "hydra":
+        if key not in {f.name for f in dataclasses.fields(Config)}:
             raise unknown_key("", str(key), [f.name for f in dataclasses.fields(Config)])
     for name, schema in (("dataset", DatasetConfig), ("logger", LoggerConfig),
                          ("experiment_params", ExperimentParams), ("metrics", MetricsConfig),

@@ -137,7 +137,7 @@ class Dataset:
 
 
 def _opt(cfg: Any, key: str, default: Any) -> Any:
-    """A dataset key that older configs may lack (see cfgen.datasets.DatasetConfig)."""
+    """A dataset key that older configs may lack (see cfgen.config.DatasetConfig)."""
     value = cfg.get(key, default) if hasattr(cfg, "get") else getattr(cfg, key, default)
     return default if value is None and default is not None else value
 

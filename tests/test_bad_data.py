@@ -6,7 +6,6 @@ in a subprocess (one ``cfgen: error:`` line, no traceback, no result files).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import subprocess
@@ -17,41 +16,11 @@ import numpy as np
 import pytest
 from conftest import compose_config
 
-import cfgen.config
 from cfgen.data import load_dataset
-from cfgen.datasets import DatasetConfig, open_dict_overrides
+from cfgen.datasets import open_dict_overrides
 from cfgen.errors import ConfigError
 
 SHARED = Path(os.environ.get("CFGEN_DATA_DIR", "")) if os.environ.get("CFGEN_DATA_DIR") else None
-
-# Until cfgen/config.py adopts cfgen.datasets.DatasetConfig (see the report), runs see the new
-# dataset keys through this: the same Config with the full dataset schema. No-op afterwards.
-WIRING = """
-import dataclasses, sys
-import cfgen.config as C
-from cfgen.datasets import DatasetConfig, open_dict_overrides, register_resolvers
-if C.DatasetConfig is not DatasetConfig:
-    C.Config = dataclasses.make_dataclass(
-        "Config", [("dataset", DatasetConfig, dataclasses.field(default_factory=DatasetConfig))],
-        bases=(C.Config,))
-register_resolvers()
-if __name__ == "__main__":
-    sys.argv = ["cfgen", *open_dict_overrides(sys.argv[1:])]
-    from cfgen.__main__ import main
-    main()
-"""
-
-
-@pytest.fixture(autouse=True)
-def dataset_schema(monkeypatch):
-    """The proposed dataset schema (cfgen.datasets.DatasetConfig) in the composed config."""
-    if cfgen.config.DatasetConfig is not DatasetConfig:
-        wide = dataclasses.make_dataclass(
-            "Config",
-            [("dataset", DatasetConfig, dataclasses.field(default_factory=DatasetConfig))],
-            bases=(cfgen.config.Config,))
-        monkeypatch.setattr(cfgen.config, "Config", wide)
-
 
 def dataset_cfg(*overrides: str):
     return compose_config(open_dict_overrides(["output.table=false", *overrides])).dataset
@@ -194,8 +163,8 @@ def test_csv_without_file_or_target(tmp_path):
 def _cli(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full = {**os.environ, **(env or {})}
     full.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-c", WIRING, *args,
-                           f"hydra.run.dir={tmp_path / 'run'}", "ga=quick",
+    return subprocess.run([sys.executable, "-m", "cfgen", *args,
+                           f"hydra.run.dir={tmp_path / 'run'}", "method/ga=quick",
                            "experiment_params.num_samples=1",
                            "experiment_params.num_replications=1",
                            "experiment_params.parallel_replications=false", "output.table=false"],
@@ -230,9 +199,9 @@ def test_cli_bad_data_one_line_exit_2(tmp_path, content, args, expected):
 
 def test_cli_unshipped_dataset_names_where_to_get_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CFGEN_DATA_DIR"}
-    proc = subprocess.run([sys.executable, "-c", WIRING.replace("import dataclasses, sys", (
-        "import os; os.environ.pop('CFGEN_DATA_DIR', None)\nimport dataclasses, sys")),
-        "dataset=healthcare_dataset_stroke", f"hydra.run.dir={tmp_path / 'run'}"],
+    proc = subprocess.run([
+        sys.executable, "-m", "cfgen", "dataset=healthcare_dataset_stroke",
+        f"hydra.run.dir={tmp_path / 'run'}"],
         capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     _assert_one_line_exit_2(
         proc, "dataset.file='healthcare_dataset_stroke.csv' for dataset "

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import compose_config
 from sklearn.ensemble import RandomForestClassifier
-from test_bad_data import WIRING, csv_cfg, dataset_cfg, dataset_schema  # noqa: F401 (fixture)
+from test_bad_data import csv_cfg, dataset_cfg
 
 from cfgen.codec import Codec
 from cfgen.data import load_dataset, load_queries, queries_frame, resolve_target
@@ -273,8 +273,16 @@ def test_open_dict_overrides_is_what_makes_new_keys_compose():
     cfg = compose_config(open_dict_overrides(["dataset=iris",
                                               "dataset.actionability.petal_len=no_change"]))
     assert dict(cfg.dataset.actionability) == {"petal_len": "no_change"}
-    with pytest.raises(Exception, match="Could not override 'dataset.actionability.petal_len'"):
-        compose_config(["dataset=iris", "dataset.actionability.petal_len=no_change"])
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from cfgen.cli import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with pytest.raises(Exception, match="Could not override 'dataset.actionability.petal_len"):
+            compose("config", overrides=["dataset=iris",
+                                         "dataset.actionability.petal_len=no_change"])
 
 
 # ----------------------------------------------------------------------------- the example
@@ -288,7 +296,7 @@ def test_bring_your_own_data_example_runs_as_written(tmp_path, form):
             "config_dir": ["--config-dir", "docs/examples/conf", "dataset=loans"]}[form]
     run = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-c", WIRING, *args, f"hydra.run.dir={run}", "ga=quick",
+        [sys.executable, "-m", "cfgen", *args, f"hydra.run.dir={run}", "method/ga=quick",
          "experiment_params.num_samples=2", "experiment_params.num_replications=1",
          "experiment_params.parallel_replications=false", "output.table=false"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,

@@ -12,7 +12,6 @@ from cfgen.cli import precheck
 from cfgen.errors import ConfigError
 from cfgen.experiment import run
 
-
 MODELS = ("decision_tree, extra_trees, gradient_boosting, hist_gradient_boosting, lightgbm, "
           "logistic_regression, mlp, random_forest, xgboost")
 

@@ -15,7 +15,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "nearest_r
 
 
 def _cli(module: str, *args: str, cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": f"{pythonpath}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    path = f"{pythonpath}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    env = {**os.environ, "PYTHONPATH": path}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=300)

@@ -430,7 +430,8 @@ def test_paper_preset_sweeps_every_dataset_and_method(datasets_dir):
     params = _sweep_params(cfg)
     csvs = {p.stem for p in datasets_dir.glob("*.csv")}
     assert set(params["dataset"]) == csvs | {"iris"}
-    assert set(params["dataset"]) <= {p.stem for p in (ROOT / "cfgen" / "conf" / "dataset").glob("*.yaml")}
+    conf = ROOT / "cfgen" / "conf" / "dataset"
+    assert set(params["dataset"]) <= {p.stem for p in conf.glob("*.yaml")}
     assert params["method"] == ["dpg_ga", "dice_random", "dice_genetic", "dice_kdtree"]
     # the preset's time limit survives choosing another method (experiment after method)
     cfg = _compose_with_hydra(["experiment=paper", "method=dice_genetic"])

@@ -10,11 +10,10 @@ Imports stay light (no pandas): ``cfgen.config`` imports this module at CLI star
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR_ENV = "CFGEN_DATA_DIR"
@@ -90,34 +89,6 @@ def missing_file_message(name: str, file: str) -> str:
 
 
 # ----------------------------------------------------------------------------- config
-
-
-@dataclass
-class DatasetConfig:
-    """Where a dataset lives and how to read it (the ``dataset`` config group's schema).
-
-    Proposed to replace ``cfgen.config.DatasetConfig`` (same fields plus the last five).
-    """
-
-    name: str = MISSING
-    source: str = "csv"  # csv | sklearn
-    file: str | None = None  # a path, or a file name in $CFGEN_DATA_DIR / the shipped copies
-    target: str = MISSING
-    sep: str = ","  # any separator; TAB (or \t) for tab-separated files
-    categorical: List[str] = field(default_factory=list)
-    integer: List[str] | None = None  # null: infer from integer-valued columns
-    drop: List[str] = field(default_factory=list)
-    date_columns: List[str] = field(default_factory=list)
-    zero_as_missing: List[str] = field(default_factory=list)
-    missing: str = "drop"  # drop | median
-    actionability: Dict[str, str] = field(default_factory=dict)
-    test_size: float = 0.2
-    split_seed: int = 42
-    ranges: Dict[str, Any] = field(default_factory=dict)  # feature: [low, high] it may move to
-    features_to_vary: List[str] | None = None  # null: all; else every other one is no_change
-    coerce_numeric: bool = False  # text cells in a numeric column: false = error, true = missing
-    drop_id_columns: bool = False  # drop id-like columns (unique per row), with a logged note
-    encoding: str = "utf-8"  # text encoding of the file
 
 
 def file_stem(path: str | None) -> str:

@@ -24,6 +24,8 @@ from cfgen.search import algorithm  # noqa: F401 - creates creator.CfGenes / CfS
 from cfgen.search.space import SearchSpace
 
 KINDS = {"mate": "cx", "mutate": "mut", "select": "sel"}
+PopOp = Callable[[np.ndarray], np.ndarray]
+SelectOp = Callable[[np.ndarray, int], np.ndarray]
 
 
 def deap_operator(kind: str, name: str, prefix: str) -> Callable[..., Any]:
@@ -31,7 +33,8 @@ def deap_operator(kind: str, name: str, prefix: str) -> Callable[..., Any]:
     stem = KINDS[kind]
     fn = getattr(tools, name, None)
     if fn is None or not name.startswith(stem) or not callable(fn):
-        options = sorted(n for n in dir(tools) if n.startswith(stem) and callable(getattr(tools, n)))
+        options = sorted(n for n in dir(tools)
+                         if n.startswith(stem) and callable(getattr(tools, n)))
         raise ConfigError(f"{prefix}={name!r} is not allowed: expected vectorised or a deap.tools "
                           f"{kind} operator: {', '.join(options)}")
     return fn
@@ -54,7 +57,7 @@ class PerIndividual:
     def _back(self, rows: list[Any]) -> np.ndarray:
         return self.space.repair(np.asarray(rows, dtype=float) * self.scale)
 
-    def mate(self, fn: Callable[..., Any], args: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    def mate(self, fn: Callable[..., Any], args: Mapping[str, Any]) -> PopOp:
         def mate(pop: np.ndarray) -> np.ndarray:
             inds = [self._genes(r) for r in pop]
             for i in range(1, len(inds), 2):
@@ -63,7 +66,7 @@ class PerIndividual:
             return self._back(inds)
         return mate
 
-    def mutate(self, fn: Callable[..., Any], args: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    def mutate(self, fn: Callable[..., Any], args: Mapping[str, Any]) -> PopOp:
         def mutate(pop: np.ndarray) -> np.ndarray:
             inds = [self._genes(r) for r in pop]
             for i, ind in enumerate(inds):
@@ -73,7 +76,7 @@ class PerIndividual:
         return mutate
 
     @staticmethod
-    def select(fn: Callable[..., Any], args: Mapping[str, Any]) -> Callable[[np.ndarray, int], np.ndarray]:
+    def select(fn: Callable[..., Any], args: Mapping[str, Any]) -> SelectOp:
         def select(fitness: np.ndarray, n: int) -> np.ndarray:
             inds = []
             for i, f in enumerate(fitness):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfgen.search.distance import MixedDistance
 from cfgen.config import GAConfig
+from cfgen.search.distance import MixedDistance
 from cfgen.search.space import SearchSpace
 
 INVALID = 1e6  # fitness offset of invalid individuals
