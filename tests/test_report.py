@@ -180,7 +180,8 @@ METRIC_COLS = list(PAPER_METRICS) + ["nbr_cf", "distance_mad"]
 
 def _write_run(root: Path, name: str, dataset: str, method: str, rows: list[dict], *,
                bounds_seconds: float = 0.0, finished: bool = True, queries=None,
-               test_accuracy: float = 0.9) -> Path:
+               test_accuracy: float = 0.9, uses_bounds: bool | None = None,
+               overrides: list[str] | None = None, time_limit: float | None = TIME_LIMIT) -> Path:
     d = root / name
     d.mkdir(parents=True)
     frame = pd.DataFrame(rows)
@@ -190,7 +191,7 @@ def _write_run(root: Path, name: str, dataset: str, method: str, rows: list[dict
     cfg = {
         "dataset": {"name": dataset},
         "model": {"n_estimators": 10},
-        "method": {"name": method, "time_limit": TIME_LIMIT},
+        "method": {"name": method, "time_limit": time_limit},
         "constraints": {"mode": "dpg"},
         "experiment_params": {"seed": 42, "num_counterfactuals": 5, "num_replications": 2,
                               "target_class": None, "rules": ["none"],
@@ -199,10 +200,15 @@ def _write_run(root: Path, name: str, dataset: str, method: str, rows: list[dict
     (d / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
     if finished:
         summary = {"dataset": dataset, "method": method, "bounds_seconds": bounds_seconds,
+                   "uses_bounds": (method == "dpg_ga") if uses_bounds is None else uses_bounds,
                    "model_seconds": 0.1, "n_tasks": len(rows), "test_accuracy": test_accuracy,
                    "queries": sorted({r["query"] for r in rows}) if queries is None else queries,
                    "wall_seconds": 1.0}
         (d / "summary.json").write_text(json.dumps(summary))
+    if overrides is not None:
+        (d / ".hydra").mkdir()
+        (d / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(
+            overrides)))
     return d
 
 
@@ -467,7 +473,7 @@ def test_report_on_a_real_tiny_multirun(cfg_factory, tmp_path):
     written = write_report(rep, root / "report", plot=False)
     methods = ["dpg_ga/dpg", "dpg_ga/none"]
     assert rep.datasets == ["education_dataset", "iris"] and rep.methods == methods
-    assert rep.reference is None  # no method is called plain dpg_ga: every pair is tested
+    assert rep.reference == "dpg_ga/dpg"  # the first run's label, not a hard-coded name
     comp = pd.read_csv(written["comparison.csv"])
     assert set(comp["dataset"]) == {"iris", "education_dataset"}
     assert set(comp["method"]) == set(methods)
