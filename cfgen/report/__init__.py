@@ -12,6 +12,7 @@ server) and writes into a report directory:
 ``wilcoxon.csv``       per metric and pair: Wilcoxon over datasets, Holm-adjusted, rank-biserial
 ``wilcoxon_queries.csv`` per dataset, metric and pair: Wilcoxon over queries (n ≥ 6)
 ``*.md`` / ``*.tex``   the same tables as Markdown / LaTeX; ``report.md`` all of it on one page
+``report.html``        all of it in one self-contained page (heatmap embedded, links to runs)
 =====================  ===========================================================================
 
 API::
@@ -213,6 +214,11 @@ def write_report(report: Report, out_dir: str | Path, plot: bool = True) -> dict
     image = "winners.png" if "winners.png" in written else None
     (out / "report.md").write_text(md.full_report(report, image=image))
     written["report.md"] = out / "report.md"
+    from cfgen.report.sweep_html import report_html
+
+    (out / "report.html").write_text(report_html(report, out, written.get("winners.png")),
+                                     encoding="utf-8")
+    written["report.html"] = out / "report.html"
     (out / "warnings.txt").write_text("".join(w + "\n" for w in report.warnings))
     written["warnings.txt"] = out / "warnings.txt"
     return written

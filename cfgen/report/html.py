@@ -76,11 +76,13 @@ def table(
     cell_class: pd.DataFrame | None = None,
     row_class: Sequence[str] | None = None,
     caption: str = "",
+    raw: Sequence[str] = (),
 ) -> str:
     """A DataFrame of formatted cells as an HTML table (numbers right-aligned).
 
     ``bold`` and ``cell_class`` are frames of the same shape (bool / CSS class per cell);
-    ``row_class`` one CSS class per row; ``index`` writes the index as the first column.
+    ``row_class`` one CSS class per row; ``index`` writes the index as the first column;
+    cells of the columns named in ``raw`` are HTML already (links) and are not escaped.
     """
     from cfgen.report.render import fmt_cell
 
@@ -91,6 +93,9 @@ def table(
     for i, (idx, rec) in enumerate(zip(frame.index, frame.itertuples(index=False), strict=True)):
         cells = [f"<th>{esc(idx)}</th>"] if index else []
         for j, v in enumerate(rec):
+            if cols[j] in raw:
+                cells.append(f"<td>{v}</td>")
+                continue
             text = fmt_cell(v)
             classes = []
             if cell_class is not None and str(cell_class.iat[i, j]):
