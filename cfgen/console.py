@@ -55,7 +55,7 @@ def console_table(data: Any, metrics: pd.DataFrame, *, estimator: Any = None,
     names = [str(c) for c in data.class_names]
     m = metrics.assign(_orig=[names[int(c)] for c in orig],
                        _target=[names[int(c)] for c in metrics["target"]])
-    failed = (m["error"].fillna("").astype(str) != "") if "error" in m else False
+    failed = (m["error"].notna() & (m["error"].astype(str) != "")) if "error" in m else False
     if "timed_out" in m:
         failed = failed | m["timed_out"].astype(bool)
     m = m.assign(_failed=failed)

@@ -155,8 +155,8 @@ def query_frame(run: RunFiles) -> pd.DataFrame:
     if m.empty:
         return pd.DataFrame()
     shown = [(c, d) for c, d in CONSOLE_METRICS if c in m]
-    failed = m["error"].fillna("").astype(str).ne("") if "error" in m else pd.Series(False,
-                                                                                    index=m.index)
+    failed = (m["error"].notna() & m["error"].astype(str).ne("")) if "error" in m else \
+        pd.Series(False, index=m.index)
     if "timed_out" in m:
         failed |= m["timed_out"].astype(str).str.lower().isin(("true", "1"))
     g = m.assign(_failed=failed).groupby(["query", "target"], sort=True)
