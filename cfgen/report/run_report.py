@@ -277,7 +277,8 @@ def run_report_html(run_dir: str | Path) -> str:
     files = sorted(p.name for p in run.path.iterdir() if p.is_file())
     body.append(f"<p class='sub'>Run directory <code>{H.esc(run.path)}</code>: "
                 f"{H.esc(', '.join(files))}</p>")
-XX
+    nq = len(s.get("queries", []))
+    return H.page(title, body, subtitle=f"{nq} {'query' if nq == 1 else 'queries'}, "
                                         f"{s.get('n_tasks', '?')} tasks")
 
 
