@@ -183,7 +183,8 @@ class Diff:
 
     def changed_features(self) -> list[str]:
         """Features some counterfactual changes, in schema order."""
-        return [f for f, c in zip(self.features, self.changed.any(axis=0), strict=True) if c]
+        mask = np.asarray(self.changed, dtype=bool).reshape(-1, len(self.features))
+        return [f for j, f in enumerate(self.features) if mask[:, j].any()]
 
     def wide(self) -> pd.DataFrame:
         """One row per counterfactual: ``cf``, model columns, then ``from → to`` per feature."""

@@ -69,7 +69,7 @@ def console_table(data: Any, metrics: pd.DataFrame, *, estimator: Any = None,
         header.append("failed")
     rows = []
     for key, rec in agg.iterrows():
-        q, o, t = key  # type: ignore[misc]
+        q, o, t = key
         cells = [str(q), str(o), str(t)]
         for c, dec in shown:
             v = float(rec[c])
@@ -149,7 +149,7 @@ def diff_groups(changes: pd.DataFrame, show: int) -> Iterator[tuple[tuple, pd.Da
     sub = changes[changes["query"].isin(queries)]
     for key, g in sub.groupby(["query", "target", "combination"], sort=False):
         reps = sorted(int(r) for r in g["replication"].unique())
-        yield key, g[g["replication"] == reps[0]], len(reps)  # type: ignore[misc]
+        yield key, g[g["replication"] == reps[0]], len(reps)
 
 
 def diff_tables(changes: pd.DataFrame, show: int = 3, queries: pd.DataFrame | None = None,

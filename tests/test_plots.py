@@ -69,12 +69,12 @@ def test_fitness_figure_one_panel_per_replication_integer_ticks():
 def german():
     """A real german_credit search: data, model, bounds, one query and its explanation."""
     from conftest import compose_config
+    from omegaconf import OmegaConf
 
     from cfgen.constraints import mine_class_bounds
     from cfgen.data import load_dataset
     from cfgen.methods import build_explainer
     from cfgen.models import fit_model
-    from omegaconf import OmegaConf
 
     cfg = compose_config(["dataset=german_credit", "ga=quick"])
     data = load_dataset(cfg.dataset)

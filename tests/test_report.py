@@ -436,7 +436,8 @@ def test_paper_preset_sweeps_every_dataset_and_method(datasets_dir):
     params = _sweep_params(cfg)
     csvs = {p.stem for p in datasets_dir.glob("*.csv")}
     assert set(params["dataset"]) == csvs | {"iris"}
-    assert set(params["dataset"]) <= {p.stem for p in (ROOT / "cfgen" / "conf" / "dataset").glob("*.yaml")}
+    presets = {p.stem for p in (ROOT / "cfgen" / "conf" / "dataset").glob("*.yaml")}
+    assert set(params["dataset"]) <= presets
     assert params["method"] == ["dpg_ga", "dice_random", "dice_genetic", "dice_kdtree"]
     # the preset's time limit survives choosing another method (experiment after method)
     cfg = _compose_with_hydra(["experiment=paper", "method=dice_genetic"])
@@ -591,14 +592,12 @@ def _png_size(data: bytes) -> tuple[int, int]:
 def german_report(tmp_path_factory):
     """A real german_credit run with plots, its change files and its report.html."""
     from conftest import FAST, compose_config
+    from matplotlib.image import imsave
     from test_changes import ensure_change_files
 
     from cfgen.experiment import run
-    from cfgen.report.run_report import write_run_report
-
-    from matplotlib.image import imsave
-
     from cfgen.plots.run import slug
+    from cfgen.report.run_report import write_run_report
 
     out = tmp_path_factory.mktemp("german_run")
     res = run(compose_config([*FAST, "dataset=german_credit",

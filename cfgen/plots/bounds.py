@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -171,12 +171,14 @@ def _draw_chips(ax, rows: list[_CatRow], cmap, lane_x: float) -> None:
                     fontweight="bold" if label.endswith("(target)") else "normal")
             for line in lines:
                 for x, text in line:
+                    fc: Any
+                    ec: Any
                     if info.get("marks"):
-                        query_chip = text.startswith("★")
-                        fc = "#ffe27a" if query_chip else "white"
-                        ec = "black" if not text == "unchanged" else "0.6"
+                        fc = "#ffe27a" if text.startswith("★") else "white"
+                        ec = "0.6" if text == "unchanged" else "black"
                     else:
-                        fc, ec = (*cmap(info["class"] % 10)[:3], 0.22), cmap(info["class"] % 10)
+                        ec = cmap(info["class"] % 10)
+                        fc = (*ec[:3], 0.22)
                     ax.text(x + CHIP_PAD, y + 0.05, text, ha="left", va="center",
                             fontsize=CHIP_FONT, family="DejaVu Sans Mono", gid="chip",
                             bbox={"boxstyle": f"round,pad={CHIP_PAD * 72 / CHIP_FONT:.2f}",
@@ -350,8 +352,8 @@ def _legend(fig, bounds, class_names, has_q, has_cf, cmap, lay) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=cmap(c % 10), alpha=0.75, label=class_names[c])
-               for c in range(bounds.n_classes)]
+    handles: list[Any] = [Patch(color=cmap(c % 10), alpha=0.75, label=class_names[c])
+                          for c in range(bounds.n_classes)]
     if bounds.empty is not None and bounds.empty.any():
         handles.append(Patch(facecolor="white", edgecolor="0.3", hatch="///",
                              label="empty as mined: opened"))
@@ -416,7 +418,9 @@ def plot_bounds_modes(
     from matplotlib.patches import Rectangle
 
     first_value = next(iter(bounds_by_mode.values()))
-    rows = dict(bounds_by_mode) if isinstance(first_value, Mapping) else {"": bounds_by_mode}
+    rows: dict[str, Mapping[str, ClassBounds]] = (
+        dict(bounds_by_mode) if isinstance(first_value, Mapping)  # type: ignore[arg-type]
+        else {"": bounds_by_mode})  # type: ignore[dict-item]
     X_train = np.asarray(X_train, dtype=float)
     y_train = np.asarray(y_train)
     n_cols = max(len(r) for r in rows.values())

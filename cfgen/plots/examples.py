@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,12 +48,14 @@ def _search(dataset: str, query: int, reps: int = 3):
     cfg = _compose([f"dataset={dataset}"])
     data = load_dataset(cfg.dataset)
     model = fit_model(cfg.model, data)
+    params = OmegaConf.to_container(cfg.constraints, resolve=True)
+    assert isinstance(params, dict)
     bounds = mine_class_bounds(model.estimator, data.schema,
-                               **OmegaConf.to_container(cfg.constraints, resolve=True),
-                               X_train=data.X_train)
+                               **{str(k): v for k, v in params.items()}, X_train=data.X_train)
     ex = build_explainer("dpg_ga", cfg.ga, model, data, bounds)
     x = data.X_test[query]
-    proba = model.predictor.predict_proba(x[None, :])[0]
+    predictor: Any = model.predictor
+    proba = predictor.predict_proba(x[None, :])[0]
     target = int(np.argsort(-proba, kind="stable")[1])
     seeds = np.random.SeedSequence(cfg.experiment_params.seed).spawn(reps)
     exps = [ex.explain(x, target, 5, np.random.default_rng(s)) for s in seeds]

@@ -231,7 +231,7 @@ def plot_pca_path(
     path_pts = proj(explanation.best_per_generation)
     if len(path_pts) >= 2:
         segs = np.stack([path_pts[:-1], path_pts[1:]], axis=1)
-        lc = LineCollection(segs, cmap="Greys", norm=None, linewidths=1.8, zorder=3)
+        lc = LineCollection(list(segs), cmap="Greys", norm=None, linewidths=1.8, zorder=3)
         lc.set_array(np.linspace(0.35, 1.0, len(segs)))
         lc.set_clim(0.0, 1.0)
         ax.add_collection(lc)

@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(report.methods)} methods ({', '.join(report.methods)}); "
           f"{len(report.rows)} tasks, {int(report.rows['failed'].sum())} failed")
     print(f"report written to {out}/")
-    for name in ("report.html", "report.md", "comparison.csv", "summary.csv", "winners.csv", "winners.png",
-                 "wilcoxon.csv", "wilcoxon_queries.csv"):
+    for name in ("report.html", "report.md", "comparison.csv", "summary.csv", "winners.csv",
+                 "winners.png", "wilcoxon.csv", "wilcoxon_queries.csv"):
         if name in written:
             print(f"  {written[name]}")
     print("  (+ the same tables as .md and .tex, runs.csv, winner_counts.csv, warnings.txt)")

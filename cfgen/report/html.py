@@ -50,7 +50,8 @@ def png_data_uri(path: str | Path) -> str:
 def figure(path: str | Path, caption: str = "", alt: str | None = None) -> str:
     """An embedded PNG with its caption."""
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return (f'<figure><img src="{png_data_uri(path)}" alt="{esc(alt or caption or Path(path).name)}"'
+    alt_text = esc(alt or caption or Path(path).name)
+    return (f'<figure><img src="{png_data_uri(path)}" alt="{alt_text}"'
             f' data-name="{esc(Path(path).name)}">{cap}</figure>')
 
 

@@ -170,7 +170,11 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[tuple[P
             skipped.append((c, "unfinished: no summary.json"))
         finished.extend(sorted(found, key=_natural))
     seen: set[Path] = set()
-    unique = [d for d in finished if not (d.resolve() in seen or seen.add(d.resolve()))]
+    unique = []
+    for d in finished:
+        if d.resolve() not in seen:
+            seen.add(d.resolve())
+            unique.append(d)
     return unique, skipped
 
 
@@ -183,7 +187,7 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
                 cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
             except Exception:  # noqa: BLE001 - unreadable config: label falls back to summary
                 continue
-            return cfg if isinstance(cfg, dict) else {}
+            return {str(k): v for k, v in cfg.items()} if isinstance(cfg, dict) else {}
     return {}
 
 

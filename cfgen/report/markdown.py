@@ -36,6 +36,7 @@ def comparison_frames(report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
         present = [m for m in report.methods
                    if runs is not None and (d, m) in runs.index]
         for meth in present:
+            assert runs is not None
             r = runs.loc[(d, meth)]
             failed = f"{int(r['n_failed'])}/{int(r['n_tasks'])}"
             if int(r["n_timed_out"]):

@@ -76,7 +76,7 @@ class RunFiles:
         for p in (d / CONFIG, d / ".hydra" / "config.yaml"):
             if p.exists():
                 c = OmegaConf.to_container(OmegaConf.load(p), resolve=False)
-                config = c if isinstance(c, dict) else {}
+                config = {str(k): v for k, v in c.items()} if isinstance(c, dict) else {}
                 break
         metrics = pd.read_csv(d / METRICS) if (d / METRICS).exists() else pd.DataFrame()
         changes = read_changes(d / CHANGES) if (d / CHANGES).exists() else pd.DataFrame()
@@ -109,15 +109,17 @@ def setup_pairs(run: RunFiles) -> list[tuple[str, str]]:
     target = s.get("method_target") or _get(c, "method._target_")
     bounds_mode = s.get("bounds_mode") or run.constraints.get("mode") or _get(c, "constraints.mode")
     uses = s.get("uses_bounds")
+    settings = ", ".join(f"{k}={v}" for k, v in model.items() if k not in ("_target_", "n_jobs"))
+    used = "" if uses is None else f"; used by the method: {'yes' if uses else 'no'}"
     pairs = [
         ("dataset", f"{s.get('dataset') or _get(c, 'dataset.name')}: {s.get('n_train', '?')} "
                     f"train / {s.get('n_test', '?')} test rows"
                     + (f", classes {', '.join(run.class_names)}" if run.class_names else "")),
-        ("model", f"{model_name} ({', '.join(f'{k}={v}' for k, v in model.items() if k not in ('_target_', 'n_jobs'))})"),
+        ("model", f"{model_name} ({settings})"),
         ("model accuracy", acc),
         ("method", f"{method}" + (f" ({target})" if target else "")),
         ("class bounds", f"{none_text(bounds_mode)}"
-                         + ("" if uses is None else f"; used by the method: {'yes' if uses else 'no'}")
+                         + used
                          + (f"; mined in {fmt_num(s.get('bounds_seconds'))} s"
                             if s.get("bounds_seconds") else "")),
         ("seed", none_text(ep.get("seed"))),
@@ -247,8 +249,8 @@ def run_report_html(run_dir: str | Path) -> str:
     run = RunFiles.read(run_dir)
     s = run.summary
     title = f"cfgen run: {s.get('dataset', '?')} · {s.get('method', '?')}"
-    body = [f"<nav><a href='#setup'>Setup</a><a href='#results'>Results</a>"
-            f"<a href='#metrics'>Metrics</a><a href='#queries'>Queries</a></nav>",
+    body = ["<nav><a href='#setup'>Setup</a><a href='#results'>Results</a>"
+            "<a href='#metrics'>Metrics</a><a href='#queries'>Queries</a></nav>",
             "<h2 id='setup'>Setup</h2>", H.kv_table(setup_pairs(run))]
     qf = query_frame(run)
     body += ["<h2 id='results'>Results per query</h2>",

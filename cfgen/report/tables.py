@@ -136,8 +136,9 @@ def winners_table(
             else:
                 best_mean = float(values[i])
                 ok = np.isfinite(values)
-                same = [methods[j] for j in np.flatnonzero(ok) if is_tie(values[j], best_mean)]
-                winner = "tie" if tied else methods[i]
+                same = [methods[int(j)] for j in np.flatnonzero(ok)
+                        if is_tie(values[j], best_mean)]
+                winner = "tie" if tied else methods[int(i)]
                 best = ";".join(same)
             recs.append({"dataset": dataset, "metric": m, "direction": direction(m),
                          "winner": winner, "best": best, "best_mean": best_mean,
