@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(f"grouping: {report.runset.grouping}")
-    print(f"{len(report.runset.runs)} runs: {len(report.datasets)} datasets × "
-          f"{len(report.methods)} methods ({', '.join(report.methods)}); "
+    from cfgen.report.markdown import count
+
+    print(f"{count(len(report.runset.runs), 'run')}: {count(len(report.datasets), 'dataset')} × "
+          f"{count(len(report.methods), 'method')} ({', '.join(report.methods)}); "
           f"{len(report.rows)} tasks, {int(report.rows['failed'].sum())} failed")
     print(f"report written to {out}/")
     for name in ("report.html", "report.md", "comparison.csv", "summary.csv", "winners.csv",

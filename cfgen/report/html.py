@@ -31,7 +31,8 @@ table.kv th{width:220px}
 .scroll{overflow-x:auto;max-width:100%}
 figure{margin:8px 0 18px}figure img{max-width:100%;height:auto;border:1px solid #e4e4e4;
 background:#fff}figcaption{color:#555;font-size:12px}
-.warn{background:#fff6e0;border:1px solid #f0d48a;padding:6px 10px;margin:6px 0}
+.warn{background:#fff6e0;border:1px solid #f0d48a;padding:6px 10px;margin:6px 0;
+overflow-wrap:anywhere}
 nav a{margin-right:12px}
 details{margin:8px 0}summary{cursor:pointer;color:#333}
 code{background:#f0f0f2;padding:0 3px;border-radius:3px}

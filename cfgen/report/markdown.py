@@ -11,6 +11,11 @@ from cfgen.report.render import ARROW, fmt_num, fmt_p, latex, markdown, markdown
 from cfgen.report.stats import is_tie
 
 
+def count(n: int, noun: str) -> str:
+    """``1 dataset``, ``3 datasets``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def none_text(v) -> str:
     """A config value as text: ``None`` (or a missing float) as ``none``."""
     if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -241,8 +246,8 @@ def sections(report: Report) -> dict[str, tuple[str, str]]:
 def _setup_lines(report: Report) -> list[str]:
     r = report.runs
     lines = [
-        f"- {len(report.runset.runs)} runs: {len(report.datasets)} datasets × "
-        f"{len(report.methods)} methods ({', '.join(report.methods)})",
+        f"- {count(len(report.runset.runs), 'run')}: {count(len(report.datasets), 'dataset')} × "
+        f"{count(len(report.methods), 'method')} ({', '.join(report.methods)})",
         f"- grouping: {report.runset.grouping}",
         "- tests: " + (f"{report.reference} against every other method" if report.reference
                        else "every pair of methods"),

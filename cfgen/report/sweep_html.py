@@ -33,9 +33,14 @@ def _run_links(report: Report, out_dir: Path) -> pd.DataFrame:
     return frame.assign(report=links)
 
 
+def _short(name: str, width: int = 32) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def _links_table(frame: pd.DataFrame) -> str:
     """The runs table with its ``report`` column as links (relative to the report)."""
-    cells = [f'<a href="{H.esc(link)}">{H.esc(Path(link).parent.name)}</a>' if link else "–"
+    cells = [f'<a href="{H.esc(link)}" title="{H.esc(link)}">'
+             f'{H.esc(_short(Path(link).parent.name))}</a>' if link else "–"
              for link in frame["report"]]
     return H.table(frame.assign(report=cells).rename(columns={"report": "run report"}),
                    raw=["run report"])
