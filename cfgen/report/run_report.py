@@ -220,7 +220,10 @@ def query_sections(run: RunFiles) -> list[str]:
             if not ch.empty else ch
         reps = sorted(int(r) for r in g["replication"].unique()) if len(g) else []
         if not reps:
-            parts.append("<p>No counterfactual found for this target.</p>")
+            parts.append("<p>No counterfactual found for this target.</p>" if
+                         (run.path / CHANGES).exists() else
+                         "<p>This run has no changes.csv (written before diffs were): see "
+                         "counterfactuals.csv.</p>")
         for i, rep in enumerate(reps):
             rows = g[g["replication"] == rep].reset_index(drop=True)
             table = H.diff_html(diff_table(rows, query_predicted=qp, query_probability=qprob))
