@@ -151,7 +151,7 @@ def ensure_change_files(res, out):
     """changes.csv and queries.csv, written as the run will write them (until it does)."""
     from cfgen.store import write_frame
 
-    d, proba = res.data, res.model.predictor.predict_proba
+    d, proba = res.problem, res.problem.predictor.predict_proba
     if not (out / "changes.csv").exists():
         write_frame(out / "changes.csv", run_changes(d, res.tasks, res.results, proba,
                                                      "dpg_ga", mh_distance(d.schema, d.X_train)))
@@ -161,7 +161,7 @@ def ensure_change_files(res, out):
 
 def test_changes_csv_matches_counterfactuals_model_and_metrics(german_run):
     res, out = german_run
-    data = res.data
+    data = res.problem
     ch = read_changes(out / "changes.csv")
     cf = pd.read_csv(out / "counterfactuals.csv", dtype=str, keep_default_na=False)
     qs = pd.read_csv(out / "queries.csv", dtype=str, keep_default_na=False).set_index("query")
@@ -186,7 +186,7 @@ def test_changes_csv_matches_counterfactuals_model_and_metrics(german_run):
     by_index = {r.index: r for r in res.results}
     rows = np.vstack([by_index[t.index].counterfactuals for t in res.tasks
                       if len(by_index[t.index].counterfactuals)])
-    P = res.model.estimator.predict_proba(rows)
+    P = res.problem.estimator.predict_proba(rows)
     assert list(ch["predicted"]) == [data.class_names[i] for i in P.argmax(axis=1)]
     assert ch["probability"].to_numpy() == pytest.approx(P.max(axis=1))
     # per task, the means are the metrics of the same name
@@ -207,7 +207,7 @@ def test_console_diff_tables_show_the_changed_features_only(german_run):
     assert f"(+ {ch['query'].nunique() - 1} more queries)" in text
     rows = ch[(ch["query"] == first_q) & (ch["replication"] == 0)].reset_index(drop=True)
     shown = [ln.split("  ")[0].strip() for ln in text.splitlines()[2:]]
-    changed = [f for f in res.data.schema.names if rows[f].str.len().gt(0).any()]
+    changed = [f for f in res.problem.schema.names if rows[f].str.len().gt(0).any()]
     assert shown[: len(changed)] == changed  # the changed features, in schema order
     assert shown[len(changed): len(changed) + 4] == ["predicted", "probability", "distance_mh",
                                                      "nbr_changes"]

@@ -69,24 +69,20 @@ def test_fitness_figure_one_panel_per_replication_integer_ticks():
 def german():
     """A real german_credit search: data, model, bounds, one query and its explanation."""
     from conftest import compose_config
-    from omegaconf import OmegaConf
 
-    from cfgen.constraints import mine_class_bounds
-    from cfgen.data import load_dataset
-    from cfgen.methods import build_explainer
-    from cfgen.models import fit_model
+    from cfgen.experiment import resolve_bounds
+    from cfgen.methods import method_factory
+    from cfgen.problem import Problem
 
-    cfg = compose_config(["dataset=german_credit", "ga=quick"])
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
-    bounds = mine_class_bounds(model.estimator, data.schema,
-                               **OmegaConf.to_container(cfg.constraints, resolve=True),
-                               X_train=data.X_train)
-    ex = build_explainer("dpg_ga", cfg.ga, model, data, bounds)
-    x = data.X_test[55]
-    target = 1 - int(model.estimator.predict(x[None, :])[0])
+    cfg = compose_config(["dataset=german_credit", "method/ga=quick"])
+    problem = Problem.from_config(cfg.dataset, cfg.model)
+    factory = method_factory(cfg.method)
+    bounds, _ = resolve_bounds(problem, factory, cfg.method, problem.X_train)
+    ex = factory(problem, problem.schema, bounds)
+    x = problem.X_test[55]
+    target = 1 - int(problem.predict(x[None, :])[0])
     exps = [ex.explain(x, target, 5, np.random.default_rng(s)) for s in range(2)]
-    return data, model, bounds, x, target, exps
+    return problem, problem.estimator, bounds, x, target, exps
 
 
 def _cell_boxes(fig, gid):
@@ -177,7 +173,7 @@ def test_run_plots_file_names(tmp_path, cfg_factory):
                           "experiment_params.target_class=0", "output.plots=true"), tmp_path)
     names = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     q = res.summary["queries"][0]
-    t = slug(res.data.class_names[res.tasks[0].target])
+    t = slug(res.problem.class_names[res.tasks[0].target])
     assert names == sorted(f"{k}_q{q}_to_{t}_c0.png" for k in ("bounds", "changes", "fitness",
                                                                 "pca"))
 
@@ -191,10 +187,10 @@ def test_bounds_plot_of_wide_data_keeps_the_features_moved_most(tmp_path, cfg_fa
                           "experiment_params.num_replications=1"), tmp_path)
     r = next(r for r in res.results if len(r.counterfactuals))
     task = next(t for t in res.tasks if t.index == r.index)
-    x = res.data.X_test[task.query]
-    got = _bounds_plot(lambda *a, **kw: kw, res.bounds, res.data, x, _explanation(task, r, 5),
+    x = res.problem.X_test[task.query]
+    got = _bounds_plot(lambda *a, **kw: kw, res.bounds, res.problem, x, _explanation(task, r, 5),
                        tmp_path / "b.png", "q")
-    s = res.data.schema
+    s = res.problem.schema
     move = (np.abs(r.counterfactuals - x) / (s.highs - s.lows)).max(axis=0)
     assert (move > 0).sum() > MAX_BOUNDS_FEATURES  # the case this is about
     expect = sorted(np.argsort(-move, kind="stable")[:MAX_BOUNDS_FEATURES])

@@ -447,7 +447,7 @@ def test_paper_preset_sweeps_every_dataset_and_method(datasets_dir):
 def test_paper_quick_preset():
     cfg = _compose_with_hydra(["experiment=paper_quick"])
     assert cfg.experiment_params.num_samples == 5 and cfg.experiment_params.num_replications == 1
-    assert cfg.ga.population_size <= 30  # ga=quick
+    assert cfg.method.ga.population_size <= 30  # method/ga=quick
     assert _sweep_params(cfg)["dataset"] == ["iris", "education_dataset", "diabetes"]
     assert len(_sweep_params(cfg)["method"]) == 4
     assert "paper_quick" in cfg.hydra.sweep.dir
@@ -465,12 +465,12 @@ def test_report_on_a_real_tiny_multirun(cfg_factory, tmp_path):
     job = 0
     for dataset in ("iris", "education_dataset"):
         for mode in ("dpg", "none"):
-            cfg = cfg_factory(f"dataset={dataset}", "method=dpg_ga", f"constraints={mode}",
+            cfg = cfg_factory(f"dataset={dataset}", "method=dpg_ga", f"method/bounds={mode}",
                               "experiment_params.num_samples=3",
                               "experiment_params.num_replications=1")
             run(cfg, root / f"{job}_{dataset}_{mode}")
             job += 1
-    rep = build_report([root], label_by=["method.name", "constraints.mode"])
+    rep = build_report([root], label_by=["method.name", "method.bounds.mode"])
     written = write_report(rep, root / "report", plot=False)
     methods = ["dpg_ga/dpg", "dpg_ga/none"]
     assert rep.datasets == ["education_dataset", "iris"] and rep.methods == methods
@@ -485,6 +485,9 @@ def test_report_on_a_real_tiny_multirun(cfg_factory, tmp_path):
     runs = pd.read_csv(written["runs.csv"])
     assert (runs["n_queries"] == 3).all() and len(runs) == 4
     assert (runs.loc[runs["method"] == "dpg_ga/none", "bounds_seconds"] == 0).all()
+    # summary.json says which runs used the bounds: only those carry the mining time
+    assert (runs.loc[runs["method"] == "dpg_ga/dpg", "bounds_seconds"] > 0).all()
+    assert not any("do not say whether" in w for w in rep.warnings)
     summ = pd.read_csv(written["summary.csv"])
     assert len(summ) == len(rep.shown) and (summ["n_datasets"] <= 2).all()
     wx = pd.read_csv(written["wilcoxon.csv"])
@@ -606,7 +609,7 @@ def german_report(tmp_path_factory):
     # two small PNGs named as the run's plots are (rendering real ones is the slow, plots test's
     # job): the report must find them by name and embed them byte for byte
     t = res.tasks[0]
-    stem = f"q{t.query}_to_{slug(res.data.class_names[t.target])}_c0"
+    stem = f"q{t.query}_to_{slug(res.problem.class_names[t.target])}_c0"
     (out / "plots").mkdir()
     imsave(out / "plots" / f"changes_{stem}.png", np.arange(6.0).reshape(2, 3))
     imsave(out / "plots" / f"fitness_{stem}.png", np.arange(20.0).reshape(4, 5))
@@ -637,7 +640,7 @@ def test_run_report_holds_setup_diffs_metrics_and_plots(german_report):
     ch = read_changes(out / "changes.csv")
     q = int(ch["query"].iloc[0])
     rows = ch[(ch["query"] == q) & (ch["replication"] == 0)].reset_index(drop=True)
-    for f in res.data.schema.names:
+    for f in res.problem.schema.names:
         if not rows[f].str.len().gt(0).any():
             continue
         cells = [c.split(" → ")[1] if c else "-" for c in rows[f]]

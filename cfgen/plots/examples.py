@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -38,24 +37,17 @@ def _compose(overrides: list[str]):
 
 def _search(dataset: str, query: int, reps: int = 3):
     """Data, bounds and ``reps`` real searches of one query (seeded: the same every time)."""
-    from omegaconf import OmegaConf
-
-    from cfgen.constraints import mine_class_bounds
-    from cfgen.data import load_dataset
-    from cfgen.methods import build_explainer
-    from cfgen.models import fit_model
+    from cfgen.experiment import resolve_bounds
+    from cfgen.methods import method_factory
+    from cfgen.problem import Problem
 
     cfg = _compose([f"dataset={dataset}"])
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
-    params = OmegaConf.to_container(cfg.constraints, resolve=True)
-    assert isinstance(params, dict)
-    bounds = mine_class_bounds(model.estimator, data.schema,
-                               **{str(k): v for k, v in params.items()}, X_train=data.X_train)
-    ex = build_explainer("dpg_ga", cfg.ga, model, data, bounds)
+    data = Problem.from_config(cfg.dataset, cfg.model)
+    factory = method_factory(cfg.method)
+    bounds, _ = resolve_bounds(data, factory, cfg.method, data.X_train)
+    ex = factory(data, data.schema, bounds)
     x = data.X_test[query]
-    predictor: Any = model.predictor
-    proba = predictor.predict_proba(x[None, :])[0]
+    proba = data.predictor.predict_proba(x[None, :])[0]
     target = int(np.argsort(-proba, kind="stable")[1])
     seeds = np.random.SeedSequence(cfg.experiment_params.seed).spawn(reps)
     exps = [ex.explain(x, target, 5, np.random.default_rng(s)) for s in seeds]
@@ -122,7 +114,7 @@ def _ensure_change_files(res, run_dir: Path, method: str) -> None:
     from cfgen.changes import mh_distance, query_frame, run_changes
     from cfgen.store import write_frame
 
-    d, proba = res.data, res.model.predictor.predict_proba
+    d, proba = res.problem, res.problem.predictor.predict_proba
     if not (run_dir / "changes.csv").exists():
         write_frame(run_dir / "changes.csv", run_changes(d, res.tasks, res.results, proba, method,
                                                          mh_distance(d.schema, d.X_train)))

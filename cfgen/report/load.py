@@ -101,7 +101,8 @@ class Run:
             needs = bool(getattr(get_class(str(target)), "needs_bounds", False))
         except Exception:  # noqa: BLE001 - an unimportable class: unknown
             return None
-        mode = self.summary.get("bounds_mode") or self.get("constraints.mode")
+        mode = (self.summary.get("bounds_mode") or self.get("method.bounds.mode")
+                or self.get("constraints.mode"))
         return needs and mode not in (None, "none")
 
     def value(self, key: str) -> str:

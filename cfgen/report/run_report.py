@@ -107,7 +107,8 @@ def setup_pairs(run: RunFiles) -> list[tuple[str, str]]:
     acc = (f"train {fmt_num(s.get('train_accuracy'))}, test {fmt_num(s.get('test_accuracy'))}")
     method = s.get("method") or _get(c, "method.name")
     target = s.get("method_target") or _get(c, "method._target_")
-    bounds_mode = s.get("bounds_mode") or run.constraints.get("mode") or _get(c, "constraints.mode")
+    bounds_mode = (s.get("bounds_mode") or run.constraints.get("mode")
+                   or _get(c, "method.bounds.mode") or _get(c, "constraints.mode"))
     uses = s.get("uses_bounds")
     settings = ", ".join(f"{k}={v}" for k, v in model.items() if k not in ("_target_", "n_jobs"))
     used = "" if uses is None else f"; used by the method: {'yes' if uses else 'no'}"
