@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -44,12 +44,14 @@ def write_run_plots(
     tasks: list[Task],
     results: list[Any],
     k: int,
+    progress: Callable[[], None] | None = None,
 ) -> list[Path]:
     """Per query × target × combination: fitness curves (all replications), PCA path, change
     heatmap and class-interval plot (first replication with counterfactuals). Returns paths.
 
     ``data`` has ``X_train``, ``y_train``, ``X_test``, ``schema`` and ``class_names`` (a
-    ``Problem`` or ``Dataset``).
+    ``Problem`` or ``Dataset``). ``progress`` is called once per query × target × combination
+    (:func:`plot_groups` of them), e.g. ``cfgen.console.Phase.advance``.
     """
     from cfgen.plots.bounds import plot_class_bounds
     from cfgen.plots.search import plot_change_heatmap, plot_fitness, plot_pca_path
@@ -67,6 +69,8 @@ def write_run_plots(
         stem = f"q{q}_to_{slug(names[target])}_c{comb}"
         x = data.X_test[q]
         label = f"query {q} → {names[target]} (combination {comb})"
+        if progress is not None:
+            progress()
         if any(len(e.best_fitness) for e in exps):
             paths.append(plot_fitness(exps, out / f"fitness_{stem}.png",
                                       title=f"Search progress, {label}"))
@@ -83,6 +87,11 @@ def write_run_plots(
             paths.append(_bounds_plot(plot_class_bounds, bounds, data, x, found,
                                       out / f"bounds_{stem}.png", label))
     return paths
+
+
+def plot_groups(tasks: list[Task]) -> int:
+    """How many query × target × combination groups :func:`write_run_plots` draws (at most)."""
+    return len({(t.query, t.target, t.combination) for t in tasks})
 
 
 def _bounds_plot(plot, bounds, data, x, found: Explanation, path: Path, label: str) -> Path:
