@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,7 +25,7 @@ register()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
 def app(cfg: DictConfig) -> float:
     """Run one experiment in Hydra's run directory; the return value is the sweep objective."""
-    from cfgen.experiment import console_table, run
+    from cfgen.experiment import run
 
     run_dir = HydraConfig.get().runtime.output_dir
     try:
@@ -35,19 +37,33 @@ def app(cfg: DictConfig) -> float:
         report_error(exc)
         sys.exit(1)
     if cfg.output.table:
-        from cfgen.launcher import combination_table
-
-        ep = cfg.experiment_params
-        print(console_table(result.problem, result.metrics))
-        if len({t.combination for t in result.tasks}) > 1:
-            print(combination_table(result.tasks, result.results, result.combinations,
-                                    ep.num_counterfactuals))
+        _print_tables(cfg, result, run_dir)
     s = result.summary
-    print(
-        f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({s['n_failed']} failed) · "
-        f"{s['wall_seconds']:.1f} s\nrun directory: {run_dir}"
-    )
+    failed = f"{s['n_failed']} failed" + (f", {s['n_timed_out']} timed out"
+                                          if s.get("n_timed_out") else "")
+    print(f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({failed}) · "
+          f"{s['wall_seconds']:.1f} s\nrun directory: {run_dir}  (report.html)")
     return float(s["validity"])
+
+
+def _print_tables(cfg: DictConfig, result: Any, run_dir: str) -> None:
+    """The per-query table, the combinations table, then up to output.show diff tables."""
+    import pandas as pd
+
+    from cfgen.changes import read_changes
+    from cfgen.console import combination_table, console_table, diff_tables
+
+    ep = cfg.experiment_params
+    print(console_table(result.problem, result.metrics, k=ep.num_counterfactuals))
+    if len({t.combination for t in result.tasks}) > 1:
+        print(combination_table(result.tasks, result.results, result.combinations,
+                                ep.num_counterfactuals))
+    if cfg.output.show:
+        run = Path(run_dir)
+        diffs = diff_tables(read_changes(run / "changes.csv"), cfg.output.show,
+                            pd.read_csv(run / "queries.csv"))
+        if diffs:
+            print("\n" + diffs)
 
 
 def main() -> None:

@@ -542,6 +542,7 @@ def queries_frame(data: Dataset, X: np.ndarray, row_ids: Sequence[int],
     meta = pd.DataFrame({"query": np.arange(len(X)), "row_id": ids})
     frame = data.decode(X).reset_index(drop=True)
     frame["predicted"] = [data.class_names[int(c)] for c in np.argmax(proba, axis=1)]
+    frame["probability"] = proba.max(axis=1) if len(proba) else np.zeros(0)
     for c, name in enumerate(data.class_names):
         frame[f"proba_{name}"] = proba[:, c]
     return pd.concat([meta, frame], axis=1)

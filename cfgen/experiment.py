@@ -8,6 +8,7 @@ method needs them, the runner returns one result per task, and the files are wri
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -114,24 +115,6 @@ def task_metrics(ctx: MetricContext, problem: Problem, combinations: Combination
     return pd.DataFrame(rows)
 
 
-def console_table(problem: Problem, metrics: pd.DataFrame) -> str:
-    """Per query and target: original class, valid counterfactuals found, distance, changes, s."""
-    if metrics.empty:
-        return "(no tasks)"
-    names = problem.class_names
-    orig = problem.predict(problem.X_test[metrics["query"].to_numpy()])
-    m = metrics.assign(original=[names[int(c)] for c in orig],
-                       target_name=[names[int(c)] for c in metrics["target"]])
-    agg = (
-        m.groupby(["query", "original", "target_name"], sort=True)
-        .agg(valid=("nbr_valid_cf", "mean"), distance=("distance_mad", "mean"),
-             changes=("avg_nbr_changes_per_cf", "mean"), seconds=("runtime", "mean"))
-        .reset_index()
-        .rename(columns={"target_name": "target", "valid": "valid_cfs"})
-    )
-    return agg.to_string(index=False, float_format=lambda v: f"{v:.3f}")
-
-
 # ----------------------------------------------------------------------------- the run
 def run(cfg: DictConfig, run_dir: str | Path) -> RunResult:
     """Run the experiment described by ``cfg``, writing its files into ``run_dir``."""
@@ -174,12 +157,39 @@ def _setup(cfg: DictConfig, run_dir: Path, tracker: Any) -> tuple[Problem, Any, 
     return problem, factory, bounds, info
 
 
-def _plan(cfg: DictConfig, problem: Problem, run_dir: Path) -> tuple[list[int], Combinations,
-                                                                    list[Task]]:
+def _explained(cfg: DictConfig, problem: Problem, run_dir: Path) -> tuple[Problem, list[int]]:
+    """The rows to explain (a problem whose ``X_test`` holds them) and the chosen positions;
+    ``queries.csv`` lists them with their source row ids and the model's probabilities."""
+    from cfgen.data import load_queries, queries_frame
+
     ep = cfg.experiment_params
-    queries = choose_queries(len(problem.X_test), ep.num_samples, ep.sample_indices, ep.seed)
+    data = problem.codec
+    if ep.queries is not None:
+        X, ids = load_queries(ep.queries, data)
+        explained = dataclasses.replace(problem, X_test=X, y_test=np.full(len(X), -1))
+        positions = list(range(len(X)))
+        if ep.sample_indices is not None:
+            positions = choose_queries(len(X), ep.num_samples, ep.sample_indices, ep.seed)
+    else:
+        explained = problem
+        positions = choose_queries(len(problem.X_test), ep.num_samples, ep.sample_indices,
+                                   ep.seed)
+        ids = np.asarray(getattr(data, "row_id_test", np.full(len(problem.X_test), -1)))
+    frame = queries_frame(data, explained.X_test[positions], ids[positions],
+                          problem.predictor.predict_proba)
+    frame["query"] = positions
+    store.write_frame(run_dir / store.QUERIES, frame)
+    return explained, positions
+
+
+def _plan(cfg: DictConfig, problem: Problem, queries: list[int],
+          run_dir: Path) -> tuple[Combinations, list[Task]]:
+    from cfgen.data import resolve_target
+
+    ep = cfg.experiment_params
     pred = problem.predict(problem.X_test[queries])
-    targets = list(iter_targets(pred, problem.n_classes, ep.target_class))
+    target = resolve_target(ep.target_class, problem.class_names)
+    targets = list(iter_targets(pred, problem.n_classes, target))
     comb = Combinations.for_schema(problem.schema, ep.rules)
     combos = comb.chosen(ep.num_combinations_to_test, seed=ep.seed)
     tasks = plan_tasks(queries, targets, combos, ep.num_replications, ep.seed)
@@ -189,7 +199,7 @@ def _plan(cfg: DictConfig, problem: Problem, run_dir: Path) -> tuple[list[int], 
         "rules": list(comb.rules), "free_features": list(comb.free),
         "tested": {str(i): {k: v.value for k, v in comb[i].items()} for i in combos},
     })
-    return queries, comb, tasks
+    return comb, tasks
 
 
 def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
@@ -198,6 +208,7 @@ def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
     timed_out = int(metrics["timed_out"].sum()) if len(metrics) else 0
     return {
         "dataset": problem.name,
+        "class_names": list(problem.class_names),
         "method": cfg.method.name,
         "method_target": info["method_target"],
         "model": type(problem.model).__name__,
@@ -222,34 +233,66 @@ def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
     }
 
 
+def _files(cfg: DictConfig, run_dir: Path, problem: Problem, explained: Problem,
+           comb: Combinations, tasks: list[Task], results: list[TaskResult]
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """counterfactuals.csv, changes.csv and metrics.csv (the post-search phase, shown)."""
+    from cfgen.changes import mh_distance, run_changes
+    from cfgen.console import phase
+
+    ep = cfg.experiment_params
+    with phase("writing counterfactuals and diffs"):
+        cf_frame = store.counterfactual_frame(explained, tasks, results, problem.predict,
+                                              cfg.method.name)
+        store.write_frame(run_dir / store.COUNTERFACTUALS, cf_frame)
+        changes = run_changes(explained, tasks, results, problem.predictor.predict_proba,
+                              cfg.method.name, mh_distance(problem.schema, problem.X_train))
+        store.write_frame(run_dir / store.CHANGES, changes)
+    with phase("metrics", total=len(tasks)):
+        metric_ctx = MetricContext(problem.schema, problem.X_train, problem.y_train,
+                                   problem.X_test, problem.predictor.predict_proba,
+                                   compat=cfg.metrics.compat)
+        metrics = task_metrics(metric_ctx, explained, comb, tasks, results,
+                               ep.num_counterfactuals)
+        metrics.insert(0, "method", cfg.method.name)
+        metrics.insert(0, "dataset", problem.name)
+        store.write_frame(run_dir / store.METRICS, metrics)
+    return cf_frame, metrics
+
+
 def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunResult:
     ep = cfg.experiment_params
     problem, factory, bounds, info = _setup(cfg, run_dir, tracker)
-    queries, comb, tasks = _plan(cfg, problem, run_dir)
-    ctx = WorkerContext(problem, factory, bounds, comb, ep.num_counterfactuals)
-    with Journal.open(run_dir, cfg, problem, tasks, ep.resume) as journal:
+    explained, queries = _explained(cfg, problem, run_dir)
+    comb, tasks = _plan(cfg, explained, queries, run_dir)
+    ctx = WorkerContext(explained, factory, bounds, comb, ep.num_counterfactuals)
+    with Journal.open(run_dir, cfg, explained, tasks, ep.resume) as journal:
         results = run_tasks(tasks, ctx, ep.parallel_replications, ep.max_workers,
                             journal=journal)
         journal.close(complete=True)
-    cf_frame = store.counterfactual_frame(problem, tasks, results, problem.predict,
-                                          cfg.method.name)
-    store.write_frame(run_dir / store.COUNTERFACTUALS, cf_frame)
-    metric_ctx = MetricContext(problem.schema, problem.X_train, problem.y_train, problem.X_test,
-                               problem.predictor.predict_proba, compat=cfg.metrics.compat)
-    metrics = task_metrics(metric_ctx, problem, comb, tasks, results, ep.num_counterfactuals)
-    metrics.insert(0, "method", cfg.method.name)
-    metrics.insert(0, "dataset", problem.name)
-    store.write_frame(run_dir / store.METRICS, metrics)
+    cf_frame, metrics = _files(cfg, run_dir, problem, explained, comb, tasks, results)
     summary = _summary(cfg, problem, info, tasks, queries, metrics, started)
     if cfg.output.plots:
         from cfgen.plots.run import write_run_plots
 
-        write_run_plots(run_dir, problem, bounds, tasks, results, ep.num_counterfactuals)
+        write_run_plots(run_dir, explained, bounds, tasks, results, ep.num_counterfactuals)
     rundir.atomic_write(run_dir / store.CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
     store.write_json(run_dir / store.SUMMARY, summary)  # last: the "finished" marker
+    _report(run_dir)
     by_index = {r.index: r for r in results}
     for t, row in zip(tasks, metrics.to_dict("records"), strict=True):
         tracker.log_task(t, by_index[t.index], row)
     tracker.log_summary(summary)
     tracker.log_files(run_dir)
-    return RunResult(run_dir, problem, bounds, tasks, results, metrics, cf_frame, comb, summary)
+    return RunResult(run_dir, explained, bounds, tasks, results, metrics, cf_frame, comb,
+                     summary)
+
+
+def _report(run_dir: Path) -> None:
+    """report.html beside the results (a failure to render it is a warning, never a lost run)."""
+    from cfgen.report.run_report import write_run_report
+
+    try:
+        write_run_report(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the results are on disk already
+        log.warning("report.html could not be written: %s", str(exc).splitlines()[0])

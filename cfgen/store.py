@@ -20,6 +20,8 @@ SUMMARY = "summary.json"
 CONSTRAINTS = "constraints.json"
 CONFIG = "config.yaml"
 COMBINATIONS = "combinations.json"
+CHANGES = "changes.csv"
+QUERIES = "queries.csv"
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
