@@ -132,7 +132,9 @@ class CounterfactualExplainer:
     schema:
         A ready :class:`~cfgen.schema.FeatureSchema` for an *encoded* array ``X_train``;
         otherwise the schema is inferred (``categorical``, ``integer``, ``actionability``:
-        ``{feature: "no_change" | "non_increasing" | "non_decreasing"}``).
+        ``{feature: "no_change" | "non_increasing" | "non_decreasing"}``, ``ranges``:
+        ``{feature: [low, high]}`` a counterfactual must stay in, ``features_to_vary``: the only
+        features that may change).
     method:
         A method name (a file of ``cfgen/conf/method/``: ``dpg_ga``, ``dice_genetic``, ...) or
         a plug-in mapping with ``_target_``.
@@ -152,14 +154,18 @@ class CounterfactualExplainer:
                  constraints: str | None = None, ga: Mapping[str, Any] | None = None,
                  method: str | Mapping[str, Any] = "dpg_ga", time_limit: float | None = None,
                  feature_names: Sequence[str] | None = None,
-                 bounds: Mapping[str, Any] | None = None, **options: Any) -> None:
+                 bounds: Mapping[str, Any] | None = None,
+                 ranges: Mapping[str, Sequence[float]] | None = None,
+                 features_to_vary: Sequence[str] | None = None, **options: Any) -> None:
         from cfgen.experiment import resolve_bounds
         from cfgen.methods import method_factory
         from cfgen.problem import Problem
 
         self.problem = Problem.from_fitted(model, X_train, y_train, categorical=categorical,
                                            integer=integer, actionability=actionability,
+                                           ranges=ranges, features_to_vary=features_to_vary,
                                            feature_names=feature_names, schema=schema)
+        self._as_array = not isinstance(X_train, pd.DataFrame)
         if constraints is not None:
             bounds = {**dict(bounds or {}), "mode": constraints}
         node = method_node(method, ga=ga, bounds=bounds, time_limit=time_limit, **options)
@@ -239,7 +245,12 @@ class CounterfactualExplainer:
         pred_idx = self.problem.predict(cfs) if len(cfs) else np.zeros(0, dtype=int)
         predicted = self.classes_[pred_idx]
         decoded = self.problem.decode(cfs if len(cfs) else np.zeros((0, self.problem.d)))
-        if isinstance(decoded, pd.DataFrame):
+        if self._as_array:  # arrays in, arrays out (numeric when every column is)
+            frame = decoded
+            decoded = frame.to_numpy()
+            if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+                decoded = decoded.astype(float)
+        else:
             decoded = decoded.reset_index(drop=True)
             decoded["predicted"] = predicted
         if isinstance(X_query, pd.DataFrame):
@@ -259,7 +270,8 @@ class CounterfactualExplainer:
 def explain(model: Any, X_train: Any, y_train: Any, X_query: Any, target: Any = None,
             k: int = 5, seed: int = 0, **options: Any) -> Any:
     """One-shot form of :class:`CounterfactualExplainer` (``options``: its keyword arguments:
-    ``schema``, ``categorical``, ``integer``, ``actionability``, ``method``, ``ga``, ``bounds``,
-    ``time_limit``, ``feature_names``, the method's own settings)."""
+    ``schema``, ``categorical``, ``integer``, ``actionability``, ``ranges``,
+    ``features_to_vary``, ``method``, ``ga``, ``bounds``, ``time_limit``, ``feature_names``, the
+    method's own settings)."""
     return CounterfactualExplainer(model, X_train, y_train, **options).explain(
         X_query, target=target, k=k, seed=seed)

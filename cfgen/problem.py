@@ -138,16 +138,23 @@ class Problem:
     def from_fitted(cls, model: Any, X: Any, y: Any, *, categorical: Sequence[Any] | None = None,
                     integer: Sequence[Any] | None = None,
                     actionability: Mapping[str, str] | None = None,
+                    ranges: Mapping[str, Sequence[float]] | None = None,
+                    features_to_vary: Sequence[str] | None = None,
                     feature_names: Sequence[str] | None = None,
                     schema: FeatureSchema | None = None, name: str = "data") -> Problem:
-        """A problem around a model the user fitted on ``X`` (DataFrame or array), ``y``."""
-        from cfgen.api_codec import codec_for
+        """A problem around a model the user fitted on ``X`` (DataFrame or array), ``y``.
+
+        The schema is inferred by :class:`cfgen.codec.Codec` (the same inference as the Hydra
+        app's) unless a ready ``schema`` for an encoded array is given.
+        """
         from cfgen.models import check_classifier
 
         check_classifier(model, "model")
         X = _align_columns(model, X)
-        codec, identity = codec_for(X, categorical, integer, actionability, feature_names,
-                                    schema)
+        codec, identity = _codec_for(X, schema, categorical=categorical, integer=integer,
+                                     actionability=actionability, ranges=ranges,
+                                     features_to_vary=features_to_vary,
+                                     feature_names=feature_names)
         X_enc = np.asarray(codec.encode(X), dtype=float)
         lookup = {c: i for i, c in enumerate(np.asarray(model.classes_).tolist())}
         try:
@@ -177,7 +184,7 @@ class Problem:
         if identity and natural and columns is None:
             estimator: Any = model
         else:
-            estimator = IndexModel(model, decode=None if identity else codec.decode,
+            estimator = IndexModel(model, decode=None if identity else codec.decode_fitted,
                                    columns=None if columns is None else [str(c) for c in columns])
         predictor = compile_predictor(model if trees is not None else estimator)
         problem = cls(name, schema, X_train, y_train, X_test, y_test, class_names, target_name,
@@ -185,6 +192,56 @@ class Problem:
         problem.train_accuracy = _accuracy(estimator, X_train, y_train)
         problem.test_accuracy = _accuracy(estimator, X_test, y_test)
         return problem
+
+
+class _Identity:
+    """Encoded arrays given directly with a ready schema: encode/decode are the identity."""
+
+    def __init__(self, schema: FeatureSchema) -> None:
+        self.schema = schema
+        self.names = schema.names
+
+    def encode(self, X: Any) -> np.ndarray:
+        return np.atleast_2d(np.asarray(X, dtype=float))
+
+    def decode(self, X: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(np.atleast_2d(X), columns=self.schema.names)
+
+    decode_fitted = encode
+
+
+class _FittedCodec:
+    """A :class:`cfgen.codec.Codec` whose ``decode_fitted`` gives rows in the dtypes the model
+    was fitted on (what the user's model is called with)."""
+
+    def __init__(self, codec: Any) -> None:
+        self.codec = codec
+        self.schema = codec.schema
+        self.names = codec.names
+
+    def encode(self, X: Any) -> np.ndarray:
+        return self.codec.encode(X)
+
+    def decode(self, X: np.ndarray) -> pd.DataFrame:
+        return self.codec.decode(X)
+
+    def decode_fitted(self, X: np.ndarray) -> pd.DataFrame:
+        return self.codec.decode(X, as_fitted=True)
+
+
+def _codec_for(X: Any, schema: FeatureSchema | None, **options: Any) -> tuple[Any, bool]:
+    """The codec for the API's training rows, and whether encoded rows are the model's input."""
+    from cfgen.codec import Codec
+
+    if schema is not None:
+        arr = np.asarray(X, dtype=float)
+        if arr.ndim != 2 or arr.shape[1] != len(schema):
+            raise ConfigError(f"X_train has shape {arr.shape}; the schema has {len(schema)} "
+                              "features")
+        rules = options.get("actionability")
+        return _Identity(schema.with_rules(dict(rules)) if rules else schema), True
+    codec = Codec.fit(X, **options)
+    return _FittedCodec(codec), codec.identity
 
 
 def _accuracy(estimator: Any, X: np.ndarray, y: np.ndarray) -> float:
