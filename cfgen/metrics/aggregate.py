@@ -16,6 +16,7 @@ import pandas as pd
 
 from cfgen.metrics.names import METRIC_NAMES
 
+
 def _number(v) -> float | None:
     if isinstance(v, (bool, np.bool_)):
         return float(v)

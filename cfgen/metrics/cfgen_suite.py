@@ -214,7 +214,7 @@ class CfgenSuite:
         return picked
 
     def _knn(self, b: Batch, out: Out) -> None:
-        """Discriminative power: 1-NN trained on x U C (model labels), tested on test rows near x."""
+        """Discriminative power: 1-NN fitted on x U C (model labels), tested on test rows near x."""
         c, seg = self.ctx, b.seg
         acc_sk = np.full(b.n, math.nan)
         acc_d = np.full(b.n, math.nan)

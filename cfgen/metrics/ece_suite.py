@@ -8,7 +8,7 @@ plausibility anchors stay per task, as small as they are in the original.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.spatial.distance import cdist
@@ -51,7 +51,7 @@ class EceSuite:
         mad = float(mad_scale) * raw
         self.mad = np.where(mad != 0, mad, 1.0)
         self.mixed_mad = guarded_mad(Xc)  # distance_mixed: cfgen's definition in both modes
-        self._lof = None
+        self._lof: Any = None
 
     # ---------------------------------------------------------------- the original's distances
 
@@ -192,15 +192,19 @@ class EceSuite:
     def _lof_delta(self, b: Batch, out: Out) -> None:
         """LOF: mean |predict| of a novelty LOF (labels +-1), identically 1.0; delta on labels."""
         seg = b.seg
+        labels = np.abs(self._lof_model().predict(b.cfs)) if seg.total else np.zeros(0)
+        out["lof"] = seg.mean(labels)
+        dl = np.abs(b.y_cf - b.y_x[b.owner]).astype(float)
+        out["delta"], out["delta_min"], out["delta_max"] = seg.stats(dl)
+
+    def _lof_model(self) -> Any:
+        """The original's novelty LOF (raw data, 3 neighbours), fitted on first use."""
         if self._lof is None:
             from sklearn.neighbors import LocalOutlierFactor
 
             n_nb = max(1, min(3, len(self.ctx.X_train) - 1))
             self._lof = LocalOutlierFactor(n_neighbors=n_nb, novelty=True).fit(self.ctx.X_train)
-        labels = np.abs(self._lof.predict(b.cfs)) if seg.total else np.zeros(0)
-        out["lof"] = seg.mean(labels)
-        dl = np.abs(b.y_cf - b.y_x[b.owner]).astype(float)
-        out["delta"], out["delta_min"], out["delta_max"] = seg.stats(dl)
+        return self._lof
 
     def _anchors(self, b: Batch) -> np.ndarray:
         """Per counterfactual, the test row it is compared with (-1: its class has no test row)."""
