@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import numpy as np
 
@@ -24,6 +26,23 @@ def guarded_mad(X: np.ndarray) -> np.ndarray:
     mean_dev = dev.mean(axis=0)
     mad = np.where(mad > 0, mad, mean_dev)
     return np.where(mad > 0, mad, 1.0)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """scikit-learn's neighbour searches on one OpenMP/BLAS thread.
+
+    The metrics run in the parent while workers hold the other CPUs; on a shared machine
+    OpenMP's thread team costs more than it saves (measured: LOF fit 0.09 s vs 0.63 s on
+    german_credit under load). Results are the same with any number of threads.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        yield
+        return
+    with threadpool_limits(1):
+        yield
 
 
 def div(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from cfgen.metrics.batch import Batch
-from cfgen.metrics.common import Segments, bool_jaccard, div, guarded_mad, share
+from cfgen.metrics.common import Segments, bool_jaccard, div, guarded_mad, one_thread, share
 from cfgen.metrics.names import AGGS, METRIC_NAMES, PLAUS_NORMS
 
 if TYPE_CHECKING:
@@ -192,7 +192,11 @@ class EceSuite:
     def _lof_delta(self, b: Batch, out: Out) -> None:
         """LOF: mean |predict| of a novelty LOF (labels +-1), identically 1.0; delta on labels."""
         seg = b.seg
-        labels = np.abs(self._lof_model().predict(b.cfs)) if seg.total else np.zeros(0)
+        labels = np.zeros(0)
+        if seg.total:
+            model = self._lof_model()
+            with one_thread():
+                labels = np.abs(model.predict(b.cfs))
         out["lof"] = seg.mean(labels)
         dl = np.abs(b.y_cf - b.y_x[b.owner]).astype(float)
         out["delta"], out["delta_min"], out["delta_max"] = seg.stats(dl)
@@ -203,7 +207,8 @@ class EceSuite:
             from sklearn.neighbors import LocalOutlierFactor
 
             n_nb = max(1, min(3, len(self.ctx.X_train) - 1))
-            self._lof = LocalOutlierFactor(n_neighbors=n_nb, novelty=True).fit(self.ctx.X_train)
+            with one_thread():
+                self._lof = LocalOutlierFactor(n_neighbors=n_nb, novelty=True).fit(self.ctx.X_train)
         return self._lof
 
     def _anchors(self, b: Batch) -> np.ndarray:
