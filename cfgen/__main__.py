@@ -31,13 +31,12 @@ def app(cfg: DictConfig) -> float:
         sys.exit(2)
     if cfg.output.table:
         from cfgen.launcher import combination_table
-        from cfgen.plan import Combinations
 
         ep = cfg.experiment_params
-        print(console_table(result.data, result.model, result.metrics))
-        comb = Combinations.for_schema(result.data.schema, ep.rules)
+        print(console_table(result.problem, result.metrics))
         if len({t.combination for t in result.tasks}) > 1:
-            print(combination_table(result.tasks, result.results, comb, ep.num_counterfactuals))
+            print(combination_table(result.tasks, result.results, result.combinations,
+                                    ep.num_counterfactuals))
     s = result.summary
     print(
         f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({s['n_failed']} failed) · "

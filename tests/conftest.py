@@ -26,7 +26,7 @@ def compose_config(overrides: list[str] | None = None):
 
 # small and fast defaults for tests; each test adds what it checks
 FAST = [
-    "ga=quick",
+    "method/ga=quick",
     "experiment_params.num_samples=2",
     "experiment_params.num_replications=2",
     "experiment_params.parallel_replications=false",
