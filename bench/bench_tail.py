@@ -3,11 +3,11 @@
 Run ``python bench/bench_tail.py`` (options: ``--cases german_credit:400,satimage:100``,
 ``--repeats 5``, ``--out FILE``); writes ``bench/results/tail.md``.
 
-Per case the problem is built with cfgen's own loaders (``cfgen.data.load_dataset`` +
-``cfgen.models.fit_model`` + ``cfgen.constraints.mine_class_bounds`` from the composed Hydra
-config), the tasks are planned as a run plans them, and the searches run **once**, in this
-process, with the current genetic search (``dpg_ga``, ``ga=default``): their wall time is the
-reference. The tail variants then run on the same results, interleaved, ``--repeats`` times:
+Per case the problem is built as a run builds it (``cfgen.problem.Problem.from_config``:
+``cfgen.data`` + the model config; class bounds by ``cfgen.experiment.resolve_bounds``), the
+tasks are planned as a run plans them, and the searches run **once**, in this process, with the
+current genetic search (``dpg_ga``, ``method/ga=default``): their wall time is the reference.
+The tail variants then run on the same results, interleaved, ``--repeats`` times:
 
 * ``before``: the code of commit ``LEGACY`` (``cfgen/metrics.py`` and ``cfgen/store.py`` read
   with ``git show``; the per-task ``task_metrics`` loop of its ``cfgen/experiment.py``);
@@ -46,11 +46,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cfgen import store  # noqa: E402
-from cfgen.constraints import mine_class_bounds  # noqa: E402
-from cfgen.data import load_dataset  # noqa: E402
 from cfgen.launcher import WorkerContext, run_tasks  # noqa: E402
 from cfgen.metrics.common import one_thread  # noqa: E402
-from cfgen.models import fit_model  # noqa: E402
 from cfgen.plan import Combinations, choose_queries, iter_targets, plan_tasks  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "tail.md"
@@ -104,29 +101,28 @@ def compose(dataset: str, n_tasks: int):
 
 
 def build_case(dataset: str, n_tasks: int) -> dict[str, Any]:
-    """Data, forest, bounds, ``n_tasks`` planned tasks and their search results."""
-    from omegaconf import OmegaConf
+    """Problem (data + fitted forest), bounds, ``n_tasks`` planned tasks and their results."""
+    from cfgen.experiment import resolve_bounds
+    from cfgen.methods import method_factory
+    from cfgen.problem import Problem
 
     cfg = compose(dataset, n_tasks)
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
-    bounds = mine_class_bounds(model.estimator, data.schema,
-                               **OmegaConf.to_container(cfg.constraints, resolve=True),
-                               X_train=data.X_train)
-    per_query = max(1, data.n_classes - 1)
-    n_queries = min(len(data.X_test), max(1, n_tasks // per_query))
+    problem = Problem.from_config(cfg.dataset, cfg.model)
+    factory = method_factory(cfg.method)
+    bounds, _ = resolve_bounds(problem, factory, cfg.method, problem.X_train)
+    per_query = max(1, problem.n_classes - 1)
+    n_queries = min(len(problem.X_test), max(1, n_tasks // per_query))
     reps = max(1, -(-n_tasks // (n_queries * per_query)))
-    queries = choose_queries(len(data.X_test), n_queries, None, 42)
-    targets = list(iter_targets(model.estimator.predict(data.X_test[queries]), data.n_classes,
+    queries = choose_queries(len(problem.X_test), n_queries, None, 42)
+    targets = list(iter_targets(problem.predict(problem.X_test[queries]), problem.n_classes,
                                 None))
-    comb = Combinations.for_schema(data.schema, ["none"])
+    comb = Combinations.for_schema(problem.schema, ["none"])
     tasks = plan_tasks(queries, targets, comb.chosen(None, seed=42), reps, 42)[:n_tasks]
-    ctx = WorkerContext(data, model, bounds, "dpg_ga",
-                        OmegaConf.to_container(cfg.ga, resolve=True), comb, K)
+    ctx = WorkerContext(problem, factory, bounds, comb, K)
     start = time.perf_counter()
     results = run_tasks(tasks, ctx, False, None, progress=False)
     search = time.perf_counter() - start
-    return dict(cfg=cfg, data=data, model=model, comb=comb, tasks=tasks, results=results,
+    return dict(cfg=cfg, data=problem, model=problem, comb=comb, tasks=tasks, results=results,
                 search=search, compat=str(cfg.metrics.compat))
 
 
@@ -174,7 +170,7 @@ def run_before(case, legacy, out_dir: Path) -> tuple[Phases, pd.DataFrame, pd.Da
     met = _clock(ph, "metrics", lambda: legacy_task_metrics(
         ctx, data, case["comb"], case["tasks"], case["results"], K))
     cfs = _clock(ph, "counterfactuals", lambda: ls.counterfactual_frame(
-        data, case["tasks"], case["results"], model.estimator.predict, "dpg_ga"))
+        data, case["tasks"], case["results"], model.predict, "dpg_ga"))
     _clock(ph, "write", lambda: (store.write_frame(out_dir / "cf.csv", cfs),
                                  store.write_frame(out_dir / "m.csv", met)))
     return ph, met, cfs
@@ -196,7 +192,7 @@ def run_after(case, per_task: bool, out_dir: Path) -> tuple[Phases, pd.DataFrame
     else:
         met = _clock(ph, "metrics", lambda: metrics_frame(ctx, tasks, results, K, schemas))
     cfs = _clock(ph, "counterfactuals", lambda: store.counterfactual_frame(
-        data, tasks, results, model.estimator.predict, "dpg_ga"))
+        data, tasks, results, model.predict, "dpg_ga"))
     _clock(ph, "write", lambda: (store.write_frame(out_dir / "cf.csv", cfs),
                                  store.write_frame(out_dir / "m.csv", met)))
     return ph, met, cfs
@@ -274,7 +270,8 @@ def render(cases: list[dict[str, Any]], argv: list[str], minutes: float, repeats
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {minutes:.1f} min; Python "
         f"{platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
         f"scikit-learn {sklearn.__version__}; 2 shared CPUs (noisy). Medians of {repeats} "
-        "interleaved repeats; the searches ran once, in process (`dpg_ga`, `ga=default`, k = 5). "
+        "interleaved repeats; the searches ran once, in process (`dpg_ga`, "
+        "`method/ga=default`, k = 5). "
         f"`before` = commit {LEGACY} (per-task metrics and decoding); `before, 1 thread` = the "
         "same with scikit-learn limited to one thread (as `after` does), to show what batching "
         "alone gains; `after` = "

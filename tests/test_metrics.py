@@ -663,35 +663,27 @@ def test_task_row_is_the_frame_row(ctx):
             assert v == w or (math.isnan(v) and math.isnan(w)), name
 
 
-def test_real_search_over_its_time_limit_counts_as_failed():
+def test_real_search_over_its_time_limit_counts_as_failed(cfg_factory):
     # the genetic search with a limit it cannot meet: every task is timed out; the run must
     # not report them as valid (issue 17 #2: "validity 1.000 · 4 tasks (0 failed)")
-    from sklearn.datasets import load_iris
-    from sklearn.ensemble import RandomForestClassifier
-
-    from cfgen.data import Dataset
     from cfgen.launcher import WorkerContext, run_tasks
-    from cfgen.models import FittedModel
+    from cfgen.methods import method_factory
     from cfgen.plan import Combinations
-    from cfgen.predictor import compile_predictor
+    from cfgen.problem import Problem
 
-    iris = load_iris()
-    Xi, yi = iris.data, iris.target
-    schema = FeatureSchema(tuple(Feature(f"f{j}", Kind.CONTINUOUS, Xi[:, j].min(),
-                                         Xi[:, j].max(), decimals=1) for j in range(4)))
-    data = Dataset("iris", schema, Xi[::2], yi[::2], Xi[1::2], yi[1::2],
-                   list(iris.target_names), "species")
-    est = RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0).fit(Xi[::2], yi[::2])
-    model = FittedModel(est, compile_predictor(est), 1.0, 1.0, 0.0)
-    comb = Combinations.for_schema(schema, ["none"])
-    tasks = [Task(i, q, 2, 0, 0, seed=i) for i, q in enumerate([0, 3, 5, 10])]
-    wctx = WorkerContext(data, model, None, "dpg_ga", {"population_size": 40}, comb, 3,
-                         time_limit=1e-4)
+    cfg = cfg_factory("method.time_limit=0.0001", "method.bounds.mode=none")
+    problem = Problem.from_config(cfg.dataset, cfg.model)
+    comb = Combinations.for_schema(problem.schema, ["none"])
+    queries = [0, 3, 5, 10]
+    targets = (problem.predict(problem.X_test[queries]) + 1) % problem.n_classes
+    tasks = [Task(i, q, int(t), 0, 0, seed=i)
+             for i, (q, t) in enumerate(zip(queries, targets, strict=True))]
+    wctx = WorkerContext(problem, method_factory(cfg.method), None, comb, 3)
     results = run_tasks(tasks, wctx, False, None, progress=False)
     assert all(r.timed_out for r in results)
     assert any(len(r.counterfactuals) for r in results)  # it did return something
-    mctx = MetricContext(schema, data.X_train, data.y_train, data.X_test,
-                         model.predictor.predict_proba)
+    mctx = MetricContext(problem.schema, problem.X_train, problem.y_train, problem.X_test,
+                         problem.predictor.predict_proba)
     frame = metrics_frame(mctx, tasks, results, 3)
     s = summarize_rows(frame)
     assert s["n_failed"] == s["n_timed_out"] == 4 and s["validity"] == 0.0

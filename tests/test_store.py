@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from cfgen import store
-from cfgen.data import load_dataset
 from cfgen.explanation import Explanation
 from cfgen.launcher import WorkerContext, run_tasks
-from cfgen.models import fit_model
+from cfgen.methods import method_factory
 from cfgen.plan import Combinations, Task, choose_queries, iter_targets, plan_tasks
+from cfgen.problem import Problem
 
 
 @dataclasses.dataclass
@@ -68,32 +68,32 @@ def csv_text(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, float_format="%.10g", lineterminator="\n")
 
 
-def searched(cfg_factory, dataset: str, n_queries: int, reps: int, *extra: str):
-    """Data, forest and real ``dpg_ga`` results for a small planned run (no bounds)."""
-    from omegaconf import OmegaConf
-
+def problem_of(cfg_factory, dataset: str, *extra: str):
     cfg = cfg_factory(f"dataset={dataset}", *extra)
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
-    queries = choose_queries(len(data.X_test), n_queries, None, 7)
-    targets = list(iter_targets(model.estimator.predict(data.X_test[queries]), data.n_classes,
+    return cfg, Problem.from_config(cfg.dataset, cfg.model)
+
+
+def searched(cfg_factory, dataset: str, n_queries: int, reps: int, *extra: str):
+    """Problem and real ``dpg_ga`` results for a small planned run (no class bounds)."""
+    cfg, problem = problem_of(cfg_factory, dataset, "method.bounds.mode=none", *extra)
+    queries = choose_queries(len(problem.X_test), n_queries, None, 7)
+    targets = list(iter_targets(problem.predict(problem.X_test[queries]), problem.n_classes,
                                 None))
-    comb = Combinations.for_schema(data.schema, ["none", "non_increasing"])
+    comb = Combinations.for_schema(problem.schema, ["none", "non_increasing"])
     tasks = plan_tasks(queries, targets, comb.chosen(2, seed=7), reps, 7)
-    ctx = WorkerContext(data, model, None, "dpg_ga",
-                        OmegaConf.to_container(cfg.ga, resolve=True), comb, 3)
+    ctx = WorkerContext(problem, method_factory(cfg.method), None, comb, 3)
     results = run_tasks(tasks, ctx, False, None, progress=False)
-    return data, model, tasks, [adapt(r, t, 3) for r, t in zip(results, tasks, strict=True)]
+    return problem, tasks, [adapt(r, t, 3) for r, t in zip(results, tasks, strict=True)]
 
 
 @pytest.mark.parametrize("dataset", ["german_credit", "iris"])
 def test_counterfactuals_csv_bytes_match_per_task_decoder(cfg_factory, dataset):
     # german_credit: categoricals (strings), integers, floats, a binary target; iris: 3 classes
-    data, model, tasks, results = searched(cfg_factory, dataset, 3, 2)
+    data, tasks, results = searched(cfg_factory, dataset, 3, 2)
     exps = {r.index: r.explanation for r in results}
     assert sum(len(e.counterfactuals) for e in exps.values()) > 5
-    new = store.counterfactual_frame(data, tasks, results, model.estimator.predict, "dpg_ga")
-    old = legacy_counterfactual_frame(data, tasks, exps, model.estimator.predict, "dpg_ga")
+    new = store.counterfactual_frame(data, tasks, results, data.predict, "dpg_ga")
+    old = legacy_counterfactual_frame(data, tasks, exps, data.predict, "dpg_ga")
     assert list(new.columns) == [*old.columns, "role"]
     assert csv_text(new.drop(columns="role")) == csv_text(old)
     assert (new["role"] == "").all()  # the GA gives no roles yet
@@ -116,15 +116,13 @@ def _fabricated(data, rng, counts, roles_for=()):
 
 
 def test_edge_cases_and_roles(cfg_factory):
-    cfg = cfg_factory("dataset=german_credit")
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
+    _, data = problem_of(cfg_factory, "german_credit")
     rng = np.random.default_rng(3)
     # sets of 2, 0, (no result), 4 (timed out: still listed), 1, 3 (roles), 0
     tasks, results = _fabricated(data, rng, [2, 0, 1, 4, 1, 3, 0], roles_for=(5,))
-    new = store.counterfactual_frame(data, tasks, results, model.estimator.predict, "m")
+    new = store.counterfactual_frame(data, tasks, results, data.predict, "m")
     exps = {r.index: r.explanation for r in results}
-    old = legacy_counterfactual_frame(data, tasks, exps, model.estimator.predict, "m")
+    old = legacy_counterfactual_frame(data, tasks, exps, data.predict, "m")
     assert csv_text(new.drop(columns="role")) == csv_text(old)
     assert new["cf"].tolist() == [0, 1, 0, 1, 2, 3, 0, 0, 1, 2]
     assert new["role"].tolist() == [""] * 7 + ["closest", "sparsest", "plausible"]
@@ -132,7 +130,7 @@ def test_edge_cases_and_roles(cfg_factory):
 
 
 def test_no_counterfactuals_gives_the_header(cfg_factory):
-    data = load_dataset(cfg_factory("dataset=iris").dataset)
+    _, data = problem_of(cfg_factory, "iris")
     tasks, results = _fabricated(data, np.random.default_rng(0), [0, 0])
     frame = store.counterfactual_frame(data, tasks, results, lambda X: X[:, 0], "m")
     assert frame.empty
@@ -143,10 +141,10 @@ def test_no_counterfactuals_gives_the_header(cfg_factory):
 def test_old_flattened_results_still_accepted(cfg_factory):
     # until the runner's TaskResult(index, explanation, ...) lands, experiment.py passes the
     # launcher's flattened results; both shapes give the same file
-    data, model, tasks, results = searched(cfg_factory, "iris", 2, 1)
+    data, tasks, results = searched(cfg_factory, "iris", 2, 1)
     flat = [_flat(r) for r in results]
-    a = store.counterfactual_frame(data, tasks, results, model.estimator.predict, "m")
-    b = store.counterfactual_frame(data, tasks, flat, model.estimator.predict, "m")
+    a = store.counterfactual_frame(data, tasks, results, data.predict, "m")
+    b = store.counterfactual_frame(data, tasks, flat, data.predict, "m")
     assert csv_text(a) == csv_text(b)
 
 
@@ -160,7 +158,7 @@ def _flat(r: NewTaskResult):
 
 
 def test_write_frame_is_byte_stable(tmp_path, cfg_factory):
-    data = load_dataset(cfg_factory("dataset=german_credit").dataset)
+    _, data = problem_of(cfg_factory, "german_credit")
     tasks, results = _fabricated(data, np.random.default_rng(5), [3, 2])
     frame = store.counterfactual_frame(data, tasks, results, lambda X: np.zeros(len(X)), "m")
     store.write_frame(tmp_path / "a.csv", frame)
