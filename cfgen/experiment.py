@@ -26,7 +26,7 @@ from cfgen.errors import ConfigError
 from cfgen.journal import Journal
 from cfgen.launcher import TaskResult, WorkerContext, run_tasks
 from cfgen.methods import method_factory, needs_bounds
-from cfgen.metrics import METRIC_NAMES, MetricContext, aggregate
+from cfgen.metrics import MetricContext, combination_schemas, metrics_frame, summarize_rows
 from cfgen.plan import Combinations, Task, choose_queries, count_text, iter_targets, plan_tasks
 from cfgen.problem import Problem
 from cfgen.tracking import make_tracker
@@ -87,32 +87,6 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
     bounds = mine_class_bounds(problem.model, problem.schema, mode=mode, X_train=X_train, **conf)
     log.info("class bounds (%s) mined in %.3f s", mode, bounds.seconds)
     return bounds, {"uses_bounds": True, "bounds_mode": mode, "bounds_note": ""}
-
-
-# ----------------------------------------------------------------------------- metrics
-def task_metrics(ctx: MetricContext, problem: Problem, combinations: Combinations,
-                 tasks: list[Task], results: list[TaskResult], k: int) -> pd.DataFrame:
-    """One row per task: coordinates, the full metric suite, and how the search ended."""
-    schemas: dict[int, Any] = {}
-    rows = []
-    by_index = {r.index: r for r in results}
-    for t in tasks:
-        r = by_index[t.index]
-        if t.combination not in schemas:
-            schemas[t.combination] = problem.schema.with_rules(combinations[t.combination])
-        row: dict[str, Any] = {"query": t.query, "target": t.target,
-                               "combination": t.combination, "replication": t.replication}
-        row.update(ctx.compute(problem.X_test[t.query], r.counterfactuals, t.target, k,
-                               r.seconds, schema=schemas[t.combination]))
-        row.update(
-            generations=r.generations,
-            final_fitness=float(r.best_fitness[-1]) if len(r.best_fitness) else np.nan,
-            timed_out=bool(getattr(r, "timed_out", False)),
-            reason=r.reason or "",
-            error=r.error.splitlines()[0] if r.error else "",
-        )
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -204,8 +178,7 @@ def _plan(cfg: DictConfig, problem: Problem, queries: list[int],
 
 def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
              queries: list[int], metrics: pd.DataFrame, started: float) -> dict[str, Any]:
-    failed = int((metrics["error"] != "").sum()) if len(metrics) else 0
-    timed_out = int(metrics["timed_out"].sum()) if len(metrics) else 0
+    told = summarize_rows(metrics)  # one definition of failure: errors and time-outs
     return {
         "dataset": problem.name,
         "class_names": list(problem.class_names),
@@ -222,13 +195,14 @@ def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
         "test_accuracy": problem.test_accuracy,
         "model_seconds": problem.model_seconds,
         "bounds_seconds": info["bounds_seconds"],
-        "n_tasks": len(tasks),
-        "n_failed": failed,
-        "n_timed_out": timed_out,
+        "n_tasks": told["n_tasks"],
+        "n_failed": told["n_failed"],
+        "n_timed_out": told["n_timed_out"],
+        "n_errors": told["n_errors"],
         "queries": queries,
-        "validity": float(metrics["perc_valid_cf_all"].mean()) if len(metrics) else 0.0,
+        "validity": told["validity"],
         "metrics_compat": cfg.metrics.compat,
-        "metrics": aggregate(metrics[list(METRIC_NAMES)].to_dict("records")),
+        "metrics": told["metrics"],
         "wall_seconds": time.perf_counter() - started,
     }
 
@@ -250,10 +224,10 @@ def _files(cfg: DictConfig, run_dir: Path, problem: Problem, explained: Problem,
         store.write_frame(run_dir / store.CHANGES, changes)
     with phase("metrics", total=len(tasks)):
         metric_ctx = MetricContext(problem.schema, problem.X_train, problem.y_train,
-                                   problem.X_test, problem.predictor.predict_proba,
+                                   explained.X_test, problem.predictor.predict_proba,
                                    compat=cfg.metrics.compat)
-        metrics = task_metrics(metric_ctx, explained, comb, tasks, results,
-                               ep.num_counterfactuals)
+        metrics = metrics_frame(metric_ctx, tasks, results, ep.num_counterfactuals,
+                                combination_schemas(problem.schema, comb, tasks))
         metrics.insert(0, "method", cfg.method.name)
         metrics.insert(0, "dataset", problem.name)
         store.write_frame(run_dir / store.METRICS, metrics)
