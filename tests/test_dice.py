@@ -18,7 +18,7 @@ import cfgen
 from cfgen.baselines.ranges import allowed_box
 from cfgen.errors import ConfigError
 from cfgen.problem import Problem
-from cfgen.schema import FeatureSchema, Kind, Rule, actionability_violations
+from cfgen.schema import Feature, FeatureSchema, Kind, Rule, actionability_violations
 
 METHOD_CONF = Path(cfgen.__file__).parent / "conf" / "method"
 
