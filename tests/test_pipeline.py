@@ -132,3 +132,35 @@ def test_console_script_from_another_directory(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "name: diabetes" in proc.stdout and "n_estimators: 12" in proc.stdout
+
+
+def test_ranges_and_features_to_vary_hold_in_the_run(cfg_factory, tmp_path):
+    """dataset.ranges: every moved value lands inside its range (GA repair and metrics agree);
+    dataset.features_to_vary: nothing else moves."""
+    import pandas as pd
+
+    from cfgen.experiment import run
+
+    cfg = cfg_factory("dataset=german_credit", "dataset.ranges.credit_amount=[500,5000]",
+                      "dataset.ranges.duration_in_month=[6,24]",
+                      "experiment_params.num_samples=6")
+    res = run(cfg, tmp_path / "ranges")
+    cfs, q = res.counterfactuals, pd.read_csv(tmp_path / "ranges" / "queries.csv")
+    q = q.set_index("query")
+    moved_any = 0
+    for f, (lo, hi) in {"credit_amount": (500, 5000), "duration_in_month": (6, 24)}.items():
+        v, x = cfs[f].to_numpy(), q.loc[cfs["query"], f].to_numpy()
+        moved = v != x
+        moved_any += moved.sum()
+        assert ((v[moved] >= lo) & (v[moved] <= hi)).all()
+    assert moved_any > 0
+    assert (res.metrics["avg_nbr_violations"] == 0).all()
+    free = ["duration_in_month", "credit_amount", "purpose"]
+    cfg = cfg_factory("dataset=german_credit", f"dataset.features_to_vary=[{','.join(free)}]",
+                      "experiment_params.num_samples=6")
+    res = run(cfg, tmp_path / "vary")
+    q = pd.read_csv(tmp_path / "vary" / "queries.csv").set_index("query")
+    for f in res.problem.schema.names:
+        if f not in free:
+            assert (res.counterfactuals[f].to_numpy() == q.loc[res.counterfactuals["query"],
+                                                                 f].to_numpy()).all(), f

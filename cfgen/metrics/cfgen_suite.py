@@ -137,6 +137,11 @@ class CfgenSuite:
             | (delta > c.atol) & b.non_inc[own]
             | (delta < -c.atol) & b.non_dec[own]
         )
+        perm = c.schema.permitted  # dataset.ranges: a move out of its range is not actionable
+        if any(p is not None for p in perm):
+            lo = np.array([-np.inf if p is None else p[0] for p in perm], dtype=float)
+            hi = np.array([np.inf if p is None else p[1] for p in perm], dtype=float)
+            bad |= ((b.cfs < lo - c.atol) | (b.cfs > hi + c.atol)) & (np.abs(delta) > c.atol)
         viol = bad.sum(axis=1)
         act = viol == 0
         n_valid, n_act = seg.sum(valid, 0.0), seg.sum(act, 0.0)
