@@ -50,6 +50,11 @@ class RunResult:
 
 
 # ----------------------------------------------------------------------------- bounds
+def _mapping(node: Any) -> dict[str, Any]:
+    plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    return {str(k): v for k, v in plain.items()} if isinstance(plain, dict) else {}
+
+
 def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any,
                    X_train: np.ndarray) -> tuple[Any, dict[str, Any]]:
     """Mine the class bounds the method needs (or none), and say what was done.
@@ -64,8 +69,8 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
     if not needs_bounds(factory):
         return None, {"uses_bounds": False, "bounds_mode": "none",
                       "bounds_note": "the method does not use class bounds"}
-    conf = dict(OmegaConf.to_container(method_cfg.bounds, resolve=True)) \
-        if OmegaConf.is_config(method_cfg) else dict(method_cfg.get("bounds", {}))
+    node = method_cfg.bounds if OmegaConf.is_config(method_cfg) else method_cfg.get("bounds", {})
+    conf: dict[str, Any] = dict(_mapping(node))
     mode = conf.pop("mode", "auto")
     if problem.trees is None:
         if mode not in ("auto", "none"):
@@ -85,6 +90,7 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
         return None, {"uses_bounds": False, "bounds_mode": "none",
                       "bounds_note": "method.bounds.mode=none"}
     bounds = mine_class_bounds(problem.model, problem.schema, mode=mode, X_train=X_train, **conf)
+    assert bounds is not None  # mode is a miner here
     log.info("class bounds (%s) mined in %.3f s", mode, bounds.seconds)
     return bounds, {"uses_bounds": True, "bounds_mode": mode, "bounds_note": ""}
 
@@ -149,7 +155,7 @@ def _explained(cfg: DictConfig, problem: Problem, run_dir: Path) -> tuple[Proble
         positions = choose_queries(len(problem.X_test), ep.num_samples, ep.sample_indices,
                                    ep.seed)
         ids = np.asarray(getattr(data, "row_id_test", np.full(len(problem.X_test), -1)))
-    frame = queries_frame(data, explained.X_test[positions], ids[positions],
+    frame = queries_frame(data, explained.X_test[positions], ids[positions].tolist(),
                           problem.predictor.predict_proba)
     frame["query"] = positions
     store.write_frame(run_dir / store.QUERIES, frame)

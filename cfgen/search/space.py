@@ -152,7 +152,8 @@ class SpaceFactory:
         luts, offsets, allowed_codes, off = [], [], [], 0
         for j, n in zip(self.cat_idx, self.n_codes, strict=True):
             codes = np.arange(n)
-            lut = np.ones(n, dtype=bool) if allowed[j] is None else np.isin(codes, allowed[j])
+            codes_j = allowed[j]
+            lut = np.ones(n, dtype=bool) if codes_j is None else np.isin(codes, codes_j)
             luts.append(lut)
             allowed_codes.append(codes[lut])
             offsets.append(off)
