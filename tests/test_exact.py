@@ -131,6 +131,8 @@ def _check(problem, schema, x, target, **settings):
     assert row[1] == np.round(row[1]) and row[2] in (0.0, 1.0, 2.0)
     assert row[0] == x[0] or row[0] == np.round(row[0], 1)
     assert e.roles == ["closest"]
+    if "tie_margin" not in settings:  # the solver's tolerances cannot fake the margin
+        assert e.extra["fixups"] == 0
     return e
 
 
@@ -138,7 +140,7 @@ def _check(problem, schema, x, target, **settings):
 @pytest.mark.parametrize("model", ["rf", "et", "dt", "ties"])
 def test_optimum_equals_exhaustive_enumeration(problems, model):
     problem = problems[model]
-    for x in _queries(12, seed=7):
+    for x in _queries(6 if model == "ties" else 12, seed=7):  # the unlimited forest is slower
         for target in range(3):
             _check(problem, SCHEMA, x, target)
 
@@ -174,17 +176,17 @@ def test_permitted_ranges_are_honoured(problems):
 
 
 def test_ties_go_to_the_lowest_class_and_fixups_keep_rows_valid(problems):
-    problem = problems["ties"]
     queries = _queries(9, seed=3)
-    assert sum(_enumerate(problem, SCHEMA, x, 0)[2] for x in queries) > 0  # ties do occur
+    assert sum(_enumerate(problems["ties"], SCHEMA, x, 0)[2] for x in queries) > 0  # ties occur
     fixups = 0
-    for x in queries:
-        for target in range(3):
-            # a margin below the solver's tolerance: exact ties slip through the MILP and must
-            # be caught by the model's own predict and cut off
-            e = _check(problem, SCHEMA, x, target, tie_margin=1e-12, max_fixups=10_000)
-            fixups += e.extra["fixups"]
-    print("fixups", fixups)
+    for model, rows in (("ties", queries[1:3]), ("dt", queries[:4])):
+        for x in rows:
+            for target in range(3):
+                # a margin below the solver's tolerance: exact ties slip through the MILP and
+                # must be caught by the model's own predict and their cells cut off
+                e = _check(problems[model], SCHEMA, x, target, tie_margin=1e-12,
+                           max_fixups=10_000)
+                fixups += e.extra["fixups"]
     assert fixups > 0
 
 
@@ -252,3 +254,86 @@ def test_config_builds_the_plugin(problems):
     assert cfg.name == "exact" and cfg.time_limit == 60 and cfg._partial_ is True
     ex = instantiate(cfg)(problems["rf"], SCHEMA, None)
     assert isinstance(ex, ExactExplainer) and ex.time_limit == 60 and not ex.needs_bounds
+
+
+# ---------------------------------------------------------------------- the paper's forests
+def _paper(dataset: str):
+    from conftest import compose_config
+
+    from cfgen.data import load_dataset
+    from cfgen.models import fit_model
+
+    cfg = compose_config([f"dataset={dataset}", "model=random_forest"])
+    data = load_dataset(cfg.dataset)
+    model = fit_model(cfg.model, data)
+    problem = types.SimpleNamespace(
+        estimator=model.estimator, predictor=model.predictor, X_train=data.X_train,
+        y_train=data.y_train, X_test=data.X_test, schema=data.schema, n_classes=data.n_classes)
+    return cfg, data, model, problem
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return _paper("iris")
+
+
+@pytest.mark.parametrize("dataset", ["iris", "diabetes"])
+def test_paper_forests_are_solved_to_optimality(dataset, iris):
+    _, data, model, problem = iris if dataset == "iris" else _paper(dataset)
+    ex = ExactExplainer(problem, data.schema, time_limit=60)
+    pred = model.estimator.predict(data.X_test)
+    for i in range(4):
+        x = data.X_test[i]
+        for target in set(range(data.n_classes)) - {int(pred[i])}:
+            e = ex.explain(x, target, 1, RNG)
+            assert e.extra["status"] == "optimal" and e.extra["gap"] <= 1e-6 and not e.timed_out
+            assert model.estimator.predict(e.counterfactuals)[0] == target
+            if dataset == "iris":  # small enough to enumerate every cell's nearest value
+                want, _ = brute_force_closest(problem, x, target, data.schema)
+                assert e.extra["objective"] == pytest.approx(want, rel=1e-9)
+
+
+def test_no_ga_counterfactual_is_closer_than_the_optimum(iris):
+    from cfgen.constraints import mine_class_bounds
+    from cfgen.search import GAParams, GeneticExplainer
+
+    cfg, data, model, problem = iris
+    bounds = mine_class_bounds(model.estimator, data.schema, mode="dpg", X_train=data.X_train)
+    ga = GeneticExplainer(model.estimator, model.predictor, data.schema, data.X_train,
+                          data.y_train, bounds, GAParams.from_config(compose_quick_ga()))
+    ex = ExactExplainer(problem, data.schema, time_limit=60)
+    pred = model.estimator.predict(data.X_test)
+    compared = 0
+    for i in range(3):
+        x = data.X_test[i]
+        for target in set(range(data.n_classes)) - {int(pred[i])}:
+            best = ex.explain(x, target, 1, RNG).extra["objective"]
+            found = ga.explain(x, target, 4, np.random.default_rng(i))
+            out = assert_no_method_closer(problem, found.counterfactuals, best, x=x,
+                                          target=target, schema=data.schema)
+            compared += out["compared"]
+    assert compared > 0
+
+
+def compose_quick_ga():
+    from conftest import compose_config
+
+    return compose_config(["ga=quick"]).ga
+
+
+def test_oracle_catches_a_closer_row(problems):
+    problem = problems["rf"]
+    x = _queries(3, seed=4)[1]
+    pred = int(problem.estimator.predict(x[None, :])[0])
+    target = (pred + 1) % 3
+    e = ExactExplainer(problem, SCHEMA).explain(x, target, 1, RNG)
+    row = e.counterfactuals
+    out = assert_no_method_closer(problem, row, e.extra["objective"], x=x, target=target,
+                                  schema=SCHEMA)
+    assert out["compared"] == 1
+    with pytest.raises(AssertionError, match="closer"):  # a claimed optimum that is too large
+        assert_no_method_closer(problem, row, e.extra["objective"] * 1.5 + 0.1, x=x,
+                                target=target, schema=SCHEMA)
+    off = row + np.array([[0.01, 0.0, 0.0]])  # off the grid (or invalid): not comparable
+    assert assert_no_method_closer(problem, off, np.inf, x=x, target=target,
+                                   schema=SCHEMA)["compared"] == 0

@@ -59,6 +59,10 @@ def solve(form: Formulation, time_limit: float | None, mip_gap: float, threads: 
     h.setOptionValue("random_seed", int(seed))
     h.setOptionValue("mip_rel_gap", float(mip_gap))
     h.setOptionValue("mip_abs_gap", 1e-9)
+    # tight tolerances: with the defaults (1e-6 / 1e-7) a binary at 0.9999995 buys a leaf share
+    # of 5e-7, enough to fake the tie margin; the model's predict would then reject the row
+    h.setOptionValue("mip_feasibility_tolerance", 1e-9)
+    h.setOptionValue("primal_feasibility_tolerance", 1e-9)
     if time_limit is not None:
         h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
     h.passModel(_lp(form))
