@@ -137,12 +137,13 @@ def _check(problem, schema, x, target, **settings):
 
 
 # ---------------------------------------------------------------------- optimum vs enumeration
+@pytest.mark.parametrize("warm_start", [True, False])
 @pytest.mark.parametrize("model", ["rf", "et", "dt", "ties"])
-def test_optimum_equals_exhaustive_enumeration(problems, model):
+def test_optimum_equals_exhaustive_enumeration(problems, model, warm_start):
     problem = problems[model]
-    for x in _queries(6 if model == "ties" else 12, seed=7):  # the unlimited forest is slower
+    for x in _queries(12, seed=7):
         for target in range(3):
-            _check(problem, SCHEMA, x, target)
+            _check(problem, SCHEMA, x, target, warm_start=warm_start)
 
 
 def test_actionability_rules_are_honoured(problems):

@@ -52,8 +52,11 @@ class CategoricalCells:
     costs: np.ndarray
     q: int
 
-    def left_mask(self, t: float) -> np.ndarray:
-        return self.codes < self.first[np.searchsorted(self.thresholds, t)]
+    def first_code(self, t: float) -> int:
+        """Position in ``codes`` of the first code ``t`` sends right (``LEFT`` / ``RIGHT`` when
+        it sends all codes one way)."""
+        pos = int(np.searchsorted(self.codes, self.first[np.searchsorted(self.thresholds, t)]))
+        return LEFT if pos >= len(self.codes) else RIGHT if pos == 0 else pos
 
 
 def _grid_below(dom: Domain, v: float) -> float:

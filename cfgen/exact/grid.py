@@ -96,6 +96,20 @@ class Domain:
         return min(self.klo / self.factor, self.x), max(self.khi / self.factor, self.x)
 
 
+def within(dom: Domain, reach: float) -> Domain:
+    """``dom`` narrowed to the values at most ``reach`` (raw units; categoricals: any change
+    costs 1) from the query: no value farther can be in a counterfactual closer than a known
+    one. Values exactly at ``reach`` are kept (slack for rounding)."""
+    if dom.categorical:
+        return dom if reach >= 1.0 else Domain(dom.x, 1.0, True, codes=np.array([dom.x]))
+    if not np.isfinite(reach):
+        return dom
+    f, slack = dom.factor, 1e-9 * (1.0 + abs(dom.x) * dom.factor)
+    klo = max(dom.klo, float(np.ceil((dom.x - reach) * f - slack)))
+    khi = min(dom.khi, float(np.floor((dom.x + reach) * f + slack)))
+    return Domain(dom.x, f, False, klo=klo, khi=khi)
+
+
 def _permitted_codes(feature: Feature, permitted: Iterable, n: int) -> np.ndarray:
     codes = []
     for p in permitted:

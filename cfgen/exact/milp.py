@@ -69,6 +69,7 @@ class Formulation:
         self.offset = 0.0
         self.rows = Rows()
         self.cols: dict[int, np.ndarray] = {}  # feature -> its y (numeric) or z (categorical)
+        self.leaf_cols: list[tuple[Tree, dict[int, int]]] = []  # per non-constant tree
         for j, c in enumerate(cells):
             if isinstance(c, NumericCells) and len(c.cuts):
                 self._numeric(j, c)
@@ -107,60 +108,76 @@ class Formulation:
         self.rows.add(z, np.ones(len(z)), 1.0, 1.0)
 
     # ------------------------------------------------------------------ trees
-    def _side(self, j: int, t: float) -> int | tuple[np.ndarray, np.ndarray]:
-        """LEFT / RIGHT when the split is constant here, else (cols, coefs) of 'goes right'."""
+    def _split(self, j: int, t: float) -> int:
+        """LEFT / RIGHT when the split is constant here, else its cut: the 1-based cut index
+        (numeric: right exactly when ``y_cut = 1``) or the first code sent right."""
         c = self.cells[j]
         if j not in self.cols or c is None:
             return RIGHT if float(np.float32(self.x[j])) > t else LEFT
         if isinstance(c, NumericCells):
-            s = c.lookup(t)
-            if s < 0:
-                return s
-            return self.cols[j][s - 1 : s], np.ones(1)
-        left = c.left_mask(t)
-        if left.all():
-            return LEFT
-        if not left.any():
-            return RIGHT
-        return self.cols[j], (~left).astype(float)
+            return c.lookup(t)
+        return c.first_code(t)
 
     def _tree(self, tree: Tree) -> None:
-        splits: list[tuple[tuple[np.ndarray, np.ndarray], list[int], list[int]]] = []
+        """Leaves reachable from the query's domain and, per cut the tree uses, the leaves
+        wholly on each side of it (whatever node they hang from: tighter than per-node)."""
+        boxes: dict[int, dict[int, tuple[int, int]]] = {}
+        cuts: set[tuple[int, int]] = set()
 
-        def walk(n: int) -> list[int]:
-            if tree.left[n] < 0:
-                return [n]
-            side = self._side(int(tree.feature[n]), float(tree.threshold[n]))
-            if side == LEFT:
-                return walk(int(tree.left[n]))
-            if side == RIGHT:
-                return walk(int(tree.right[n]))
-            assert isinstance(side, tuple)
-            lo, hi = walk(int(tree.left[n])), walk(int(tree.right[n]))
-            splits.append((side, lo, hi))
-            return lo + hi
+        def walk(n: int, box: dict[int, tuple[int, int]]) -> None:
+            while tree.left[n] >= 0:
+                j = int(tree.feature[n])
+                cut = self._split(j, float(tree.threshold[n]))
+                if cut == LEFT or cut == RIGHT:
+                    n = int(tree.left[n] if cut == LEFT else tree.right[n])
+                    continue
+                lo, hi = box.get(j, (0, self._width(j)))
+                if cut <= lo:  # every value still possible here goes right
+                    n = int(tree.right[n])
+                elif cut >= hi:
+                    n = int(tree.left[n])
+                else:
+                    cuts.add((j, cut))
+                    walk(int(tree.left[n]), {**box, j: (lo, cut)})
+                    n, box = int(tree.right[n]), {**box, j: (cut, hi)}
+            boxes[n] = box
 
-        leaves = walk(0)
+        walk(0, {})
+        leaves = list(boxes)
         if len(leaves) == 1:
             for k, e in enumerate(self.score):
                 e.const += float(tree.value[leaves[0], k])
             return
         cols = self._new(len(leaves), 0.0, integer=False)
-        col_of = dict(zip(leaves, cols.tolist(), strict=True))
+        self.leaf_cols.append((tree, dict(zip(leaves, cols.tolist(), strict=True))))
         self.rows.add(cols, np.ones(len(cols)), 1.0, 1.0)
-        for (rc, rv), lo, hi in splits:
-            lc = [col_of[n] for n in lo]
-            hc = [col_of[n] for n in hi]
-            # left leaves <= 1 - right(.), right leaves <= right(.)
-            self.rows.add(np.concatenate([lc, rc]), np.concatenate([np.ones(len(lc)), rv]),
-                          -np.inf, 1.0)
-            self.rows.add(np.concatenate([hc, rc]), np.concatenate([np.ones(len(hc)), -rv]),
-                          -np.inf, 0.0)
+        for j, cut in sorted(cuts):
+            lo = np.array([boxes[n].get(j, (0, self._width(j)))[0] for n in leaves])
+            hi = np.array([boxes[n].get(j, (0, self._width(j)))[1] for n in leaves])
+            rc, rv = self._right(j, cut)
+            left, right = cols[hi <= cut], cols[lo >= cut]
+            # leaves wholly left of the cut <= 1 - right(.), wholly right <= right(.)
+            self.rows.add(np.concatenate([left, rc]),
+                          np.concatenate([np.ones(len(left)), rv]), -np.inf, 1.0)
+            self.rows.add(np.concatenate([right, rc]),
+                          np.concatenate([np.ones(len(right)), -rv]), -np.inf, 0.0)
         vals = tree.value[leaves]
         for k, e in enumerate(self.score):
             for col, v in zip(cols.tolist(), vals[:, k].tolist(), strict=True):
                 if v:
                     e.add(col, v)
+
+    def _width(self, j: int) -> int:
+        """Cells of feature ``j`` are ``0..width-1`` (segments, or code positions)."""
+        c = self.cells[j]
+        return len(c.cuts) + 1 if isinstance(c, NumericCells) else len(c.codes)  # type: ignore[union-attr]
+
+    def _right(self, j: int, cut: int) -> tuple[np.ndarray, np.ndarray]:
+        """Columns and coefficients of 'feature ``j`` is right of ``cut``' (cells >= cut)."""
+        cols = self.cols[j]
+        if isinstance(self.cells[j], NumericCells):
+            return cols[cut - 1 : cut], np.ones(1)
+        return cols[cut:], np.ones(len(cols) - cut)
 
     @staticmethod
     def _minus(a: Expr, b: Expr) -> Expr:
@@ -218,6 +235,31 @@ class Formulation:
         self.rows.add_expr(e, 1.0, np.inf)
 
     # ------------------------------------------------------------------ solution
+    def point(self, row: np.ndarray) -> np.ndarray | None:
+        """The column vector of ``row`` (a MILP start), or ``None`` when ``row`` leaves the
+        cells (a value outside the domains)."""
+        sol = np.zeros(len(self.cost))
+        for j, cols in self.cols.items():
+            c, v = self.cells[j], float(row[j])
+            if isinstance(c, NumericCells):
+                sol[cols[: int(np.searchsorted(c.cuts, v, side="right"))]] = 1.0
+            else:
+                assert isinstance(c, CategoricalCells)
+                hit = np.flatnonzero(c.codes == v)
+                if not len(hit):
+                    return None
+                sol[cols[int(hit[0])]] = 1.0
+        r32 = np.asarray(row, dtype=np.float32).astype(np.float64)
+        for tree, col_of in self.leaf_cols:
+            n = 0
+            while tree.left[n] >= 0:
+                n = int(tree.left[n] if r32[tree.feature[n]] <= tree.threshold[n]
+                        else tree.right[n])
+            if n not in col_of:
+                return None
+            sol[col_of[n]] = 1.0
+        return sol
+
     def decode(self, sol: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
         """The row of a solution and the cell of each movable feature."""
         row = self.x.copy()

@@ -49,8 +49,9 @@ def _lp(form: Formulation) -> highspy.HighsLp:
 
 
 def solve(form: Formulation, time_limit: float | None, mip_gap: float, threads: int,
-          seed: int = 0) -> Solved:
-    """Solve to the relative gap ``mip_gap`` or until ``time_limit`` seconds."""
+          presolve: bool = False, start: np.ndarray | None = None, seed: int = 0) -> Solved:
+    """Solve to the relative gap ``mip_gap`` or until ``time_limit`` seconds, from the
+    incumbent ``start`` when given (HiGHS drops it if it is infeasible)."""
     if not form.cost:  # nothing can move: the query itself is the only row (feasible or not)
         return Solved("infeasible", None, np.inf, np.inf, np.inf, 0.0)
     h = highspy.Highs()
@@ -65,7 +66,13 @@ def solve(form: Formulation, time_limit: float | None, mip_gap: float, threads: 
     h.setOptionValue("primal_feasibility_tolerance", 1e-9)
     if time_limit is not None:
         h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
+    h.setOptionValue("presolve", "on" if presolve else "off")
     h.passModel(_lp(form))
+    if start is not None:
+        given = highspy.HighsSolution()
+        given.col_value = start.tolist()
+        given.value_valid = True
+        h.setSolution(given)
     h.run()
     status = h.getModelStatus()
     info = h.getInfo()
