@@ -20,7 +20,7 @@ traversal (a Python loop over depth only). It reproduces the library's own arith
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -193,6 +193,87 @@ def _adjacent_order(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> n
     return np.concatenate(parts)
 
 
+class _NativeEngine:
+    """Leaf ids of all trees in one call of scikit-learn's compiled gradient-boosting kernel.
+
+    ``sklearn.ensemble._gradient_boosting.predict_stages`` walks sklearn ``Tree`` objects over
+    float32 rows (``float64(x) <= threshold``) and adds ``scale * value[leaf]`` to ``out[:, k]``.
+    Each tree here becomes one ``Tree`` in its own output column whose leaf values are the
+    compiled leaf ids, so one call returns every (row, tree) leaf; sums and links then run in
+    numpy exactly as on the numpy path. float64-comparing libraries (HGB, LightGBM) are made
+    exact in float32 by binning: per feature, ``x`` becomes the number of its split thresholds
+    below ``x`` (an integer), and a split on the threshold of rank ``r`` tests ``bin <= r``.
+
+    It uses a private scikit-learn function, so :class:`CompiledEnsemble` checks it against the
+    numpy traversal when compiling and falls back to that traversal if it fails or differs.
+    """
+
+    def __init__(self, comp: CompiledEnsemble, ens: TreeEnsemble, new_of_old: np.ndarray,
+                 roots: np.ndarray) -> None:
+        from sklearn.ensemble._gradient_boosting import predict_stages
+        from sklearn.tree._tree import NODE_DTYPE, Tree
+
+        self._predict_stages = predict_stages
+        self._binned = ens.input_dtype is not np.float32
+        grid = ens.feature_thresholds() if self._binned else []
+        self._grid = [(j, t) for j, t in enumerate(grid) if t.size]
+        thr = ens.threshold.copy()
+        if self._binned:
+            split = np.flatnonzero(ens.feature >= 0)
+            for j, t in self._grid:
+                on = split[ens.feature[split] == j]
+                thr[on] = np.searchsorted(t, ens.threshold[on]).astype(np.float64)
+        ends = np.append(ens.roots[1:], ens.n_nodes)
+        holders = []
+        for r in roots.tolist():
+            holder = _TreeHolder()
+            if r >= ens.n_nodes:  # a base-score leaf
+                lo, hi, depth = r, r + 1, 0
+                nodes = np.zeros(1, dtype=NODE_DTYPE)
+                nodes["left_child"] = nodes["right_child"] = -1
+                nodes["feature"] = -2
+                ids = np.array([new_of_old[r]], dtype=np.float64)
+            else:
+                t = int(np.searchsorted(ens.roots, r))
+                lo, hi = r, int(ends[t])
+                depth = int(ens.depth[lo:hi].max())
+                nodes = np.zeros(hi - lo, dtype=NODE_DTYPE)
+                leaf = ens.feature[lo:hi] < 0
+                nodes["left_child"] = np.where(leaf, -1, ens.left[lo:hi] - lo)
+                nodes["right_child"] = np.where(leaf, -1, ens.right[lo:hi] - lo)
+                nodes["feature"] = np.where(leaf, -2, ens.feature[lo:hi])
+                nodes["threshold"] = np.where(leaf, -2.0, thr[lo:hi])
+                ids = new_of_old[lo:hi].astype(np.float64)
+            tree = Tree(ens.n_features, np.array([1], dtype=np.intp), 1)
+            tree.__setstate__({"max_depth": depth,
+                               "node_count": hi - lo, "nodes": nodes,
+                               "values": ids.reshape(-1, 1, 1)})
+            holder.tree_ = tree
+            holders.append(holder)
+        self._trees = np.empty((1, len(holders)), dtype=object)
+        self._trees[0, :] = holders
+
+    def leaf_nodes(self, Xc: np.ndarray) -> np.ndarray:
+        """Compiled leaf ids (n_eval_trees, n_rows) of validated rows ``Xc``."""
+        if self._binned:
+            B = np.zeros(Xc.shape, dtype=np.float32)
+            for j, t in self._grid:
+                B[:, j] = np.searchsorted(t, Xc[:, j])
+            X32 = B
+        else:
+            X32 = Xc
+        out = np.zeros((Xc.shape[0], self._trees.shape[1]))
+        self._predict_stages(self._trees, X32, 1.0, out)
+        return np.ascontiguousarray(out.T, dtype=np.intp)  # C order: sums run tree by tree
+
+
+class _TreeHolder:
+    """What ``predict_stages`` reads from an estimator: its ``tree_``."""
+
+    __slots__ = ("tree_",)
+    tree_: Any
+
+
 class CompiledEnsemble:
     """A :class:`~cfgen.trees.TreeEnsemble` compiled into flat node arrays.
 
@@ -221,7 +302,7 @@ class CompiledEnsemble:
     n_trees: int
     max_depth: int
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, engine: Literal["auto", "numpy"] = "auto") -> None:
         ens = TreeEnsemble.from_model(model)
         self.trees = ens
         self.classes_ = np.asarray(ens.classes_)
@@ -229,7 +310,13 @@ class CompiledEnsemble:
         self.n_features_in_ = ens.n_features
         self.n_trees = ens.n_trees
         self._dtype: type[np.floating] = ens.input_dtype
-        self._compile(ens)
+        self._engine: _NativeEngine | None = None
+        self._compile(ens, native=engine == "auto")
+
+    @property
+    def engine(self) -> str:
+        """``"native"`` (scikit-learn's compiled kernel) or ``"numpy"`` (the fallback)."""
+        return "numpy" if self._engine is None else "native"
 
     # -- compilation ---------------------------------------------------------------------------
 
@@ -250,7 +337,7 @@ class CompiledEnsemble:
         roots = np.column_stack([base_ids, ens.roots[order]]).ravel()
         return roots, ens.base_score, np.arange(K), int(counts[0]) + 1
 
-    def _compile(self, ens: TreeEnsemble) -> None:
+    def _compile(self, ens: TreeEnsemble, native: bool) -> None:
         roots, base_value, base_col, group = self._groups(ens)
         K = base_col.shape[0]
         n_all = ens.n_nodes + K
@@ -282,6 +369,20 @@ class CompiledEnsemble:
             margin = per_node[np.arange(n_all), col]
             self._value_t = np.zeros((0, 0))
             self._margin = margin.astype(np.float32 if ens.library == "xgboost" else np.float64)
+        if native:
+            self._engine = self._try_native(ens, new_of_old, roots)
+
+    def _try_native(self, ens: TreeEnsemble, new_of_old: np.ndarray,
+                    roots: np.ndarray) -> _NativeEngine | None:
+        """The native engine if it builds and agrees with the numpy walk on probe rows."""
+        try:
+            engine = _NativeEngine(self, ens, new_of_old, roots)
+            probe = self._check(_probe_rows(ens))
+            if np.array_equal(engine.leaf_nodes(probe), self._walk(probe)):
+                return engine
+        except (ImportError, AttributeError, TypeError, ValueError):
+            pass
+        return None
 
     @property
     def n_nodes(self) -> int:
@@ -304,7 +405,13 @@ class CompiledEnsemble:
         return hit
 
     def _leaf_nodes(self, Xc: np.ndarray) -> np.ndarray:
-        """Compiled leaf ids, shape (n_eval_trees, n_rows).
+        """Compiled leaf ids, shape (n_eval_trees, n_rows), by the native engine if any."""
+        if self._engine is not None:
+            return self._engine.leaf_nodes(Xc)
+        return self._walk(Xc)
+
+    def _walk(self, Xc: np.ndarray) -> np.ndarray:
+        """Compiled leaf ids, shape (n_eval_trees, n_rows), by the numpy traversal.
 
         One vectorised step per tree level over all (tree, row) pairs. For larger problems the
         pairs already on a leaf are dropped after a few levels (``_COMPACT_AT``): most paths
@@ -431,6 +538,19 @@ class CompiledEnsemble:
             f"CompiledEnsemble({self.trees.model_type}, n_trees={self.n_trees}, "
             f"n_nodes={self.n_nodes}, max_depth={self.max_depth}, n_classes={self.n_classes_})"
         )
+
+
+def _probe_rows(ens: TreeEnsemble, n: int = 64) -> np.ndarray:
+    """Rows on, just below and just above the ensemble's thresholds (deterministic)."""
+    rng = np.random.default_rng(0)
+    X = np.zeros((n, ens.n_features))
+    for j, t in enumerate(ens.feature_thresholds()):
+        if t.size:
+            t32 = t.astype(ens.input_dtype)
+            vals = np.concatenate([t, np.nextafter(t32, -np.inf), np.nextafter(t32, np.inf),
+                                   np.nextafter(t, np.inf)]).astype(np.float64)
+            X[:, j] = vals[rng.integers(0, vals.size, size=n)]
+    return X
 
 
 CompiledForest = CompiledEnsemble  # the name genetic search and older code use
