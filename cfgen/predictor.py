@@ -230,12 +230,13 @@ class _NativeEngine:
             if r >= ens.n_nodes:  # a base-score leaf
                 lo, hi, depth = r, r + 1, 0
                 nodes = np.zeros(1, dtype=NODE_DTYPE)
-                nodes["left_child"] = nodes["right_child"] = -1
+                nodes["left_child"] = -1
+                nodes["right_child"] = -1
                 nodes["feature"] = -2
                 ids = np.array([new_of_old[r]], dtype=np.float64)
             else:
-                t = int(np.searchsorted(ens.roots, r))
-                lo, hi = r, int(ends[t])
+                tree_index = int(np.searchsorted(ens.roots, r))
+                lo, hi = r, int(ends[tree_index])
                 depth = int(ens.depth[lo:hi].max())
                 nodes = np.zeros(hi - lo, dtype=NODE_DTYPE)
                 leaf = ens.feature[lo:hi] < 0
@@ -448,7 +449,13 @@ class CompiledEnsemble:
         return state.reshape(self._n_eval, n)
 
     def _check(self, X: Any) -> np.ndarray:
-        return _as_2d(X, self.n_features_in_, self._dtype)
+        Xc = _as_2d(X, self.n_features_in_, self._dtype)
+        zero = self.trees.zero_below
+        if zero > 0:  # LightGBM reads |x| <= 1e-35f as 0
+            tiny = np.abs(Xc) <= zero
+            if tiny.any():
+                Xc = np.where(tiny, 0.0, Xc)
+        return Xc
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Raw scores (n, K) before the link (vote: summed class fractions)."""

@@ -27,12 +27,14 @@ library            the library's own test (go left iff ...)      here: ``cast(x)
 sklearn trees, GB  ``float64(float32(x)) <= thr`` (thr float64)  cast float32, threshold = thr
 XGBoost            ``float32(x) < split`` (split float32)        cast float32, threshold = largest
                                                                  float32 below split
-LightGBM           ``x <= threshold`` in double                  cast float64, threshold as is
+LightGBM           ``x <= threshold`` in double, after reading   cast float64 with the same
+                   ``|x| <= 1e-35f`` as 0 (its sparse rows)      zeroing, threshold as is
 HistGB             ``x <= num_threshold`` in double              cast float64, threshold as is
 =================  ============================================  =================================
 
-So every consumer can use one rule: with ``v = float64(x.astype(input_dtype))``, a split sends
-``v`` left iff ``v <= threshold``; a leaf's box is ``low < v <= high`` per feature
+So every consumer can use one rule: with ``v = cast(x)`` (``float64(x.astype(input_dtype))``,
+and for LightGBM ``0`` where ``|x| <= zero_below``), a split sends ``v`` left iff
+``v <= threshold``; a leaf's box is ``low < v <= high`` per feature
 (:meth:`TreeEnsemble.leaf_boxes`). ``raw_threshold`` keeps the library's own number.
 
 Missing values: the compiled predictor rejects NaN inputs, so default directions never apply;
@@ -143,6 +145,7 @@ class TreeEnsemble:
     roots: np.ndarray  # (T,)
     tree_column: np.ndarray  # (T,) score column a margin tree adds to; -1 for vote trees
     base_score: np.ndarray  # (K,) initial score (zeros for vote)
+    zero_below: float = 0.0  # |x| <= zero_below is read as 0 (LightGBM: float32 1e-35)
     parent: np.ndarray = field(init=False)  # (N,) -1 at roots
     depth: np.ndarray = field(init=False)  # (N,) root = 0
 
@@ -190,6 +193,7 @@ class TreeEnsemble:
         split_rule: str,
         base_score: np.ndarray,
         strict_less: bool = False,
+        zero_below: float = 0.0,
     ) -> TreeEnsemble:
         """Concatenate per-tree arrays (local ids) into one ensemble (global ids)."""
         K = int(base_score.shape[0])
@@ -223,6 +227,7 @@ class TreeEnsemble:
             split_rule=split_rule, feature=feature, threshold=thr, raw_threshold=raw,
             left=left, right=right, value=value, roots=offsets[:-1].copy(),
             tree_column=column, base_score=np.asarray(base_score, dtype=np.float64),
+            zero_below=zero_below,
         )
 
     # -- shape --------------------------------------------------------------------------------
@@ -263,9 +268,13 @@ class TreeEnsemble:
         return np.searchsorted(self.roots, np.arange(self.n_nodes), side="right") - 1
 
     def cast(self, X: np.ndarray) -> np.ndarray:
-        """``X`` as the library compares it: float64 values of ``X.astype(input_dtype)``."""
+        """``X`` as the library compares it: float64 values of ``X.astype(input_dtype)``
+        (LightGBM: values with ``|x| <= zero_below`` become 0, as its row reader skips them)."""
         with np.errstate(over="ignore"):
-            return np.asarray(X).astype(self.input_dtype).astype(np.float64)
+            V = np.asarray(X).astype(self.input_dtype).astype(np.float64)
+        if self.zero_below > 0:
+            V[np.abs(V) <= self.zero_below] = 0.0
+        return V
 
     # -- what consumers need ------------------------------------------------------------------
 
@@ -599,9 +608,13 @@ def _read_lightgbm(model: Any) -> TreeEnsemble:
     return TreeEnsemble.assemble(
         trees, library="lightgbm", model_type=type(model).__name__, kind="margin", link=link,
         classes=np.asarray(model.classes_), n_features=int(model.n_features_in_),
-        input_dtype=np.float64, split_rule="x <= threshold (float64)",
-        base_score=np.zeros(K),
+        input_dtype=np.float64,
+        split_rule="x <= threshold (float64; |x| <= 1e-35f read as 0)",
+        base_score=np.zeros(K), zero_below=_LGBM_ZERO,
     )
+
+
+_LGBM_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float constant)
 
 
 def _lgb_tree(model: Any, root: dict, column: int) -> RawTree:
