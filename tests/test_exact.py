@@ -66,6 +66,18 @@ MODELS = {
 }
 
 
+BOOSTED = {
+    "xgb": lambda: __import__("xgboost").XGBClassifier(
+        n_estimators=6, max_depth=2, learning_rate=0.5, n_jobs=1, random_state=0),
+    "lgbm": lambda: __import__("lightgbm").LGBMClassifier(
+        n_estimators=6, num_leaves=4, learning_rate=0.5, n_jobs=1, verbose=-1, random_state=0),
+    "gb": lambda: __import__("sklearn.ensemble").ensemble.GradientBoostingClassifier(
+        n_estimators=6, max_depth=2, random_state=0),
+    "hgb": lambda: __import__("sklearn.ensemble").ensemble.HistGradientBoostingClassifier(
+        max_iter=6, max_depth=2, random_state=0),
+}
+
+
 @pytest.fixture(scope="module")
 def problems():
     X, y = _synthetic_xy()
@@ -144,6 +156,16 @@ def test_optimum_equals_exhaustive_enumeration(problems, model, warm_start):
     for x in _queries(12, seed=7):
         for target in range(3):
             _check(problem, SCHEMA, x, target, warm_start=warm_start)
+
+
+@pytest.mark.parametrize("classes", [3, 2])
+@pytest.mark.parametrize("model", sorted(BOOSTED))
+def test_boosted_optimum_equals_exhaustive_enumeration(model, classes):
+    X, y = _synthetic_xy()
+    problem = _problem(BOOSTED[model](), X, np.minimum(y, classes - 1))
+    for x in _queries(6, seed=13):
+        for target in range(classes):
+            _check(problem, SCHEMA, x, target)
 
 
 def test_actionability_rules_are_honoured(problems):
@@ -246,7 +268,7 @@ def test_non_tree_model_is_rejected():
     from sklearn.linear_model import LogisticRegression
 
     X, y = _synthetic_xy(60)
-    with pytest.raises(ConfigError, match="method=exact: model LogisticRegression"):
+    with pytest.raises(ConfigError, match="^model: LogisticRegression is not a supported tree ensemble"):
         ExactExplainer(_problem(LogisticRegression(max_iter=200), X, y), SCHEMA)
 
 

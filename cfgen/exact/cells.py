@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfgen.exact.grid import Domain, first_right, routes_right
+from cfgen.exact.grid import Cast, Domain, first_right, float32_cast, routes_right
 
 LEFT, RIGHT = -1, -2  # constant outcomes of a threshold over the whole domain
 
@@ -67,20 +67,21 @@ def _grid_below(dom: Domain, v: float) -> float:
     return min(dom.khi, k)
 
 
-def _canonical(dom: Domain, t: np.ndarray) -> np.ndarray:
+def _canonical(dom: Domain, t: np.ndarray, cast: Cast) -> np.ndarray:
     """Per threshold, the smallest allowed value sent right (``inf`` when none)."""
     out = np.full(len(t), np.inf)
     if dom.klo <= dom.khi:
-        k = np.maximum(first_right(t, dom.factor), dom.klo)
+        k = np.maximum(first_right(t, dom.factor, cast), dom.klo)
         out = np.where(k <= dom.khi, k / dom.factor, np.inf)
-    x_right = routes_right(dom.x, t)
+    x_right = routes_right(dom.x, t, cast)
     return np.where(x_right & (dom.x < out), dom.x, out)
 
 
-def numeric_cells(dom: Domain, thresholds: np.ndarray, inv_scale: float) -> NumericCells:
+def numeric_cells(dom: Domain, thresholds: np.ndarray, inv_scale: float,
+                  cast: Cast = float32_cast) -> NumericCells:
     """Segments of a numeric feature's domain under ``thresholds`` (sorted, distinct)."""
     t = np.asarray(thresholds, dtype=np.float64)
-    key = _canonical(dom, t)
+    key = _canonical(dom, t, cast)
     dmin, dmax = dom.low_high()
     inside = (key > dmin) & (key <= dmax)
     cuts = np.unique(key[inside])
@@ -102,11 +103,12 @@ def numeric_cells(dom: Domain, thresholds: np.ndarray, inv_scale: float) -> Nume
     return NumericCells(thresholds=t, state=state, cuts=cuts, reps=reps, costs=costs, q=q)
 
 
-def categorical_cells(dom: Domain, thresholds: np.ndarray) -> CategoricalCells:
+def categorical_cells(dom: Domain, thresholds: np.ndarray,
+                      cast: Cast = float32_cast) -> CategoricalCells:
     """Codes of a categorical feature's domain and how ``thresholds`` split them."""
     t = np.asarray(thresholds, dtype=np.float64)
     codes = dom.codes.astype(float)
     costs = (codes != dom.x).astype(float)
     q = int(np.flatnonzero(codes == dom.x)[0])
-    return CategoricalCells(thresholds=t, first=first_right(t, 1.0), codes=codes,
+    return CategoricalCells(thresholds=t, first=first_right(t, 1.0, cast), codes=codes,
                             costs=costs, q=q)

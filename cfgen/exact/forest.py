@@ -1,12 +1,13 @@
-"""The exact method's view of a fitted tree ensemble: flat per-tree node arrays plus leaf values.
+"""The exact method's view of a fitted tree ensemble: per-tree node arrays from
+:class:`cfgen.trees.TreeEnsemble` (the project's one reading of RF/ET/DT and boosted models).
 
-One small reader for sklearn voting forests (RandomForest / ExtraTrees / DecisionTree /
-ExtraTree) read straight from ``tree_``; it is the seam where ``cfgen.trees.TreeEnsemble`` plugs
-in once that view exists (see :func:`ensemble_of`).
-
-Semantics the MILP reproduces: a row goes left at a split when ``float32(x) <= threshold``; a
-voting forest predicts the argmax of the per-tree leaf class fractions summed over trees, ties
-going to the lowest class index (``np.argmax``).
+Semantics the MILP reproduces (see ``cfgen.trees``): a row goes left at a split when
+``cast(x) <= threshold`` (``cast``: the library's input dtype, float32 for sklearn trees and
+XGBoost, float64 for LightGBM / HistGB, with LightGBM's tiny-value zeroing); the score of column
+``k`` is ``base[k] + sum over trees of value[leaf, k]``. With one column per class (voting
+forests: summed leaf fractions; multi-class boosting: margins) the prediction is the argmax,
+ties going to the lowest class index (``np.argmax``); a binary margin model (one column)
+predicts class 1 when the score is positive.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfgen.errors import ConfigError
+from cfgen.trees import TreeEnsemble
 
 
 @dataclass(frozen=True)
 class Tree:
-    """One tree: ``left[n] == -1`` marks a leaf; ``value`` is (n_nodes, n_classes)."""
+    """One tree in local ids: ``left[n] == -1`` marks a leaf; ``value`` is (n_nodes, K)."""
 
     feature: np.ndarray
     threshold: np.ndarray
@@ -31,11 +32,27 @@ class Tree:
 
 @dataclass(frozen=True)
 class Ensemble:
-    """Trees whose leaf values are summed per class; the largest sum wins (lowest index on ties)."""
+    """Trees whose leaf values add up per score column (``base`` first)."""
 
     trees: tuple[Tree, ...]
     n_classes: int
     n_features: int
+    base: np.ndarray  # (K,)
+    dtype: type[np.floating]
+    zero_below: float = 0.0
+    kind: str = "vote"
+
+    @property
+    def n_columns(self) -> int:
+        return int(self.base.shape[0])
+
+    def cast(self, v) -> np.ndarray:
+        """Values as the library compares them (float64 of ``v.astype(dtype)``)."""
+        with np.errstate(over="ignore"):
+            out = np.asarray(v, dtype=np.float64).astype(self.dtype).astype(np.float64)
+        if self.zero_below > 0:
+            out = np.where(np.abs(out) <= self.zero_below, 0.0, out)
+        return out
 
     def thresholds(self, j: int) -> np.ndarray:
         """Distinct split thresholds on feature ``j`` over all trees (sorted)."""
@@ -43,50 +60,29 @@ class Ensemble:
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0)
 
 
-def _leaf_fractions(value: np.ndarray) -> np.ndarray:
-    """Per-node class fractions (sklearn >= 1.4 stores fractions; older versions counts)."""
-    total = value.sum(axis=1, keepdims=True)
-    total[total == 0] = 1.0
-    return value / total
+def _split(view: TreeEnsemble) -> tuple[Tree, ...]:
+    ends = np.append(view.roots[1:], view.n_nodes)
+    out = []
+    for a, b in zip(view.roots.tolist(), ends.tolist(), strict=True):
+        left, right = view.left[a:b], view.right[a:b]
+        out.append(Tree(
+            feature=np.asarray(view.feature[a:b], dtype=np.intp),
+            threshold=np.asarray(view.threshold[a:b], dtype=np.float64),
+            left=np.where(left >= 0, left - a, -1).astype(np.intp),
+            right=np.where(right >= 0, right - a, -1).astype(np.intp),
+            value=np.asarray(view.value[a:b], dtype=np.float64),
+        ))
+    return tuple(out)
 
 
-def _sklearn_trees(estimator) -> list | None:
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier
+def ensemble_of(problem) -> Ensemble:
+    """The ensemble of ``problem.trees`` (a TreeEnsemble) or of ``problem.estimator``.
 
-    inner = getattr(estimator, "model", None)  # cfgen.api's wrapper answering class indices
-    if inner is not None and not isinstance(
-        estimator, (RandomForestClassifier, ExtraTreesClassifier, DecisionTreeClassifier)
-    ):
-        estimator = inner
-    if isinstance(estimator, (RandomForestClassifier, ExtraTreesClassifier)):
-        return [e.tree_ for e in getattr(estimator, "estimators_", [])] or None
-    if isinstance(estimator, DecisionTreeClassifier) and hasattr(estimator, "tree_"):
-        return [estimator.tree_]
-    return None
-
-
-def ensemble_of(estimator) -> Ensemble:
-    """The voting ensemble inside a fitted sklearn tree classifier or forest.
-
-    Raises :class:`ConfigError` for any other model (the exact method needs the trees).
+    Raises :class:`cfgen.trees.UnsupportedModel` (a ``ConfigError``) for any other model.
     """
-    trees = _sklearn_trees(estimator)
-    if trees is None:
-        raise ConfigError(
-            f"method=exact: model {type(estimator).__name__} is not supported; expected a fitted "
-            "RandomForest/ExtraTrees/DecisionTree classifier"
-        )
-    if trees[0].n_outputs != 1:
-        raise ConfigError("method=exact: multi-output tree models are not supported")
-    out = tuple(
-        Tree(
-            feature=np.asarray(t.feature, dtype=np.intp),
-            threshold=np.asarray(t.threshold, dtype=np.float64),
-            left=np.asarray(t.children_left, dtype=np.intp),
-            right=np.asarray(t.children_right, dtype=np.intp),
-            value=_leaf_fractions(np.asarray(t.value[:, 0, :], dtype=np.float64)),
-        )
-        for t in trees
-    )
-    return Ensemble(out, n_classes=int(out[0].value.shape[1]), n_features=int(trees[0].n_features))
+    view = getattr(problem, "trees", None)
+    if not isinstance(view, TreeEnsemble):
+        view = TreeEnsemble.from_model(problem.estimator)
+    return Ensemble(_split(view), n_classes=view.n_classes, n_features=view.n_features,
+                    base=np.asarray(view.base_score, dtype=np.float64), dtype=view.input_dtype,
+                    zero_below=float(view.zero_below), kind=str(view.kind))

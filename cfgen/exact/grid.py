@@ -7,15 +7,15 @@ feature's permitted range when it has one, plus ``x`` itself (always allowed: an
 feature, even when ``x`` is off the grid or outside the permitted range). A categorical
 feature's domain is a set of codes ``0..n-1`` (every code is a valid value).
 
-A split ``float32(v) <= t`` sends a grid value right exactly when its index ``k`` is at least
-:func:`first_right` of ``t``; the enumerator :func:`edge_candidates` (used by the tests' brute
+A split (``cast(v) <= t`` goes left; ``cast`` is the library's reading, float32 for sklearn)
+sends a grid value right exactly when its index ``k`` is at least :func:`first_right` of ``t``; the enumerator :func:`edge_candidates` (used by the tests' brute
 force) keeps, per feature, the query and the grid values on both sides of every threshold —
 the value of any cell nearest the query is among them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,18 +24,27 @@ from cfgen.errors import ConfigError
 from cfgen.schema import Feature, FeatureSchema, Kind, Rule
 
 
-def first_right(thr: np.ndarray, factor: float) -> np.ndarray:
-    """Per threshold ``t``, the smallest integer ``k`` with ``float32(k / factor) > t``.
+Cast = Callable[[np.ndarray], np.ndarray]
+
+
+def float32_cast(v) -> np.ndarray:
+    """sklearn's reading of an input value (float64 of its float32)."""
+    return np.asarray(v, dtype=np.float64).astype(np.float32).astype(np.float64)
+
+
+def first_right(thr: np.ndarray, factor: float, cast: Cast = float32_cast) -> np.ndarray:
+    """Per threshold ``t``, the smallest integer ``k`` with ``cast(k / factor) > t``.
 
     Vectorised bisection between two brackets a few float32 ulps around ``t`` (float32 is
     coarser than a fine grid for large values, so a fixed number of steps is not enough).
+    ``cast`` must be non-decreasing (the library's reading of a value, e.g. float32).
     """
     t = np.asarray(thr, dtype=np.float64)
     if t.size == 0:
         return np.zeros(0)
 
     def right(k: np.ndarray) -> np.ndarray:
-        return (k / factor).astype(np.float32).astype(np.float64) > t
+        return cast(k / factor) > t
 
     pad = np.abs(t) * 4e-7 + 2.0 / factor
     lo = np.floor((t - pad) * factor)
@@ -56,9 +65,9 @@ def first_right(thr: np.ndarray, factor: float) -> np.ndarray:
         lo = np.where(wide & ~go, mid, lo)
 
 
-def routes_right(v: float, t: np.ndarray) -> np.ndarray:
-    """Whether value ``v`` goes right at thresholds ``t`` (sklearn's float32 comparison)."""
-    return np.float64(np.float32(v)) > np.asarray(t, dtype=np.float64)
+def routes_right(v: float, t: np.ndarray, cast: Cast = float32_cast) -> np.ndarray:
+    """Whether value ``v`` goes right at thresholds ``t`` (``cast(v) > t``)."""
+    return cast(np.array([v]))[0] > np.asarray(t, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -169,14 +178,14 @@ def domains(schema: FeatureSchema, x: np.ndarray) -> list[Domain]:
     ]
 
 
-def edge_candidates(dom: Domain, thresholds: np.ndarray) -> np.ndarray:
+def edge_candidates(dom: Domain, thresholds: np.ndarray, cast: Cast = float32_cast) -> np.ndarray:
     """The query plus the allowed grid values either side of every threshold (and the domain's
     ends): the nearest-to-query value of every cell between splits is one of them."""
     if dom.categorical:
         return dom.codes.astype(float)
     vals = [dom.x]
     if dom.klo <= dom.khi:
-        k = first_right(thresholds, dom.factor)
+        k = first_right(thresholds, dom.factor, cast)
         ks = np.concatenate([k, k - 1, [dom.klo, dom.khi]])
         ks = ks[(ks >= dom.klo) & (ks <= dom.khi)]
         vals.extend(ks / dom.factor)

@@ -74,7 +74,7 @@ class ExactExplainer:
         self.warm_start = warm_start
         self.schema = schema
         self.estimator = problem.estimator
-        self.ensemble: Ensemble = ensemble_of(problem.estimator)
+        self.ensemble: Ensemble = ensemble_of(problem)
         if self.ensemble.n_features != len(schema):
             raise ConfigError(f"method=exact: the model has {self.ensemble.n_features} features, "
                               f"the schema {len(schema)}")
@@ -98,9 +98,10 @@ class ExactExplainer:
             if lo == hi or not len(self.thresholds[j]):
                 out.append(None)
             elif dom.categorical:
-                out.append(categorical_cells(dom, self.thresholds[j]))
+                out.append(categorical_cells(dom, self.thresholds[j], self.ensemble.cast))
             else:
-                out.append(numeric_cells(dom, self.thresholds[j], 1.0 / self.scale[j]))
+                out.append(numeric_cells(dom, self.thresholds[j], 1.0 / self.scale[j],
+                                         self.ensemble.cast))
         return out
 
     def distance(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -62,6 +62,7 @@ class Formulation:
     def __init__(self, ensemble: Ensemble, cells: list[Cells], x: np.ndarray, target: int,
                  tie_margin: float) -> None:
         self.x = np.asarray(x, dtype=float)
+        self.cast = ensemble.cast
         self.cells = cells
         self.cost: list[float] = []
         self.integer: list[bool] = []
@@ -75,11 +76,17 @@ class Formulation:
                 self._numeric(j, c)
             elif isinstance(c, CategoricalCells) and len(c.codes) > 1:
                 self._categorical(j, c)
-        n_classes = ensemble.n_classes
-        self.score = [Expr() for _ in range(n_classes)]
+        self.score = [Expr(const=float(b)) for b in ensemble.base]
         for tree in ensemble.trees:
             self._tree(tree)
-        for other in range(n_classes):
+        if len(self.score) == 1:  # binary margin model: class 1 iff the score is > 0
+            s = self.score[0]
+            if target == 1:
+                self.rows.add_expr(s, tie_margin, np.inf)
+            else:
+                self.rows.add_expr(s, -np.inf, 0.0)
+            return
+        for other in range(len(self.score)):
             if other != target:
                 diff = self._minus(self.score[target], self.score[other])
                 self.rows.add_expr(diff, tie_margin if other < target else 0.0, np.inf)
@@ -113,7 +120,7 @@ class Formulation:
         (numeric: right exactly when ``y_cut = 1``) or the first code sent right."""
         c = self.cells[j]
         if j not in self.cols or c is None:
-            return RIGHT if float(np.float32(self.x[j])) > t else LEFT
+            return RIGHT if float(self.cast(self.x[j : j + 1])[0]) > t else LEFT
         if isinstance(c, NumericCells):
             return c.lookup(t)
         return c.first_code(t)
@@ -249,7 +256,7 @@ class Formulation:
                 if not len(hit):
                     return None
                 sol[cols[int(hit[0])]] = 1.0
-        r32 = np.asarray(row, dtype=np.float32).astype(np.float64)
+        r32 = self.cast(row)
         for tree, col_of in self.leaf_cols:
             n = 0
             while tree.left[n] >= 0:

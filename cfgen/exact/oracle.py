@@ -76,8 +76,8 @@ def brute_force_closest(problem, x: np.ndarray, target: int, schema: FeatureSche
     (``inf, None`` when there is none). Raises ``ValueError`` past ``max_rows`` combinations."""
     schema = schema or problem.schema
     x = np.asarray(x, dtype=float)
-    ens = ensemble_of(problem.estimator)
-    cands = [edge_candidates(dom, ens.thresholds(j))
+    ens = ensemble_of(problem)
+    cands = [edge_candidates(dom, ens.thresholds(j), ens.cast)
              for j, dom in enumerate(domains(schema, x))]
     total = int(np.prod([len(c) for c in cands], dtype=float))
     if total > max_rows:
