@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import types
 from pathlib import Path
 
@@ -131,6 +132,7 @@ def _queries(n: int, seed: int) -> np.ndarray:
 def _check(problem, schema, x, target, **settings):
     ex = ExactExplainer(problem, schema, name="exact", time_limit=30, **settings)
     e = ex.explain(x, target, 1, RNG)
+    json.dumps(e.extra, allow_nan=False)  # the journal stores extra as strict JSON
     want, _, _ = _enumerate(problem, schema, x, target)
     if not np.isfinite(want):
         assert e.n_found == 0 and e.extra["status"] == "infeasible" and e.reason
@@ -252,9 +254,26 @@ def test_unreachable_target_returns_no_row_with_reason(problems):
     e = ExactExplainer(problem, schema).explain(x, (pred + 2) % 3, 2, RNG)
     assert e.n_found == 0 and e.extra["status"] == "infeasible" and not e.timed_out
     assert "no counterfactual" in (e.reason or "")
+    json.dumps(e.extra, allow_nan=False)  # the journal stores extra as strict JSON
     same = ExactExplainer(problem, schema).explain(x, pred, 1, RNG)
     assert same.n_found == 1 and same.extra["objective"] == 0.0
     assert np.array_equal(same.counterfactuals[0], x)
+
+
+def test_time_limit_returns_best_found_and_says_so(problems):
+    problem = problems["ties"]
+    ex = ExactExplainer(problem, SCHEMA, time_limit=1e-9, warm_start=False)
+    statuses = []
+    for x in _queries(6, seed=7):
+        for target in range(3):
+            e = ex.explain(x, target, 2, RNG)
+            statuses.append(e.extra["status"])
+            assert e.timed_out == (e.extra["status"] == "time_limit")
+            if e.timed_out:
+                assert e.n_found <= 1 and "time limit" in (e.reason or "")
+            if e.n_found:
+                assert (problem.estimator.predict(e.counterfactuals) == target).all()
+    assert "time_limit" in statuses  # 1 ms per solve cannot prove every query
 
 
 @pytest.mark.parametrize(("key", "value"), [("mip_gap", -1.0), ("threads", 0),
@@ -268,7 +287,7 @@ def test_non_tree_model_is_rejected():
     from sklearn.linear_model import LogisticRegression
 
     X, y = _synthetic_xy(60)
-    with pytest.raises(ConfigError, match="^model: LogisticRegression is not a supported tree ensemble"):
+    with pytest.raises(ConfigError, match="^model: LogisticRegression is not a supported tree"):
         ExactExplainer(_problem(LogisticRegression(max_iter=200), X, y), SCHEMA)
 
 

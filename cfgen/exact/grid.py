@@ -8,9 +8,10 @@ feature, even when ``x`` is off the grid or outside the permitted range). A cate
 feature's domain is a set of codes ``0..n-1`` (every code is a valid value).
 
 A split (``cast(v) <= t`` goes left; ``cast`` is the library's reading, float32 for sklearn)
-sends a grid value right exactly when its index ``k`` is at least :func:`first_right` of ``t``; the enumerator :func:`edge_candidates` (used by the tests' brute
-force) keeps, per feature, the query and the grid values on both sides of every threshold —
-the value of any cell nearest the query is among them.
+sends a grid value right exactly when its index ``k`` is at least :func:`first_right` of ``t``.
+The enumerator :func:`edge_candidates` (the tests' brute force) keeps, per feature, the query
+and the grid values on both sides of every threshold: the value of any cell nearest the query
+is among them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import numpy as np
 
 from cfgen.errors import ConfigError
 from cfgen.schema import Feature, FeatureSchema, Kind, Rule
-
 
 Cast = Callable[[np.ndarray], np.ndarray]
 

@@ -30,6 +30,19 @@ from cfgen.schema import FeatureSchema
 from cfgen.search.distance import MixedDistance, feature_scale
 
 
+def _json(v: Any) -> Any:
+    """``extra`` must stay strict JSON: non-finite floats become ``None``."""
+    if isinstance(v, dict):
+        return {k: _json(u) for k, u in v.items()}
+    if isinstance(v, list):
+        return [_json(u) for u in v]
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
 def _number(name: str, value: Any, minimum: float, strict: bool, integer: bool = False) -> None:
     kinds = (int,) if integer else (int, float)
     ok = isinstance(value, kinds) and not isinstance(value, bool) and (
@@ -226,4 +239,4 @@ class ExactExplainer:
         roles = ["closest"] + ["diverse"] * (len(rows) - 1) if rows else []
         return Explanation(cfs, target, k, time.perf_counter() - started, reason=reason,
                            best_per_generation=np.empty((0, len(x))), timed_out=timed_out,
-                           roles=roles, extra=extra)
+                           roles=roles, extra=_json(extra))
