@@ -19,6 +19,7 @@ import time
 import types
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,8 +70,8 @@ def run_dataset(name: str, n_queries: int, seed: int, time_limit: float, ga: boo
                                 data.y_train, bounds, GAParams.from_config(cfg.ga))
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(data.X_test), size=min(n_queries, len(data.X_test)), replace=False)
-    pred = model.estimator.predict(data.X_test[idx])
-    est = model.estimator
+    est: Any = model.estimator
+    pred = est.predict(data.X_test[idx])
     info = {"dataset": name, "trees": len(est.estimators_), "max_depth": cfg.model.max_depth,
             "features": len(data.schema), "classes": data.n_classes}
     out = []
