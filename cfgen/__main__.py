@@ -12,7 +12,9 @@ from omegaconf import DictConfig
 
 from cfgen.cli import CONF_DIR, CONFIG_NAME, precheck, report_error
 from cfgen.config import register
+from cfgen.datasets import open_dict_overrides
 from cfgen.errors import ConfigError
+from cfgen.rundir import OutputError, ignore_sigxfsz
 
 log = logging.getLogger("cfgen")
 register()
@@ -29,15 +31,17 @@ def app(cfg: DictConfig) -> float:
     except ConfigError as exc:
         report_error(exc)
         sys.exit(2)
+    except OutputError as exc:
+        report_error(exc)
+        sys.exit(1)
     if cfg.output.table:
         from cfgen.launcher import combination_table
-        from cfgen.plan import Combinations
 
         ep = cfg.experiment_params
-        print(console_table(result.data, result.model, result.metrics))
-        comb = Combinations.for_schema(result.data.schema, ep.rules)
+        print(console_table(result.problem, result.metrics))
         if len({t.combination for t in result.tasks}) > 1:
-            print(combination_table(result.tasks, result.results, comb, ep.num_counterfactuals))
+            print(combination_table(result.tasks, result.results, result.combinations,
+                                    ep.num_counterfactuals))
     s = result.summary
     print(
         f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({s['n_failed']} failed) · "
@@ -48,9 +52,13 @@ def app(cfg: DictConfig) -> float:
 
 def main() -> None:
     """Check the overrides (one clear line on bad input), then hand over to Hydra."""
+    ignore_sigxfsz()  # `ulimit -f` exceeded: EFBIG, reported as one line, not a kill
+    # dataset.actionability.<feature>=... and dataset.ranges.<feature>=... need no "+"
+    sys.argv[1:] = open_dict_overrides(sys.argv[1:])
+    lock = None
     if os.environ.get("HYDRA_FULL_ERROR") != "1":
-        try:
-            precheck(sys.argv[1:])
+        try:  # also locks a fixed run directory before Hydra writes .hydra/ into it
+            lock = precheck(sys.argv[1:])
         except ConfigError as exc:
             report_error(exc)
             sys.exit(2)
@@ -60,6 +68,9 @@ def main() -> None:
         print("cfgen: interrupted: finished tasks are kept in the run's journal/; rerun the same "
               "command with experiment_params.resume=true to finish", file=sys.stderr)
         sys.exit(130)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 if __name__ == "__main__":

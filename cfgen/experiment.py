@@ -1,11 +1,14 @@
-"""One experiment, end to end: config → data → model → bounds → tasks → results → files.
+"""One experiment, end to end: config → problem → bounds → tasks → results → files.
 
 :func:`run` is what ``python -m cfgen`` calls inside Hydra's run directory; tests call it directly
-with a composed config.
+with a composed config. Data flows one way: the :class:`~cfgen.problem.Problem` is built once,
+the method plug-in is instantiated from ``cfg.method``, class bounds are mined only when the
+method needs them, the runner returns one result per task, and the files are written from those.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,22 +19,15 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from cfgen import store
+from cfgen import rundir, store
 from cfgen.config import validate
-from cfgen.constraints import ClassBounds, mine_class_bounds
-from cfgen.data import Dataset, load_dataset
+from cfgen.errors import ConfigError
 from cfgen.journal import Journal
 from cfgen.launcher import TaskResult, WorkerContext, run_tasks
+from cfgen.methods import method_factory, needs_bounds
 from cfgen.metrics import METRIC_NAMES, MetricContext, aggregate
-from cfgen.models import FittedModel, fit_model
-from cfgen.plan import (
-    Combinations,
-    Task,
-    choose_queries,
-    count_text,
-    iter_targets,
-    plan_tasks,
-)
+from cfgen.plan import Combinations, Task, choose_queries, count_text, iter_targets, plan_tasks
+from cfgen.problem import Problem
 from cfgen.tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -42,40 +38,71 @@ class RunResult:
     """Everything a run produced, for callers that want more than the files."""
 
     run_dir: Path
-    data: Dataset
-    model: FittedModel
-    bounds: ClassBounds | None
+    problem: Problem
+    bounds: Any
     tasks: list[Task]
     results: list[TaskResult]
     metrics: pd.DataFrame
     counterfactuals: pd.DataFrame
+    combinations: Combinations
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def task_metrics(
-    ctx: MetricContext,
-    data: Dataset,
-    combinations: Combinations,
-    tasks: list[Task],
-    results: list[TaskResult],
-    k: int,
-) -> pd.DataFrame:
+# ----------------------------------------------------------------------------- bounds
+def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any,
+                   X_train: np.ndarray) -> tuple[Any, dict[str, Any]]:
+    """Mine the class bounds the method needs (or none), and say what was done.
+
+    ``method.bounds.mode=auto`` picks the miner that fits the model (``dpg`` for voting
+    forests, ``paths`` for boosted trees) and runs without bounds for a model that is not a tree
+    ensemble (logged, and recorded in ``summary.json``); an explicit miner on such a model is an
+    error.
+    """
+    from cfgen.constraints import mine_class_bounds
+
+    if not needs_bounds(factory):
+        return None, {"uses_bounds": False, "bounds_mode": "none",
+                      "bounds_note": "the method does not use class bounds"}
+    conf = dict(OmegaConf.to_container(method_cfg.bounds, resolve=True)) \
+        if OmegaConf.is_config(method_cfg) else dict(method_cfg.get("bounds", {}))
+    mode = conf.pop("mode", "auto")
+    if problem.trees is None:
+        if mode not in ("auto", "none"):
+            raise ConfigError(
+                f"method.bounds.mode={mode!r} needs a tree ensemble, and model "
+                f"{type(problem.model).__name__} is not one: use method.bounds.mode=auto or "
+                "none (the search then runs without class bounds)")
+        if mode == "auto":
+            log.info("model %s is not a tree ensemble: dpg_ga runs without class bounds "
+                     "(method.bounds.mode=none)", type(problem.model).__name__)
+        return None, {"uses_bounds": False, "bounds_mode": "none",
+                      "bounds_note": "model is not a tree ensemble" if mode == "auto"
+                      else "method.bounds.mode=none"}
+    if mode == "auto":
+        mode = "dpg" if getattr(problem.trees, "kind", "vote") == "vote" else "paths"
+    if mode == "none":
+        return None, {"uses_bounds": False, "bounds_mode": "none",
+                      "bounds_note": "method.bounds.mode=none"}
+    bounds = mine_class_bounds(problem.model, problem.schema, mode=mode, X_train=X_train, **conf)
+    log.info("class bounds (%s) mined in %.3f s", mode, bounds.seconds)
+    return bounds, {"uses_bounds": True, "bounds_mode": mode, "bounds_note": ""}
+
+
+# ----------------------------------------------------------------------------- metrics
+def task_metrics(ctx: MetricContext, problem: Problem, combinations: Combinations,
+                 tasks: list[Task], results: list[TaskResult], k: int) -> pd.DataFrame:
     """One row per task: coordinates, the full metric suite, and how the search ended."""
-    schemas: dict[int, object] = {}
+    schemas: dict[int, Any] = {}
     rows = []
     by_index = {r.index: r for r in results}
     for t in tasks:
         r = by_index[t.index]
         if t.combination not in schemas:
-            schemas[t.combination] = data.schema.with_rules(combinations[t.combination])
-        row: dict[str, Any] = {
-            "query": t.query,
-            "target": t.target,
-            "combination": t.combination,
-            "replication": t.replication,
-        }
-        row.update(ctx.compute(data.X_test[t.query], r.counterfactuals, t.target, k, r.seconds,
-                               schema=schemas[t.combination]))
+            schemas[t.combination] = problem.schema.with_rules(combinations[t.combination])
+        row: dict[str, Any] = {"query": t.query, "target": t.target,
+                               "combination": t.combination, "replication": t.replication}
+        row.update(ctx.compute(problem.X_test[t.query], r.counterfactuals, t.target, k,
+                               r.seconds, schema=schemas[t.combination]))
         row.update(
             generations=r.generations,
             final_fitness=float(r.best_fitness[-1]) if len(r.best_fitness) else np.nan,
@@ -87,13 +114,14 @@ def task_metrics(
     return pd.DataFrame(rows)
 
 
-def console_table(data: Dataset, model: FittedModel, metrics: pd.DataFrame) -> str:
+def console_table(problem: Problem, metrics: pd.DataFrame) -> str:
     """Per query and target: original class, valid counterfactuals found, distance, changes, s."""
     if metrics.empty:
         return "(no tasks)"
-    orig = model.estimator.predict(data.X_test[metrics["query"].to_numpy()])
-    m = metrics.assign(original=[data.class_names[int(c)] for c in orig],
-                       target_name=[data.class_names[int(c)] for c in metrics["target"]])
+    names = problem.class_names
+    orig = problem.predict(problem.X_test[metrics["query"].to_numpy()])
+    m = metrics.assign(original=[names[int(c)] for c in orig],
+                       target_name=[names[int(c)] for c in metrics["target"]])
     agg = (
         m.groupby(["query", "original", "target_name"], sort=True)
         .agg(valid=("nbr_valid_cf", "mean"), distance=("distance_mad", "mean"),
@@ -104,102 +132,124 @@ def console_table(data: Dataset, model: FittedModel, metrics: pd.DataFrame) -> s
     return agg.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
+# ----------------------------------------------------------------------------- the run
 def run(cfg: DictConfig, run_dir: str | Path) -> RunResult:
     """Run the experiment described by ``cfg``, writing its files into ``run_dir``."""
     validate(cfg)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-
-    tracker = make_tracker(cfg, run_dir)
-    try:
-        result = _run(cfg, run_dir, tracker, started)
-    except BaseException:
-        tracker.finish(failed=True)
-        raise
-    tracker.finish()
+    # one run per directory (RunDirBusy/RunDirError: one line, exit 2); a failed write of the
+    # run's files becomes OutputError (one line, exit 1), the journal staying resumable
+    with rundir.prepare(run_dir), rundir.output_errors(run_dir):
+        rundir.mark_unfinished(run_dir, store.SUMMARY)
+        tracker = make_tracker(cfg, run_dir)
+        try:
+            result = _run(cfg, run_dir, tracker, started)
+        except BaseException:
+            tracker.finish(failed=True)
+            raise
+        tracker.finish()
     return result
 
 
-def _run(cfg: DictConfig, run_dir: Path, tracker, started: float) -> RunResult:
-    ep = cfg.experiment_params
-    data = load_dataset(cfg.dataset)
-    log.info("dataset %s: %d train / %d test rows, %d features, %d classes", data.name,
-             len(data.X_train), len(data.X_test), len(data.schema), data.n_classes)
-    model = fit_model(cfg.model, data)
-    log.info("model %s: train accuracy %.3f, test accuracy %.3f", type(model.estimator).__name__,
-             model.train_accuracy, model.test_accuracy)
-    bounds = mine_class_bounds(
-        model.estimator, data.schema, **OmegaConf.to_container(cfg.constraints, resolve=True),
-        X_train=data.X_train,
-    )
-    bounds_dict = bounds.to_dict(data.class_names) if bounds is not None else {"mode": "none"}
+def _setup(cfg: DictConfig, run_dir: Path, tracker: Any) -> tuple[Problem, Any, Any, dict]:
+    """Problem, method factory and class bounds (written to constraints.json)."""
+    problem = Problem.from_config(cfg.dataset, cfg.model)
+    log.info("dataset %s: %d train / %d test rows, %d features, %d classes", problem.name,
+             len(problem.X_train), len(problem.X_test), problem.d, problem.n_classes)
+    log.info("model %s: train accuracy %.3f, test accuracy %.3f", type(problem.model).__name__,
+             problem.train_accuracy, problem.test_accuracy)
+    factory = method_factory(cfg.method)
+    bounds, info = resolve_bounds(problem, factory, cfg.method, problem.X_train)
+    bounds_dict = bounds.to_dict(problem.class_names) if bounds is not None else \
+        {"mode": "none", "note": info["bounds_note"]}
     store.write_json(run_dir / store.CONSTRAINTS, bounds_dict)
-    tracker.log_setup({
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "train_accuracy": model.train_accuracy,
-        "test_accuracy": model.test_accuracy,
-        "model_seconds": model.seconds,
-    })
+    tracker.log_setup({"config": OmegaConf.to_container(cfg, resolve=True),
+                       "train_accuracy": problem.train_accuracy,
+                       "test_accuracy": problem.test_accuracy,
+                       "model_seconds": problem.model_seconds})
     tracker.log_bounds(bounds_dict)
+    info["bounds_seconds"] = bounds.seconds if bounds is not None else 0.0
+    info["method_target"] = str(cfg.method._target_)
+    return problem, factory, bounds, info
 
-    queries = choose_queries(len(data.X_test), ep.num_samples, ep.sample_indices, ep.seed)
-    pred = model.estimator.predict(data.X_test[queries])
-    targets = list(iter_targets(pred, data.n_classes, ep.target_class))
-    comb = Combinations.for_schema(data.schema, ep.rules)
+
+def _plan(cfg: DictConfig, problem: Problem, run_dir: Path) -> tuple[list[int], Combinations,
+                                                                    list[Task]]:
+    ep = cfg.experiment_params
+    queries = choose_queries(len(problem.X_test), ep.num_samples, ep.sample_indices, ep.seed)
+    pred = problem.predict(problem.X_test[queries])
+    targets = list(iter_targets(pred, problem.n_classes, ep.target_class))
+    comb = Combinations.for_schema(problem.schema, ep.rules)
     combos = comb.chosen(ep.num_combinations_to_test, seed=ep.seed)
     tasks = plan_tasks(queries, targets, combos, ep.num_replications, ep.seed)
     log.info("%d tasks: %d queries, %d of %s combinations, %d replications", len(tasks),
              len(queries), len(combos), count_text(comb.total), ep.num_replications)
-
     store.write_json(run_dir / store.COMBINATIONS, {
         "rules": list(comb.rules), "free_features": list(comb.free),
         "tested": {str(i): {k: v.value for k, v in comb[i].items()} for i in combos},
     })
-    ctx = WorkerContext(data, model, bounds, cfg.method.name,
-                        OmegaConf.to_container(cfg.ga, resolve=True), comb,
-                        ep.num_counterfactuals, time_limit=cfg.method.time_limit)
-    with Journal.open(run_dir, cfg, data, tasks, ep.resume) as journal:
-        results = run_tasks(tasks, ctx, ep.parallel_replications, ep.max_workers,
-                            journal=journal)
-        journal.close(complete=True)
+    return queries, comb, tasks
 
-    cf_frame = store.counterfactual_frame(data, tasks, results, model.estimator.predict,
-                                          cfg.method.name)
-    store.write_frame(run_dir / store.COUNTERFACTUALS, cf_frame)
-    metric_ctx = MetricContext(data.schema, data.X_train, data.y_train, data.X_test,
-                               model.predictor.predict_proba, compat=cfg.metrics.compat)
-    metrics = task_metrics(metric_ctx, data, comb, tasks, results, ep.num_counterfactuals)
-    metrics.insert(0, "method", cfg.method.name)
-    metrics.insert(0, "dataset", data.name)
-    store.write_frame(run_dir / store.METRICS, metrics)
+
+def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
+             queries: list[int], metrics: pd.DataFrame, started: float) -> dict[str, Any]:
     failed = int((metrics["error"] != "").sum()) if len(metrics) else 0
-    summary = {
-        "dataset": data.name,
+    timed_out = int(metrics["timed_out"].sum()) if len(metrics) else 0
+    return {
+        "dataset": problem.name,
         "method": cfg.method.name,
-        "n_train": len(data.X_train),
-        "n_test": len(data.X_test),
-        "train_accuracy": model.train_accuracy,
-        "test_accuracy": model.test_accuracy,
-        "model_seconds": model.seconds,
-        "bounds_seconds": bounds.seconds if bounds is not None else 0.0,
+        "method_target": info["method_target"],
+        "model": type(problem.model).__name__,
+        "model_target": str(cfg.model._target_),
+        "uses_bounds": info["uses_bounds"],
+        "bounds_mode": info["bounds_mode"],
+        "bounds_note": info["bounds_note"],
+        "n_train": len(problem.X_train),
+        "n_test": len(problem.X_test),
+        "train_accuracy": problem.train_accuracy,
+        "test_accuracy": problem.test_accuracy,
+        "model_seconds": problem.model_seconds,
+        "bounds_seconds": info["bounds_seconds"],
         "n_tasks": len(tasks),
         "n_failed": failed,
+        "n_timed_out": timed_out,
         "queries": queries,
         "validity": float(metrics["perc_valid_cf_all"].mean()) if len(metrics) else 0.0,
         "metrics_compat": cfg.metrics.compat,
         "metrics": aggregate(metrics[list(METRIC_NAMES)].to_dict("records")),
         "wall_seconds": time.perf_counter() - started,
     }
+
+
+def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunResult:
+    ep = cfg.experiment_params
+    problem, factory, bounds, info = _setup(cfg, run_dir, tracker)
+    queries, comb, tasks = _plan(cfg, problem, run_dir)
+    ctx = WorkerContext(problem, factory, bounds, comb, ep.num_counterfactuals)
+    with Journal.open(run_dir, cfg, problem, tasks, ep.resume) as journal:
+        results = run_tasks(tasks, ctx, ep.parallel_replications, ep.max_workers,
+                            journal=journal)
+        journal.close(complete=True)
+    cf_frame = store.counterfactual_frame(problem, tasks, results, problem.predict,
+                                          cfg.method.name)
+    store.write_frame(run_dir / store.COUNTERFACTUALS, cf_frame)
+    metric_ctx = MetricContext(problem.schema, problem.X_train, problem.y_train, problem.X_test,
+                               problem.predictor.predict_proba, compat=cfg.metrics.compat)
+    metrics = task_metrics(metric_ctx, problem, comb, tasks, results, ep.num_counterfactuals)
+    metrics.insert(0, "method", cfg.method.name)
+    metrics.insert(0, "dataset", problem.name)
+    store.write_frame(run_dir / store.METRICS, metrics)
+    summary = _summary(cfg, problem, info, tasks, queries, metrics, started)
     if cfg.output.plots:
         from cfgen.plots.run import write_run_plots
 
-        write_run_plots(run_dir, data, bounds, tasks, results, ep.num_counterfactuals)
-    store.write_json(run_dir / store.SUMMARY, summary)
-    (run_dir / store.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        write_run_plots(run_dir, problem, bounds, tasks, results, ep.num_counterfactuals)
+    rundir.atomic_write(run_dir / store.CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
+    store.write_json(run_dir / store.SUMMARY, summary)  # last: the "finished" marker
     by_index = {r.index: r for r in results}
     for t, row in zip(tasks, metrics.to_dict("records"), strict=True):
         tracker.log_task(t, by_index[t.index], row)
     tracker.log_summary(summary)
     tracker.log_files(run_dir)
-    return RunResult(run_dir, data, model, bounds, tasks, results, metrics, cf_frame, summary)
+    return RunResult(run_dir, problem, bounds, tasks, results, metrics, cf_frame, comb, summary)

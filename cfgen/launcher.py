@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import logging
 import math
 import multiprocessing
@@ -33,7 +32,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -53,45 +52,36 @@ MAX_CRASHES_IN_A_ROW = 10  # pool deaths with no finished task in between: give 
 BROKEN_WAIT = 60.0  # seconds to wait for a broken pool to fail its pending futures
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-PRELOAD = ["cfgen.launcher", "cfgen.methods", "cfgen.search", "cfgen.data", "cfgen.models",
-           "cfgen.predictor", "cfgen.constraints", "sklearn.ensemble"]
+PRELOAD = ["cfgen.launcher", "cfgen.methods", "cfgen.problem", "cfgen.search", "cfgen.data",
+           "cfgen.models", "cfgen.predictor", "cfgen.constraints", "sklearn.ensemble"]
 
 
 @dataclass
 class WorkerContext:
-    """Heavy objects every worker needs once: data, fitted model, bounds, method settings.
+    """Heavy objects every worker needs once: the problem, class bounds, the method factory.
 
-    ``explainer_factory`` (optional, picklable: a top-level function or a ``functools.partial``
-    of one) replaces :func:`cfgen.methods.build_explainer`; it is called with the same
-    arguments ``(method, ga_cfg, model, data, bounds, schema)``. Tests use it to inject faults.
+    ``factory(problem, schema, class_bounds)`` builds the explainer for one actionability
+    combination (a picklable partial: ``cfgen.methods.method_factory(cfg.method)``; tests pass
+    their own to inject faults).
     """
 
-    data: object
-    model: object
-    bounds: object
-    method: str
-    ga_cfg: dict
+    problem: Any
+    factory: Callable[..., Any]
+    bounds: Any
     combinations: Combinations
     k: int
-    explainer_factory: Callable | None = None
-    time_limit: float | None = None  # seconds per query (method.time_limit), for build_explainer
     _explainers: collections.OrderedDict = field(
         default_factory=collections.OrderedDict, repr=False
     )
 
-    def explainer(self, combination: int):
+    def explainer(self, combination: int) -> Any:
         """The explainer for one actionability combination (kept for the next tasks)."""
         ex = self._explainers.get(combination)
         if ex is not None:
             self._explainers.move_to_end(combination)
             return ex
-        factory = self.explainer_factory
-        if factory is None:
-            from cfgen.methods import build_explainer
-
-            factory = functools.partial(build_explainer, time_limit=self.time_limit)
-        schema = self.data.schema.with_rules(self.combinations[combination])
-        ex = factory(self.method, self.ga_cfg, self.model, self.data, self.bounds, schema)
+        schema = self.problem.schema.with_rules(self.combinations[combination])
+        ex = self.factory(self.problem, schema, self.bounds)
         self._explainers[combination] = ex
         while len(self._explainers) > EXPLAINER_CACHE:
             self._explainers.popitem(last=False)
@@ -160,16 +150,16 @@ def run_task(task: Task, ctx: WorkerContext | None = None) -> TaskResult:
         raise WorkerInitError(_INIT_ERROR or "worker context not initialised")
     start = time.perf_counter()
     try:
-        x = ctx.data.X_test[task.query]
+        x = ctx.problem.X_test[task.query]
         rng = np.random.default_rng(task.seed)
         exp = ctx.explainer(task.combination).explain(x, task.target, ctx.k, rng)
         return TaskResult(task.index, np.asarray(exp.counterfactuals), float(exp.seconds),
                           exp.reason, int(exp.generations), np.asarray(exp.best_fitness),
                           np.asarray(exp.mean_fitness), np.asarray(exp.best_per_generation),
                           peak_rss=peak_rss(), pid=os.getpid(),
-                          timed_out=bool(exp.extra.get("timed_out", False)))
+                          timed_out=bool(exp.timed_out))
     except Exception as exc:  # noqa: BLE001 - a failing task is recorded, the run goes on
-        return failed_result(task, len(ctx.data.schema),
+        return failed_result(task, len(ctx.problem.schema),
                              f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
                              time.perf_counter() - start)
 
@@ -207,7 +197,7 @@ def _worker_task(task: Task) -> TaskResult:
     except WorkerInitError:
         raise
     except BaseException as exc:  # noqa: BLE001 - e.g. SystemExit raised by a method
-        return failed_result(task, len(_CONTEXT.data.schema), f"{type(exc).__name__}: {exc}")
+        return failed_result(task, len(_CONTEXT.problem.schema), f"{type(exc).__name__}: {exc}")
 
 
 # ---------------------------------------------------------------------------- sizing
@@ -503,7 +493,7 @@ def _run_pool(
              "worker)", len(pending), workers, len(payload) / 2**20,
              worker_memory(len(payload)) / 2**20)
     mp = _mp_context(start_method)
-    d = len(ctx.data.schema)
+    d = len(ctx.problem.schema)
     window = 2 * workers  # tasks submitted ahead: workers never wait, a crash loses few
     queue = collections.deque(pending)
     suspects: collections.deque[Task] = collections.deque()  # run alone after a crash

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,10 +23,11 @@ COMBINATIONS = "combinations.json"
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written result."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write via a temporary file, fsync and rename, so a crash never leaves a half-written
+    result (a failed write raises cfgen.rundir.OutputError naming the file)."""
+    from cfgen.rundir import atomic_write
+
+    atomic_write(path, text)
 
 
 def _clean(obj: Any) -> Any:

@@ -18,7 +18,7 @@ from cfgen.schema import Kind, Rule, actionability_violations
 def _check_counterfactuals(result):
     """Every returned counterfactual: valid by the model's own predict, categories valid,
     integers integral, and no actionability rule broken."""
-    data, est = result.data, result.model.estimator
+    data, est = result.problem, result.problem.model
     by_index = {r.index: r for r in result.results}
     n_total = 0
     for t in result.tasks:
@@ -64,7 +64,7 @@ def test_iris_end_to_end(cfg_factory, tmp_path):
 
 def test_german_credit_categoricals_and_no_change(cfg_factory, tmp_path):
     result = run(cfg_factory("dataset=german_credit", "experiment_params.num_samples=3"), tmp_path)
-    data = result.data
+    data = result.problem
     assert data.schema.features[data.schema.index("purpose")].kind is Kind.CATEGORICAL
     assert data.schema.features[data.schema.index("personal_status_sex")].rule is Rule.NO_CHANGE
     assert data.schema.features[data.schema.index("age")].rule is Rule.NON_DECREASING
@@ -93,7 +93,7 @@ def test_same_seed_byte_identical(cfg_factory, tmp_path):
 def test_diabetes_paper_forest(cfg_factory, tmp_path):
     result = run(cfg_factory("dataset=diabetes", "experiment_params.num_samples=1",
                              "experiment_params.num_replications=1"), tmp_path)
-    est = result.model.estimator
+    est = result.problem.model
     assert (est.n_estimators, est.max_depth, est.max_features) == (12, 5, None)
     assert est.min_impurity_decrease == 0.01
     assert _check_counterfactuals(result) >= 0
@@ -113,7 +113,7 @@ def test_plots_and_combinations_file(cfg_factory, tmp_path):
         digits = [(i >> (len(free) - 1 - j)) & 1 for j in range(len(free))]
         assert tested["tested"][str(i)] == {
             f: ("none", "no_change")[b] for f, b in zip(free, digits, strict=True)}
-    names = result.data.class_names
+    names = result.problem.class_names
     t = result.tasks[0]
     stem = f"q{t.query}_to_{names[t.target]}_c{t.combination}"
     by_index = {r.index: r for r in result.results}

@@ -104,7 +104,7 @@ def test_offline_run_logs_the_documented_keys(cfg_factory, wandb_local):
     assert logged["group"] == "" and logged["job_type"] == "run"  # not a multirun
     # the resolved config
     assert logged["config"]["dataset"]["name"] == "iris"
-    assert logged["config"]["ga"]["population_size"] == cfg.ga.population_size
+    assert logged["config"]["method"]["ga"]["population_size"] == cfg.method.ga.population_size
     assert logged["config"]["logger"]["name"] == "wandb"
     # the run summary: every aggregated metric of summary.json, plus the documented keys
     summary = logged["summary"]
@@ -113,7 +113,7 @@ def test_offline_run_logs_the_documented_keys(cfg_factory, wandb_local):
     assert SUMMARY_JSON_KEYS <= set(summary)
     assert summary["validity"] == pytest.approx(local["validity"])
     assert summary["n_tasks"] == local["n_tasks"] == len(result.tasks)
-    assert summary["model/test_accuracy"] == pytest.approx(result.model.test_accuracy)
+    assert summary["model/test_accuracy"] == pytest.approx(result.problem.test_accuracy)
     assert any(k.startswith("query/") and k.endswith("/validity") for k in summary)
     assert not any(k.startswith("task/") for k in summary), "task/* is history, not summary"
     # one history row per task, with the per-task keys
@@ -248,7 +248,7 @@ def test_online_without_network_keeps_results(tmp_path):
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "cfgen", "logger=wandb", "logger.mode=online",
-         "logger.init_timeout=3", "ga=quick", "experiment_params.num_samples=1",
+         "logger.init_timeout=3", "method/ga=quick", "experiment_params.num_samples=1",
          "experiment_params.num_replications=1", "experiment_params.parallel_replications=false",
          "output.table=false", f"hydra.run.dir={run_dir}"],
         capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
