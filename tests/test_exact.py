@@ -371,3 +371,27 @@ def test_oracle_catches_a_closer_row(problems):
     off = row + np.array([[0.01, 0.0, 0.0]])  # off the grid (or invalid): not comparable
     assert assert_no_method_closer(problem, off, np.inf, x=x, target=target,
                                    schema=SCHEMA)["compared"] == 0
+
+
+@pytest.mark.slow  # a fresh interpreter importing cfgen, sklearn and HiGHS
+def test_a_query_prints_nothing_on_stdout(tmp_path):
+    """HiGHS's banner (once per process, on fd 1) must not reach a worker's console."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from sklearn.tree import DecisionTreeClassifier\n"
+        "from cfgen.exact import ExactExplainer; from cfgen.problem import Problem\n"
+        "from cfgen.schema import Feature, FeatureSchema, Kind\n"
+        "X = np.arange(20.0).reshape(10, 2); y = (X[:, 0] > 8).astype(int)\n"
+        "s = FeatureSchema((Feature('a', Kind.INTEGER, 0, 18, decimals=0),"
+        " Feature('b', Kind.INTEGER, 1, 19, decimals=0)))\n"
+        "p = Problem.from_fitted(DecisionTreeClassifier().fit(X, y), X, y, schema=s)\n"
+        "e = ExactExplainer(p, s).explain(X[0], 1, 1, np.random.default_rng(0))\n"
+        "assert e.extra['status'] == 'optimal', e.extra\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""
