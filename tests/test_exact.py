@@ -153,7 +153,7 @@ def test_optimum_equals_exhaustive_enumeration(problems, model, warm_start):
 def test_boosted_optimum_equals_exhaustive_enumeration(model, classes):
     X, y = _synthetic_xy()
     problem = _problem(BOOSTED[model](), X, np.minimum(y, classes - 1))
-    for x in _queries(6, seed=13):
+    for x in _queries(4, seed=13):
         for target in range(classes):
             _check(problem, SCHEMA, x, target)
 
