@@ -89,8 +89,11 @@ class GeneticExplainer:
         self.schema = schema if schema is not None else problem.schema
         self.estimator = problem.estimator
         self.predictor = problem.predictor
-        self.exact = bool(getattr(self.predictor, "exact", isinstance(self.predictor,
-                                                                      CompiledForest)))
+        # a compiled voting forest is bit-for-bit the model: its verdict is final; any other
+        # predictor (boosted margins within 1e-9, a plain predict_proba) is re-checked
+        trees = problem.trees
+        self.exact = isinstance(self.predictor, CompiledForest) and trees is not None \
+            and getattr(trees, "kind", "vote") == "vote"
         self.bounds = class_bounds
         self.time_limit = time_limit
         self.d = len(self.schema)
@@ -100,7 +103,7 @@ class GeneticExplainer:
         self.n_classes = int(problem.n_classes)
         predicted = np.argmax(self.predictor.predict_proba(X_train), axis=1)
         self.reference = TrainingReference(X_train, problem.y_train, predicted, self.metric)
-        self.edges = SplitEdges.from_estimator(problem.model, self.schema) \
+        self.edges = SplitEdges.from_estimator(problem.trees, self.schema) \
             if problem.trees is not None else None
         self.spaces = SpaceFactory(self.schema, class_bounds)
 
