@@ -95,6 +95,23 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
     return bounds, {"uses_bounds": True, "bounds_mode": mode, "bounds_note": ""}
 
 
+def model_warning(problem: Problem) -> str:
+    """A model not worth explaining, said loudly: one predicted class, or a test accuracy at or
+    below the majority-class rate (empty when neither)."""
+    y = problem.y_test
+    if len(y) == 0:
+        return ""
+    pred = problem.predict(problem.X_test)
+    majority = float(np.bincount(y).max() / len(y))
+    if len(np.unique(pred)) == 1:
+        return (f"the model predicts one class ({problem.class_names[int(pred[0])]}) for every "
+                "test row: its counterfactuals explain a constant")
+    if problem.test_accuracy <= majority:
+        return (f"test accuracy {problem.test_accuracy:.3f} is at or below the majority-class "
+                f"rate {majority:.3f}: the model has learnt nothing a constant does not know")
+    return ""
+
+
 # ----------------------------------------------------------------------------- the run
 def run(cfg: DictConfig, run_dir: str | Path) -> RunResult:
     """Run the experiment described by ``cfg``, writing its files into ``run_dir``."""
@@ -124,6 +141,9 @@ def _setup(cfg: DictConfig, run_dir: Path, tracker: Any) -> tuple[Problem, Any, 
              problem.train_accuracy, problem.test_accuracy)
     factory = method_factory(cfg.method)
     bounds, info = resolve_bounds(problem, factory, cfg.method, problem.X_train)
+    info["model_warning"] = model_warning(problem)
+    if info["model_warning"]:
+        log.warning("MODEL WARNING: %s", info["model_warning"])
     bounds_dict = bounds.to_dict(problem.class_names) if bounds is not None else \
         {"mode": "none", "note": info["bounds_note"]}
     store.write_json(run_dir / store.CONSTRAINTS, bounds_dict)
@@ -199,6 +219,7 @@ def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
         "n_test": len(problem.X_test),
         "train_accuracy": problem.train_accuracy,
         "test_accuracy": problem.test_accuracy,
+        "model_warning": info["model_warning"],
         "model_seconds": problem.model_seconds,
         "bounds_seconds": info["bounds_seconds"],
         "n_tasks": told["n_tasks"],

@@ -164,3 +164,24 @@ def test_ranges_and_features_to_vary_hold_in_the_run(cfg_factory, tmp_path):
         if f not in free:
             assert (res.counterfactuals[f].to_numpy() == q.loc[res.counterfactuals["query"],
                                                                  f].to_numpy()).all(), f
+
+
+def test_a_model_no_better_than_a_constant_is_a_loud_warning(tmp_path, cfg_factory):
+    """Labels independent of the features: the forest is no better than the majority class;
+    the run says so in the console and in summary.json."""
+    import json
+
+    from cfgen.experiment import run
+
+    rng = np.random.default_rng(0)
+    rows = ["a,b,y"] + [f"{rng.random():.3f},{rng.integers(10)},{int(rng.random() < 0.3)}"
+                        for _ in range(300)]
+    (tmp_path / "noise.csv").write_text("\n".join(rows) + "\n")
+    res = run(cfg_factory("dataset=csv", f"dataset.file={tmp_path / 'noise.csv'}",
+                          "dataset.target=y"), tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert "majority-class rate" in summary["model_warning"]
+    assert res.summary["model_warning"] == summary["model_warning"]
+    # the paper's iris forest is fine: no warning
+    ok = run(cfg_factory(), tmp_path / "iris")
+    assert ok.summary["model_warning"] == ""
