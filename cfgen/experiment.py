@@ -249,7 +249,7 @@ def _files(cfg: DictConfig, run_dir: Path, problem: Problem, explained: Problem,
         changes = run_changes(explained, tasks, results, problem.predictor.predict_proba,
                               cfg.method.name, mh_distance(problem.schema, problem.X_train))
         store.write_frame(run_dir / store.CHANGES, changes)
-    with phase("metrics", total=len(tasks)):
+    with phase("metrics", total=len(tasks)) as shown:
         metric_ctx = MetricContext(problem.schema, problem.X_train, problem.y_train,
                                    explained.X_test, problem.predictor.predict_proba,
                                    compat=cfg.metrics.compat)
@@ -258,6 +258,7 @@ def _files(cfg: DictConfig, run_dir: Path, problem: Problem, explained: Problem,
         metrics.insert(0, "method", cfg.method.name)
         metrics.insert(0, "dataset", problem.name)
         store.write_frame(run_dir / store.METRICS, metrics)
+        shown.advance(len(tasks))
     return cf_frame, metrics
 
 
