@@ -175,3 +175,64 @@ def test_unsupported_models_raise_one_line():
         assert "\n" not in msg
         assert msg.startswith(f"model: {type(model).__name__} ")
         assert "supported: fitted single-output " + ", ".join(SUPPORTED_MODELS) in msg
+
+
+# --------------------------------------------------------------------------- the split grid
+
+
+@pytest.mark.parametrize("name,k", [(n, k) for n, k in CASES if n in ("rf", "gb", "hgb", "xgb",
+                                                                        "lgbm")])
+def test_split_edges_keep_the_library_prediction(name, k):
+    # moving a feature anywhere between the right edge of one threshold and the left edge of the
+    # next (on the data's decimal grid) never changes the library's own prediction
+    from cfgen.schema import Feature, FeatureSchema, Kind
+    from cfgen.search.thresholds import SplitEdges
+
+    X, y = _data(k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MAKERS[name]().fit(X, y)
+    decimals = 3
+    schema = FeatureSchema(tuple(
+        Feature(f"f{j}", Kind.CONTINUOUS, float(X[:, j].min()), float(X[:, j].max()),
+                decimals=decimals) for j in range(X.shape[1])))
+    edges = SplitEdges.from_ensemble(model, schema)
+    ens = TreeEnsemble.from_model(model)
+    grid = ens.feature_thresholds()
+    rng = np.random.default_rng(3)
+    base = X[rng.integers(0, len(X), size=6)]
+    rows, same = [], []
+    for j in range(X.shape[1]):
+        t, left, right = grid[j], edges.left[j], edges.right[j]
+        assert np.all(ens.cast(right) > t) and np.all(ens.cast(left) <= t)
+        assert np.allclose(right - left, 10.0 ** -decimals)  # adjacent grid values
+        for i in range(len(t) - 1):
+            if right[i] <= left[i + 1]:  # a segment holding at least one grid value
+                for r in base[:2]:
+                    a, b = r.copy(), r.copy()
+                    a[j], b[j] = right[i], left[i + 1]
+                    rows += [a, b]
+                    same.append(len(rows) - 2)
+    Q = np.asarray(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P = np.asarray(model.predict_proba(Q))
+    idx = np.asarray(same)
+    assert len(idx) > 20
+    assert np.array_equal(P[idx], P[idx + 1])
+
+
+def test_split_edges_refuse_unsupported_models_with_the_shared_line():
+    from cfgen.schema import Feature, FeatureSchema, Kind
+    from cfgen.search.thresholds import SplitEdges
+
+    X, y = _data(2)
+    lr = LogisticRegression(max_iter=300).fit(X, y)
+    schema = FeatureSchema(tuple(Feature(f"f{j}", Kind.CONTINUOUS, -5.0, 5.0)
+                                 for j in range(X.shape[1])))
+    with pytest.raises(UnsupportedModel) as want:
+        TreeEnsemble.from_model(lr)
+    with pytest.raises(UnsupportedModel) as got:
+        SplitEdges.from_ensemble(lr, schema)
+    assert str(got.value) == str(want.value)
+    assert SplitEdges.from_estimator(lr, schema) is None
