@@ -194,26 +194,37 @@ def _adjacent_order(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> n
 
 
 class _NativeEngine:
-    """Leaf ids of all trees in one call of scikit-learn's compiled gradient-boosting kernel.
+    """All trees in one call of scikit-learn's compiled gradient-boosting kernels.
 
-    ``sklearn.ensemble._gradient_boosting.predict_stages`` walks sklearn ``Tree`` objects over
-    float32 rows (``float64(x) <= threshold``) and adds ``scale * value[leaf]`` to ``out[:, k]``.
-    Each tree here becomes one ``Tree`` in its own output column whose leaf values are the
-    compiled leaf ids, so one call returns every (row, tree) leaf; sums and links then run in
-    numpy exactly as on the numpy path. float64-comparing libraries (HGB, LightGBM) are made
-    exact in float32 by binning: per feature, ``x`` becomes the number of its split thresholds
-    below ``x`` (an integer), and a split on the threshold of rank ``r`` tests ``bin <= r``.
+    ``sklearn.ensemble._gradient_boosting`` walks sklearn ``Tree`` objects over float32 rows
+    (``float64(x) <= threshold``) and adds ``scale * value[leaf]`` to ``out[row, k]``, stage by
+    stage and column by column. Two uses of that:
 
-    It uses a private scikit-learn function, so :class:`CompiledEnsemble` checks it against the
-    numpy traversal when compiling and falls back to that traversal if it fails or differs.
+    ``"scores"`` (sklearn GB / HGB, LightGBM: float64 sums)
+        Each tree keeps its score column and its leaf margins, ``out`` starts at the base score:
+        the kernel returns the scores, summed in the libraries' own order.
+    ``"ids"`` (forests, XGBoost's float32 sums)
+        Each tree gets its own output column with the compiled leaf ids as leaf values: one
+        call returns every (row, tree) leaf; sums and links then run in numpy.
+
+    Two kernels: ``"dense"`` (``predict_stages``, one C call per tree) and ``"sparse"`` (the CSR
+    kernel, one C loop over rows and trees, fed an all-explicit CSR view of the rows: faster for
+    many shallow trees). float64-comparing libraries (HGB, LightGBM) are made exact in float32
+    by binning: per feature, ``x`` becomes the number of its split thresholds below ``x`` (an
+    integer), and a split on the threshold of rank ``r`` tests ``bin <= r``.
+
+    These are private scikit-learn functions, so :class:`CompiledEnsemble` checks every engine
+    against its numpy traversal when compiling and falls back to that traversal if one fails.
     """
 
-    def __init__(self, comp: CompiledEnsemble, ens: TreeEnsemble, new_of_old: np.ndarray,
-                 roots: np.ndarray) -> None:
-        from sklearn.ensemble._gradient_boosting import predict_stages
-        from sklearn.tree._tree import NODE_DTYPE, Tree
+    def __init__(self, ens: TreeEnsemble, new_of_old: np.ndarray, roots: np.ndarray,
+                 kernel: str) -> None:
+        from sklearn.ensemble import _gradient_boosting as gb
 
-        self._predict_stages = predict_stages
+        self.kernel = kernel
+        self._call = gb.predict_stages if kernel == "dense" else (
+            gb._predict_regression_tree_stages_sparse)
+        self.mode = "ids" if ens.kind == "vote" or ens.library == "xgboost" else "scores"
         self._binned = ens.input_dtype is not np.float32
         grid = ens.feature_thresholds() if self._binned else []
         self._grid = [(j, t) for j, t in enumerate(grid) if t.size]
@@ -223,56 +234,103 @@ class _NativeEngine:
             for j, t in self._grid:
                 on = split[ens.feature[split] == j]
                 thr[on] = np.searchsorted(t, ens.threshold[on]).astype(np.float64)
-        ends = np.append(ens.roots[1:], ens.n_nodes)
-        holders = []
-        for r in roots.tolist():
-            holder = _TreeHolder()
-            if r >= ens.n_nodes:  # a base-score leaf
-                lo, hi, depth = r, r + 1, 0
-                nodes = np.zeros(1, dtype=NODE_DTYPE)
-                nodes["left_child"] = -1
-                nodes["right_child"] = -1
-                nodes["feature"] = -2
-                ids = np.array([new_of_old[r]], dtype=np.float64)
-            else:
-                tree_index = int(np.searchsorted(ens.roots, r))
-                lo, hi = r, int(ends[tree_index])
-                depth = int(ens.depth[lo:hi].max())
-                nodes = np.zeros(hi - lo, dtype=NODE_DTYPE)
-                leaf = ens.feature[lo:hi] < 0
-                nodes["left_child"] = np.where(leaf, -1, ens.left[lo:hi] - lo)
-                nodes["right_child"] = np.where(leaf, -1, ens.right[lo:hi] - lo)
-                nodes["feature"] = np.where(leaf, -2, ens.feature[lo:hi])
-                nodes["threshold"] = np.where(leaf, -2.0, thr[lo:hi])
-                ids = new_of_old[lo:hi].astype(np.float64)
-            tree = Tree(ens.n_features, np.array([1], dtype=np.intp), 1)
-            tree.__setstate__({"max_depth": depth,
-                               "node_count": hi - lo, "nodes": nodes,
-                               "values": ids.reshape(-1, 1, 1)})
-            holder.tree_ = tree
-            holders.append(holder)
-        self._trees = np.empty((1, len(holders)), dtype=object)
-        self._trees[0, :] = holders
+        self._base = ens.base_score
+        if self.mode == "scores":
+            order = np.argsort(ens.tree_column, kind="stable").reshape(ens.n_columns, -1)
+            holders = [_sklearn_tree(ens, int(r), thr, ens.value[:, k])
+                       for k, col in enumerate(order) for r in ens.roots[col].tolist()]
+            by_column = np.empty(order.shape, dtype=object)  # (column, stage)
+            by_column.flat[:] = holders
+            self._trees = np.ascontiguousarray(by_column.T)  # (stage, column)
+        else:
+            ids = new_of_old.astype(np.float64)
+            holders = [_sklearn_tree(ens, int(r), thr, ids) for r in roots.tolist()]
+            self._trees = np.empty((1, len(holders)), dtype=object)
+            self._trees[0, :] = holders
+        self._csr_cache: dict[tuple[int, int], _CSRRows] = {}
 
-    def leaf_nodes(self, Xc: np.ndarray) -> np.ndarray:
-        """Compiled leaf ids (n_eval_trees, n_rows) of validated rows ``Xc``."""
+    def _rows(self, Xc: np.ndarray) -> np.ndarray | _CSRRows:
         if self._binned:
             B = np.zeros(Xc.shape, dtype=np.float32)
             for j, t in self._grid:
                 B[:, j] = np.searchsorted(t, Xc[:, j])
-            X32 = B
-        else:
-            X32 = Xc
-        out = np.zeros((Xc.shape[0], self._trees.shape[1]))
-        self._predict_stages(self._trees, X32, 1.0, out)
+            Xc = B
+        if self.kernel == "dense":
+            return Xc
+        n, d = Xc.shape
+        csr = self._csr_cache.get((n, d))
+        if csr is None:
+            if len(self._csr_cache) >= 16:
+                self._csr_cache.clear()
+            csr = self._csr_cache[n, d] = _CSRRows(n, d)
+        csr.data = Xc.ravel()
+        return csr
+
+    def run(self, Xc: np.ndarray) -> np.ndarray:
+        """``"scores"``: (n, K) scores; ``"ids"``: compiled leaf ids (n_eval_trees, n)."""
+        n = Xc.shape[0]
+        if self.mode == "scores":
+            out = np.empty((n, self._trees.shape[1]))
+            out[:] = self._base
+            self._call(self._trees, self._rows(Xc), 1.0, out)
+            return out
+        out = np.zeros((n, self._trees.shape[1]))
+        self._call(self._trees, self._rows(Xc), 1.0, out)
         return np.ascontiguousarray(out.T, dtype=np.intp)  # C order: sums run tree by tree
 
 
+class _CSRRows:
+    """The attributes the CSR kernel reads: every entry explicit, so values are never dropped."""
+
+    __slots__ = ("data", "indices", "indptr", "shape")
+
+    def __init__(self, n: int, d: int) -> None:
+        self.shape = (n, d)
+        self.indices = np.tile(np.arange(d, dtype=np.int32), n)
+        self.indptr = np.arange(0, n * d + 1, d, dtype=np.int32)
+        self.data = np.zeros(n * d, dtype=np.float32)
+
+
 class _TreeHolder:
-    """What ``predict_stages`` reads from an estimator: its ``tree_``."""
+    """What the kernels read from an estimator: its ``tree_``."""
 
     __slots__ = ("tree_",)
     tree_: Any
+
+
+def _sklearn_tree(ens: TreeEnsemble, root: int, thr: np.ndarray,
+                  leaf_value: np.ndarray) -> _TreeHolder:
+    """The tree at ``root`` as a sklearn ``Tree`` with ``leaf_value[node]`` at its leaves.
+
+    ``root >= ens.n_nodes`` is a base-score leaf of the compiled layout (``ids`` mode): a
+    single-leaf tree holding ``leaf_value[root]``.
+    """
+    from sklearn.tree._tree import NODE_DTYPE, Tree
+
+    if root >= ens.n_nodes:  # a base-score leaf (ids mode): one leaf, its compiled id
+        lo, hi, depth = root, root + 1, 0
+        nodes = np.zeros(1, dtype=NODE_DTYPE)
+        nodes["left_child"] = -1
+        nodes["right_child"] = -1
+        nodes["feature"] = -2
+        values = leaf_value[root:root + 1]
+    else:
+        end = np.append(ens.roots[1:], ens.n_nodes)[int(np.searchsorted(ens.roots, root))]
+        lo, hi = root, int(end)
+        depth = int(ens.depth[lo:hi].max() - ens.depth[lo])
+        nodes = np.zeros(hi - lo, dtype=NODE_DTYPE)
+        leaf = ens.feature[lo:hi] < 0
+        nodes["left_child"] = np.where(leaf, -1, ens.left[lo:hi] - lo)
+        nodes["right_child"] = np.where(leaf, -1, ens.right[lo:hi] - lo)
+        nodes["feature"] = np.where(leaf, -2, ens.feature[lo:hi])
+        nodes["threshold"] = np.where(leaf, -2.0, thr[lo:hi])
+        values = leaf_value[lo:hi]
+    tree = Tree(ens.n_features, np.array([1], dtype=np.intp), 1)
+    tree.__setstate__({"max_depth": depth, "node_count": hi - lo, "nodes": nodes,
+                       "values": np.ascontiguousarray(values, dtype=np.float64).reshape(-1, 1, 1)})
+    holder = _TreeHolder()
+    holder.tree_ = tree
+    return holder
 
 
 class CompiledEnsemble:
@@ -303,7 +361,9 @@ class CompiledEnsemble:
     n_trees: int
     max_depth: int
 
-    def __init__(self, model: Any, engine: Literal["auto", "numpy"] = "auto") -> None:
+    def __init__(
+        self, model: Any, engine: Literal["auto", "numpy", "dense", "sparse"] = "auto"
+    ) -> None:
         ens = TreeEnsemble.from_model(model)
         self.trees = ens
         self.classes_ = np.asarray(ens.classes_)
@@ -312,12 +372,13 @@ class CompiledEnsemble:
         self.n_trees = ens.n_trees
         self._dtype: type[np.floating] = ens.input_dtype
         self._engine: _NativeEngine | None = None
-        self._compile(ens, native=engine == "auto")
+        self._compile(ens, engine)
 
     @property
     def engine(self) -> str:
-        """``"native"`` (scikit-learn's compiled kernel) or ``"numpy"`` (the fallback)."""
-        return "numpy" if self._engine is None else "native"
+        """``"dense"`` / ``"sparse"`` (scikit-learn's compiled kernels, see
+        :class:`_NativeEngine`) or ``"numpy"`` (the vectorised walk)."""
+        return "numpy" if self._engine is None else self._engine.kernel
 
     # -- compilation ---------------------------------------------------------------------------
 
@@ -338,7 +399,7 @@ class CompiledEnsemble:
         roots = np.column_stack([base_ids, ens.roots[order]]).ravel()
         return roots, ens.base_score, np.arange(K), int(counts[0]) + 1
 
-    def _compile(self, ens: TreeEnsemble, native: bool) -> None:
+    def _compile(self, ens: TreeEnsemble, engine: str) -> None:
         roots, base_value, base_col, group = self._groups(ens)
         K = base_col.shape[0]
         n_all = ens.n_nodes + K
@@ -370,20 +431,39 @@ class CompiledEnsemble:
             margin = per_node[np.arange(n_all), col]
             self._value_t = np.zeros((0, 0))
             self._margin = margin.astype(np.float32 if ens.library == "xgboost" else np.float64)
-        if native:
-            self._engine = self._try_native(ens, new_of_old, roots)
+        if engine != "numpy":
+            kernels = ("dense", "sparse") if engine == "auto" else (engine,)
+            self._engine = self._pick_engine(ens, new_of_old, roots, kernels)
 
-    def _try_native(self, ens: TreeEnsemble, new_of_old: np.ndarray,
-                    roots: np.ndarray) -> _NativeEngine | None:
-        """The native engine if it builds and agrees with the numpy walk on probe rows."""
-        try:
-            engine = _NativeEngine(self, ens, new_of_old, roots)
-            probe = self._check(_probe_rows(ens))
-            if np.array_equal(engine.leaf_nodes(probe), self._walk(probe)):
+    def _pick_engine(self, ens: TreeEnsemble, new_of_old: np.ndarray, roots: np.ndarray,
+                     kernels: tuple[str, ...]) -> _NativeEngine | None:
+        """The fastest of the kernels (and the numpy walk) on a 50-row probe.
+
+        Every kernel must agree exactly with the numpy walk on rows at and around the
+        thresholds, or it is not used. The choice affects speed only, never results.
+        """
+        probe = self._check(_probe_rows(ens))
+        want = self._scores_from(self._walk(probe), probe.shape[0])
+        best: tuple[float, _NativeEngine | None] = (np.inf, None)
+        if len(kernels) > 1:
+            best = (_time(lambda: self._scores_from(self._walk(probe), 50)), None)
+        for kernel in kernels:
+            try:
+                engine = _NativeEngine(ens, new_of_old, roots, kernel)
+                if not np.array_equal(self._engine_scores(engine, probe), want):
+                    continue
+            except (ImportError, AttributeError, TypeError, ValueError):
+                continue
+            if len(kernels) == 1:
                 return engine
-        except (ImportError, AttributeError, TypeError, ValueError):
-            pass
-        return None
+            t = _time(lambda e=engine: self._engine_scores(e, probe))
+            if t < best[0]:
+                best = (t, engine)
+        return best[1]
+
+    def _engine_scores(self, engine: _NativeEngine, Xc: np.ndarray) -> np.ndarray:
+        out = engine.run(Xc)
+        return out if engine.mode == "scores" else self._scores_from(out, Xc.shape[0])
 
     @property
     def n_nodes(self) -> int:
@@ -406,9 +486,9 @@ class CompiledEnsemble:
         return hit
 
     def _leaf_nodes(self, Xc: np.ndarray) -> np.ndarray:
-        """Compiled leaf ids, shape (n_eval_trees, n_rows), by the native engine if any."""
-        if self._engine is not None:
-            return self._engine.leaf_nodes(Xc)
+        """Compiled leaf ids, shape (n_eval_trees, n_rows), by the ids engine if any."""
+        if self._engine is not None and self._engine.mode == "ids":
+            return self._engine.run(Xc)
         return self._walk(Xc)
 
     def _walk(self, Xc: np.ndarray) -> np.ndarray:
@@ -462,8 +542,12 @@ class CompiledEnsemble:
         return self._scores(self._check(X))
 
     def _scores(self, Xc: np.ndarray) -> np.ndarray:
-        node = self._leaf_nodes(Xc)
-        n = Xc.shape[0]
+        if self._engine is not None and self._engine.mode == "scores":
+            return self._engine.run(Xc)
+        return self._scores_from(self._leaf_nodes(Xc), Xc.shape[0])
+
+    def _scores_from(self, node: np.ndarray, n: int) -> np.ndarray:
+        """Scores (n, K) from compiled leaf ids (n_eval_trees, n)."""
         if n == 1:  # keep a contiguous non-reduced axis of length >= 2 (see class docstring)
             node = np.repeat(node, 2, axis=1)
         if self.trees.kind == "vote":
@@ -547,7 +631,19 @@ class CompiledEnsemble:
         )
 
 
-def _probe_rows(ens: TreeEnsemble, n: int = 64) -> np.ndarray:
+def _time(fn: Any, reps: int = 5) -> float:
+    """Smallest of a few timings of ``fn()`` (seconds)."""
+    import time
+
+    best = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return float(best)
+
+
+def _probe_rows(ens: TreeEnsemble, n: int = 50) -> np.ndarray:
     """Rows on, just below and just above the ensemble's thresholds (deterministic)."""
     rng = np.random.default_rng(0)
     X = np.zeros((n, ens.n_features))

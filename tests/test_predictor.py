@@ -254,15 +254,19 @@ def test_leaves_match_apply(fitted):
         assert np.array_equal(got, expected)
 
 
-def test_native_engine_equals_numpy_walk(fitted):
+def test_native_kernels_equal_numpy_walk(fitted):
     model, X, comp = fitted
-    assert comp.engine == "native"
-    slow = CompiledEnsemble(model, engine="numpy")
-    assert slow.engine == "numpy"
+    assert comp.engine in ("dense", "sparse", "numpy")  # "auto": the fastest on a probe
+    walk = CompiledEnsemble(model, engine="numpy")
+    assert walk.engine == "numpy"
     Q = np.vstack([X, _adversarial_inputs(model, X, np.random.default_rng(7))])
-    for n in (1, 2, len(Q)):
-        assert np.array_equal(comp.predict_proba(Q[:n]), slow.predict_proba(Q[:n]))
-        assert np.array_equal(comp.leaf_nodes(Q[:n]), slow.leaf_nodes(Q[:n]))
+    for kernel in ("dense", "sparse"):
+        native = CompiledEnsemble(model, engine=kernel)
+        assert native.engine == kernel  # scikit-learn's kernels are usable here
+        for n in (1, 2, len(Q)):
+            assert np.array_equal(native.predict_proba(Q[:n]), walk.predict_proba(Q[:n]))
+            assert np.array_equal(native.scores(Q[:n]), walk.scores(Q[:n]))
+            assert np.array_equal(native.leaf_nodes(Q[:n]), walk.leaf_nodes(Q[:n]))
 
 
 def test_forest_has_trees_of_different_depths():
