@@ -15,12 +15,20 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
+from threadpoolctl import threadpool_limits
 
 from cfgen.constraints import ClassBounds, finalize, mine_class_bounds, parse_bound_strings
 from cfgen.data import data_dir
 from cfgen.errors import ConfigError
 from cfgen.schema import Feature, FeatureSchema, Kind
 from cfgen.trees import TreeEnsemble, UnsupportedModel
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """OpenMP libraries (HistGB) on one thread: the tests share a busy machine."""
+    with threadpool_limits(1):
+        yield
 
 INF = np.inf
 

@@ -26,6 +26,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+from threadpoolctl import threadpool_limits
 
 from cfgen.predictor import (
     BatchedPredictor,
@@ -38,6 +39,13 @@ from cfgen.predictor import (
     is_compilable,
 )
 from cfgen.trees import TreeEnsemble, UnsupportedModel
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """OpenMP libraries (HistGB) on one thread: the tests share a busy machine."""
+    with threadpool_limits(1):
+        yield
 
 # ---------------------------------------------------------------------------------------------
 # fixtures

@@ -20,9 +20,17 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+from threadpoolctl import threadpool_limits
 
 from cfgen.errors import ConfigError
 from cfgen.trees import SUPPORTED_MODELS, TreeEnsemble, UnsupportedModel
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """OpenMP libraries (HistGB) on one thread: the tests share a busy machine."""
+    with threadpool_limits(1):
+        yield
 
 MAKERS = {
     "rf": lambda: RandomForestClassifier(n_estimators=12, max_depth=6, random_state=0),
