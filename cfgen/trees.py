@@ -301,8 +301,10 @@ class TreeEnsemble:
         return votes
 
     def feature_thresholds(self) -> list[np.ndarray]:
-        """Per feature, the sorted distinct ``threshold`` values of its splits (the split grid)."""
-        split = self.feature >= 0
+        """Per feature, the sorted distinct finite ``threshold`` values of its splits (the split
+        grid). HistGB trained with NaN has ``+inf`` splits (NaN one way, every number the
+        other): they do not split finite values and are left out."""
+        split = (self.feature >= 0) & np.isfinite(self.threshold)
         f, t = self.feature[split], self.threshold[split]
         return [np.unique(t[f == j]) for j in range(self.n_features)]
 

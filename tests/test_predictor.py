@@ -471,3 +471,32 @@ def test_expf_equals_the_c_library():
     ]).astype(np.float32)
     want = np.array([libm_expf(float(v)) for v in x], dtype=np.float32)
     assert np.array_equal(expf(x), want)
+
+
+def test_models_fitted_on_missing_values():
+    # NaN in training: XGBoost / LightGBM learn default directions, HistGB may split "NaN vs
+    # every number" at +inf; finite inputs never take those routes, and NaN inputs are refused
+    X, y = make_classification(600, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
+                               random_state=4)
+    Xn = X.copy()
+    Xn[np.random.default_rng(0).random(X.shape) < 0.15] = np.nan
+    Q = np.vstack([X, _noisy_rows(X)])
+    for model in (
+        HistGradientBoostingClassifier(max_iter=20, random_state=0),
+        xgb.XGBClassifier(n_estimators=20, n_jobs=1, random_state=0),
+        lgb.LGBMClassifier(n_estimators=20, n_jobs=1, verbose=-1, random_state=0),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(Xn, y)
+        comp = CompiledEnsemble(model)
+        _assert_same(model, comp, Q)
+        with pytest.raises(ValueError, match="NaN"):
+            comp.predict_proba(Xn[:5])
+    hgb = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(Xn, y)
+    assert np.isposinf(TreeEnsemble.from_model(hgb).threshold).any()  # the case is exercised
+
+
+def _noisy_rows(X: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(9)
+    return X[rng.integers(0, len(X), 200)] + rng.normal(0, 0.5, (200, X.shape[1]))
