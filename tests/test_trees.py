@@ -124,6 +124,28 @@ def test_leaf_boxes_hold_exactly_the_rows_reaching_the_leaf(fitted):
     np.testing.assert_array_equal(boxes.value, ens.value[boxes.node])
 
 
+def test_scores_from_leaf_boxes_reproduce_the_library(fitted):
+    # the exact-method recipe of the module docstring: one leaf per tree, base + sum of values,
+    # the library's decision rule
+    model, X, ens = fitted
+    boxes = ens.leaf_boxes()
+    z = boxes.holding(ens.cast(X[:100]))
+    sl = boxes.tree_slices
+    assert sl.shape == (ens.n_trees + 1,) and sl[-1] == len(boxes.node)
+    per_tree = np.add.reduceat(z.astype(int), sl[:-1], axis=1)
+    assert np.all(per_tree == 1)
+    score = ens.base_score + z @ boxes.value
+    tol = 1e-5 if ens.library == "xgboost" else 1e-9
+    np.testing.assert_allclose(score, _library_scores(model, X[:100], ens), rtol=0, atol=tol)
+    if ens.kind == "margin" and ens.n_columns == 1:
+        label = (score[:, 0] > 0).astype(int)
+    else:
+        label = np.argmax(score, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.array_equal(ens.classes_[label], model.predict(X[:100]))
+
+
 def test_feature_thresholds_sorted_distinct(fitted):
     _, _, ens = fitted
     grid = ens.feature_thresholds()
