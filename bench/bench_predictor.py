@@ -3,7 +3,7 @@
 Run ``python bench/bench_predictor.py``; writes ``bench/results/predictor.md``. Models are the
 project's model configs (``cfgen/conf/model/*.yaml``) at 100 trees / rounds, fitted on an 80/20
 stratified split (``random_state=42``) of diabetes, german_credit (its numeric columns) and
-satimage. Each cell is the median of many calls in alternating blocks (25 library calls, 25
+satimage. Each cell is the median of many calls in alternating blocks (100 library calls, 100
 compiled calls, ...) on a fixed batch of training rows plus Gaussian noise, the shape of one GA
 generation's population. Every library runs on one thread (``threadpoolctl``; XGBoost /
 LightGBM with ``n_jobs=1`` as configured), like the project's single-threaded workers.
@@ -73,15 +73,15 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _median_interleaved(
-    f: Callable[[], Any], g: Callable[[], Any], budget_s: float, block: int = 25,
+    f: Callable[[], Any], g: Callable[[], Any], budget_s: float, block: int = 100,
     min_rounds: int = 2,
 ) -> tuple[float, float, int]:
     """Median seconds per call of ``f`` and ``g``, in alternating blocks of ``block`` calls.
 
-    Blocks rather than single alternating calls: a call of XGBoost / LightGBM / HistGB leaves
-    the process slower for the next few calls of anything (caches, allocator, OpenMP), which
-    would charge the library's aftermath to the compiled model. In the search the predictor is
-    called back to back, as inside a block. Alternating blocks still share the machine's drift.
+    Blocks rather than single alternating calls: measured here, after a block of XGBoost calls
+    the next compiled call takes ~4x its usual time and it takes ~10 calls to recover, which
+    single alternation would charge to the compiled model. In the search the predictor is called
+    back to back, as inside a block. Alternating blocks still share the machine's drift.
     """
     for _ in range(3):
         f()
@@ -153,7 +153,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
         "GB: 100 x depth 3; HGB: 100 x 31 leaves; XGB: 100 x depth 6, lr 0.3, hist; LGBM: 100 x "
         "31 leaves), fitted on the 80/20 stratified training split of each dataset's numeric "
         "columns. Every library on one thread. Each time is the median over alternating blocks "
-        "of 25 back-to-back calls (library block, compiled block, ...; single alternating calls "
+        "of 100 back-to-back calls (library block, compiled block, ...; single alternating calls "
         "would charge the compiled model for the slowdown a library call leaves behind) on "
         f"the same {args.batch}-row batch (training rows plus Gaussian noise, 0.3 std). Before "
         "timing, the compiled model was checked on the training rows and the batch: equal "
