@@ -20,6 +20,9 @@ traversal (a Python loop over depth only). It reproduces the library's own arith
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -193,6 +196,204 @@ def _adjacent_order(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> n
     return np.concatenate(parts)
 
 
+# --------------------------------------------------------------------------- C kernel
+
+_C_SOURCE = r"""
+/* cfgen's tree-ensemble kernels (cfgen/predictor.py). Compiled layout: right == left + 1,
+   leaves point to themselves with a +inf threshold, so depth[t] branch-free steps
+   node = left[node] + (x > thr) land every row on its leaf (x is never NaN). One tree at a
+   time for all rows: the rows' walks are independent, so the CPU overlaps them. Sums run tree
+   by tree in the given order, in the library's precision (float for XGBoost): no fast-math,
+   additions only. */
+#include <math.h>
+#include <stdint.h>
+
+#define WALK_ALL(XT)                                                                     \
+    for (int64_t i = 0; i < n; i++) node[i] = root;                                      \
+    for (int64_t s = 0; s < steps; s++) {                                                \
+        int64_t moved = 0;                                                               \
+        for (int64_t i = 0; i < n; i++) {                                                \
+            int64_t m = node[i];                                                         \
+            int64_t next = left[m] + (X[i * d + feature[m]] > thr[m]);                   \
+            moved |= next ^ m;                                                           \
+            node[i] = next;                                                              \
+        }                                                                                \
+        if (!moved) break; /* every row on a leaf before the tree's depth */             \
+    }
+
+#define MARGIN(NAME, XT, ACC, OUT)                                                       \
+    void NAME(const XT *X, int64_t n, int64_t d, const int64_t *feature, const XT *thr,  \
+              const int64_t *left, const int64_t *roots, const int64_t *depth, int64_t K,\
+              int64_t group, const ACC *value, OUT *out, int64_t *node, ACC *acc) {      \
+        for (int64_t k = 0; k < K; k++) {                                                \
+            for (int64_t i = 0; i < n; i++) acc[i] = 0;                                  \
+            for (int64_t t = k * group; t < (k + 1) * group; t++) {                      \
+                int64_t root = roots[t], steps = depth[t];                               \
+                WALK_ALL(XT)                                                             \
+                for (int64_t i = 0; i < n; i++) acc[i] += value[node[i]];                \
+            }                                                                            \
+            for (int64_t i = 0; i < n; i++) out[i * K + k] = acc[i];                     \
+        }                                                                                \
+    }
+MARGIN(margin_f32_f64, float, double, double)
+MARGIN(margin_f32_f32, float, float, float)
+MARGIN(margin_f64_f64, double, double, double)
+
+/* XGBoost's float32 links, with the C library's expf as XGBoost calls it */
+void xgb_binary(const float *m, int64_t n, double *proba) {
+    for (int64_t i = 0; i < n; i++) {
+        float x = -m[i] < 88.7f ? -m[i] : 88.7f;
+        float p = 1.0f / ((expf(x) + 1.0f) + 1e-16f);
+        proba[2 * i] = (double)(1.0f - p);
+        proba[2 * i + 1] = (double)p;
+    }
+}
+
+void xgb_softmax(const float *m, int64_t n, int64_t K, double *proba) {
+    for (int64_t i = 0; i < n; i++) {
+        const float *r = m + i * K;
+        float top = r[0];
+        for (int64_t k = 1; k < K; k++) top = r[k] > top ? r[k] : top;
+        double total = 0.0;
+        for (int64_t k = 0; k < K; k++) total += expf(r[k] - top);
+        float norm = (float)total;
+        for (int64_t k = 0; k < K; k++) proba[i * K + k] = (double)(expf(r[k] - top) / norm);
+    }
+}
+
+void vote_f32(const float *X, int64_t n, int64_t d, const int64_t *feature, const float *thr,
+              const int64_t *left, const int64_t *roots, const int64_t *depth, int64_t K,
+              int64_t n_trees, const double *value, double *out, int64_t *node, double *acc) {
+    (void)acc;
+    for (int64_t i = 0; i < n * K; i++) out[i] = 0.0;
+    for (int64_t t = 0; t < n_trees; t++) {
+        int64_t root = roots[t], steps = depth[t];
+        WALK_ALL(float)
+        for (int64_t i = 0; i < n; i++) {
+            const double *v = value + node[i] * K;
+            double *o = out + i * K;
+            for (int64_t k = 0; k < K; k++) o[k] += v[k];
+        }
+    }
+}
+"""
+
+_C_LIB: list[Any] = []  # [ctypes.CDLL or None] once tried
+
+
+def _cache_dir() -> Path:
+    """``$CFGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/cfgen``, else ``~/.cache/cfgen``."""
+    root = os.environ.get("CFGEN_CACHE_DIR")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "cfgen"
+
+
+def c_kernel() -> Any:
+    """The C kernel library, compiled once per machine and cached; ``None`` if unavailable.
+
+    Built with the system C compiler (``$CC`` or ``cc``, ``-O2``, no machine-specific flags:
+    a shared home directory may serve different CPUs) into :func:`_cache_dir`; a build is
+    written under a temporary name and renamed, so parallel workers never load a partial file.
+    ``CFGEN_NO_CC=1`` disables it. Without it the compiler uses scikit-learn's kernels or the
+    numpy walk; results are the same either way (checked when compiling each model).
+    """
+    if _C_LIB:
+        return _C_LIB[0]
+    lib = None
+    if os.environ.get("CFGEN_NO_CC", "") in ("", "0"):
+        try:
+            lib = _load_c_kernel()
+        except (OSError, subprocess.SubprocessError):
+            lib = None
+    _C_LIB.append(lib)
+    return lib
+
+
+def _load_c_kernel() -> Any:
+    import ctypes
+    import hashlib
+    import platform
+    import shutil
+    import tempfile
+
+    tag = hashlib.sha256((_C_SOURCE + platform.machine()).encode()).hexdigest()[:16]
+    target = _cache_dir() / f"treekernel-{tag}.so"
+    if not target.is_file():
+        cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+        if cc is None:
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "treekernel.c"
+            src.write_text(_C_SOURCE)
+            built = Path(tmp) / "treekernel.so"
+            subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(built), str(src), "-lm"],
+                           check=True, capture_output=True, timeout=120)
+            partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+            shutil.copyfile(built, partial)
+            os.replace(partial, target)
+    lib = ctypes.CDLL(str(target))
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    for name in ("margin_f32_f64", "margin_f32_f32", "margin_f64_f64", "vote_f32"):
+        fn = getattr(lib, name)
+        fn.restype = None
+        fn.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, p, p, p]
+    lib.xgb_binary.restype = lib.xgb_softmax.restype = None
+    lib.xgb_binary.argtypes = [p, i64, p]
+    lib.xgb_softmax.argtypes = [p, i64, i64, p]
+    return lib
+
+
+class _CEngine:
+    """Scores of all trees for all rows in one call of cfgen's C kernel (:func:`c_kernel`).
+
+    Reads the compiled layout of :class:`CompiledEnsemble` directly (float32 or float64
+    thresholds, adjacent children, base-score leaves first in each column's group) and sums
+    tree by tree as the numpy path does: float64, float32 for XGBoost.
+    """
+
+    kernel = "c"
+    mode = "scores"
+
+    def __init__(self, comp: CompiledEnsemble, lib: Any) -> None:
+        ens = comp.trees
+        keep = [comp._feature, comp._threshold, comp._left, comp._roots, comp._tree_depth]
+        self._dtype: type[np.floating]
+        if ens.kind == "vote":
+            self._fn = lib.vote_f32
+            values = np.ascontiguousarray(comp._value_t.T)  # (n_nodes, n_classes)
+            self._K, self._group, self._dtype = ens.n_classes, comp._n_eval, np.float64
+        else:
+            name = {"float32": "margin_f32_f64", "float64": "margin_f64_f64"}[
+                np.dtype(comp._dtype).name]
+            self._dtype = np.float32 if comp._margin.dtype == np.float32 else np.float64
+            if self._dtype is np.float32:
+                name = "margin_f32_f32"
+            self._fn = getattr(lib, name)
+            values = comp._margin
+            self._K, self._group = ens.n_columns, comp._group
+        keep.append(np.ascontiguousarray(values))
+        self._keep = keep  # the kernel reads these arrays by address
+        self._static = [a.ctypes.data for a in keep]
+        self._scratch: dict[int, tuple[np.ndarray, np.ndarray, int, int]] = {}
+
+    def run(self, Xc: np.ndarray) -> np.ndarray:
+        n, d = Xc.shape
+        hit = self._scratch.get(n)
+        if hit is None:  # per-row node and accumulator buffers, reused between calls
+            if len(self._scratch) >= 16:
+                self._scratch.clear()
+            node, acc = np.empty(n, dtype=np.int64), np.empty(n, dtype=self._dtype)
+            hit = self._scratch[n] = (node, acc, node.ctypes.data, acc.ctypes.data)
+        out = np.empty((n, self._K), dtype=self._dtype)
+        f, t, left, roots, depth, values = self._static
+        self._fn(Xc.ctypes.data, n, d, f, t, left, roots, depth, self._K, self._group, values,
+                 out.ctypes.data, hit[2], hit[3])
+        return out
+
+
 class _NativeEngine:
     """All trees in one call of scikit-learn's compiled gradient-boosting kernels.
 
@@ -362,7 +563,7 @@ class CompiledEnsemble:
     max_depth: int
 
     def __init__(
-        self, model: Any, engine: Literal["auto", "numpy", "dense", "sparse"] = "auto"
+        self, model: Any, engine: Literal["auto", "numpy", "c", "dense", "sparse"] = "auto"
     ) -> None:
         ens = TreeEnsemble.from_model(model)
         self.trees = ens
@@ -371,13 +572,14 @@ class CompiledEnsemble:
         self.n_features_in_ = ens.n_features
         self.n_trees = ens.n_trees
         self._dtype: type[np.floating] = ens.input_dtype
-        self._engine: _NativeEngine | None = None
+        self._engine: _NativeEngine | _CEngine | None = None
         self._compile(ens, engine)
 
     @property
     def engine(self) -> str:
-        """``"dense"`` / ``"sparse"`` (scikit-learn's compiled kernels, see
-        :class:`_NativeEngine`) or ``"numpy"`` (the vectorised walk)."""
+        """``"c"`` (cfgen's C kernel, :func:`c_kernel`), ``"dense"`` / ``"sparse"``
+        (scikit-learn's compiled kernels, :class:`_NativeEngine`) or ``"numpy"`` (the
+        vectorised walk)."""
         return "numpy" if self._engine is None else self._engine.kernel
 
     # -- compilation ---------------------------------------------------------------------------
@@ -418,6 +620,12 @@ class CompiledEnsemble:
         self._is_leaf = ~is_split
         self._original = order  # new id -> TreeEnsemble global id (>= n_nodes: base leaves)
         self._roots = new_of_old[roots]
+        tree_depth = np.zeros(roots.shape[0], dtype=np.intp)  # base-score leaves: 0
+        real = roots < ens.n_nodes
+        per_tree = np.zeros(ens.n_trees, dtype=np.intp)
+        np.maximum.at(per_tree, ens.tree_of, ens.depth)
+        tree_depth[real] = per_tree[np.searchsorted(ens.roots, roots[real])]
+        self._tree_depth = tree_depth
         self._n_eval = int(roots.shape[0])
         self._group = group
         self._start_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -432,11 +640,11 @@ class CompiledEnsemble:
             self._value_t = np.zeros((0, 0))
             self._margin = margin.astype(np.float32 if ens.library == "xgboost" else np.float64)
         if engine != "numpy":
-            kernels = ("dense", "sparse") if engine == "auto" else (engine,)
+            kernels = ("c", "dense", "sparse") if engine == "auto" else (engine,)
             self._engine = self._pick_engine(ens, new_of_old, roots, kernels)
 
     def _pick_engine(self, ens: TreeEnsemble, new_of_old: np.ndarray, roots: np.ndarray,
-                     kernels: tuple[str, ...]) -> _NativeEngine | None:
+                     kernels: tuple[str, ...]) -> _NativeEngine | _CEngine | None:
         """The fastest of the kernels (and the numpy walk) on a 50-row probe.
 
         Every kernel must agree exactly with the numpy walk on rows at and around the
@@ -445,10 +653,17 @@ class CompiledEnsemble:
         """
         probe = self._check(_probe_rows(ens))
         want = self._scores_from(self._walk(probe), probe.shape[0])
-        engines: list[_NativeEngine | None] = []
+        engines: list[_NativeEngine | _CEngine | None] = []
         for kernel in kernels:
             try:
-                engine = _NativeEngine(ens, new_of_old, roots, kernel)
+                engine: _NativeEngine | _CEngine
+                if kernel == "c":
+                    lib = c_kernel()
+                    if lib is None:
+                        continue
+                    engine = _CEngine(self, lib)
+                else:
+                    engine = _NativeEngine(ens, new_of_old, roots, kernel)
                 if np.array_equal(self._engine_scores(engine, probe), want):
                     engines.append(engine)
             except (ImportError, AttributeError, TypeError, ValueError):
@@ -462,12 +677,13 @@ class CompiledEnsemble:
                 best[i] = min(best[i], _time(lambda e=e: self._probe_scores(e, probe)))
         return engines[int(np.argmin(best))]
 
-    def _probe_scores(self, engine: _NativeEngine | None, Xc: np.ndarray) -> np.ndarray:
+    def _probe_scores(self, engine: _NativeEngine | _CEngine | None,
+                      Xc: np.ndarray) -> np.ndarray:
         if engine is None:
             return self._scores_from(self._walk(Xc), Xc.shape[0])
         return self._engine_scores(engine, Xc)
 
-    def _engine_scores(self, engine: _NativeEngine, Xc: np.ndarray) -> np.ndarray:
+    def _engine_scores(self, engine: _NativeEngine | _CEngine, Xc: np.ndarray) -> np.ndarray:
         out = engine.run(Xc)
         return out if engine.mode == "scores" else self._scores_from(out, Xc.shape[0])
 
@@ -576,10 +792,7 @@ class CompiledEnsemble:
                 proba /= self.n_trees
             return proba
         if ens.library == "xgboost":
-            p = _xgb_sigmoid(s[:, 0]) if ens.link == "sigmoid" else None
-            if p is not None:
-                return np.column_stack([np.float32(1.0) - p, p]).astype(np.float64)
-            return _xgb_softmax(s).astype(np.float64)
+            return _xgb_proba(s, ens.link == "sigmoid")
         if ens.link == "softmax":
             return _softmax(s, ens.library)
         raw = 2.0 * s[:, 0] if ens.link == "sigmoid2" else s[:, 0]
@@ -663,6 +876,28 @@ def _probe_rows(ens: TreeEnsemble, n: int = 50) -> np.ndarray:
 
 
 CompiledForest = CompiledEnsemble  # the name genetic search and older code use
+
+
+def _xgb_proba(s: np.ndarray, binary: bool) -> np.ndarray:
+    """XGBClassifier's float32 probabilities from float32 margins, as float64 (n, C).
+
+    With the C kernel: XGBoost's formulas in C with the C library's ``expf`` (the function
+    XGBoost calls); without: the numpy emulation of glibc's ``expf``. Both bit-exact (tested).
+    """
+    lib = c_kernel()
+    if lib is None:
+        if binary:
+            p = _xgb_sigmoid(s[:, 0])
+            return np.column_stack([np.float32(1.0) - p, p]).astype(np.float64)
+        return _xgb_softmax(s).astype(np.float64)
+    m = np.ascontiguousarray(s, dtype=np.float32)
+    n, K = m.shape
+    proba = np.empty((n, 2 if binary else K))
+    if binary:
+        lib.xgb_binary(m.ctypes.data, n, proba.ctypes.data)
+    else:
+        lib.xgb_softmax(m.ctypes.data, n, K, proba.ctypes.data)
+    return proba
 
 
 def _softmax(s: np.ndarray, library: str) -> np.ndarray:

@@ -34,6 +34,7 @@ from cfgen.predictor import (
     CompiledForest,
     Predictor,
     _float32_floor,
+    c_kernel,
     compile_predictor,
     expf,
     is_compilable,
@@ -264,11 +265,12 @@ def test_leaves_match_apply(fitted):
 
 def test_native_kernels_equal_numpy_walk(fitted):
     model, X, comp = fitted
-    assert comp.engine in ("dense", "sparse", "numpy")  # "auto": the fastest on a probe
+    assert comp.engine in ("c", "dense", "sparse", "numpy")  # "auto": the fastest on a probe
     walk = CompiledEnsemble(model, engine="numpy")
     assert walk.engine == "numpy"
     Q = np.vstack([X, _adversarial_inputs(model, X, np.random.default_rng(7))])
-    for kernel in ("dense", "sparse"):
+    kernels = ("c", "dense", "sparse") if c_kernel() is not None else ("dense", "sparse")
+    for kernel in kernels:
         native = CompiledEnsemble(model, engine=kernel)
         assert native.engine == kernel  # scikit-learn's kernels are usable here
         for n in (1, 2, len(Q)):
@@ -458,6 +460,42 @@ def _libm_expf():
     fn = ctypes.CDLL(name).expf
     fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
     return fn
+
+
+def test_without_c_compiler_same_results(monkeypatch):
+    # no C kernel (no compiler, CFGEN_NO_CC=1): scikit-learn's kernels / the numpy walk and the
+    # numpy emulation of expf give the same bits
+    import cfgen.predictor as predictor
+
+    X, y = make_classification(400, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
+                               random_state=2)
+    models = [xgb.XGBClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y % 2),
+              xgb.XGBClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y),
+              GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y)]
+    with_c = [CompiledEnsemble(m) for m in models]
+    monkeypatch.setattr(predictor, "_C_LIB", [None])
+    for model, fast in zip(models, with_c, strict=True):
+        slow = CompiledEnsemble(model)
+        assert slow.engine != "c"
+        Q = np.vstack([X, _adversarial_inputs(model, X, np.random.default_rng(5))])
+        assert np.array_equal(slow.predict_proba(Q), fast.predict_proba(Q))
+        _assert_same(model, slow, Q)
+
+
+def test_c_kernel_cache_is_reused(tmp_path, monkeypatch):
+    import cfgen.predictor as predictor
+
+    if c_kernel() is None:
+        pytest.skip("no C compiler on this machine: the C kernel is not built")
+    monkeypatch.setenv("CFGEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(predictor, "_C_LIB", [])
+    assert predictor.c_kernel() is not None
+    built = list(tmp_path.glob("treekernel-*.so"))
+    assert len(built) == 1 and not list(tmp_path.glob("*.tmp"))
+    stamp = built[0].stat().st_mtime_ns
+    monkeypatch.setattr(predictor, "_C_LIB", [])
+    assert predictor.c_kernel() is not None
+    assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
 
 
 def test_expf_equals_the_c_library():
