@@ -11,8 +11,15 @@ traversal (a Python loop over depth only). It reproduces the library's own arith
   and max-shifted softmax): probabilities within ~1e-15, classes by the library's own rule
   (GB: ``raw >= 0``; HGB: ``raw > 0``; LightGBM: argmax of the probabilities);
 * XGBoost: float32 margins summed tree by tree as XGBoost does, and its float32 sigmoid /
-  softmax with an exact emulation of glibc's ``expf`` (which XGBoost calls): probabilities
-  bit-for-bit equal; classes ``p > 0.5`` (binary) or argmax.
+  softmax with the C library's ``expf`` (which XGBoost calls; without a C compiler an exact
+  numpy emulation of glibc's): probabilities bit-for-bit equal; classes ``p > 0.5`` (binary)
+  or argmax.
+
+Engines (:attr:`CompiledEnsemble.engine`), all giving the same bits: ``"c"``, a small C kernel
+compiled once per machine with the system compiler and cached (:func:`c_kernel`; the fastest);
+else scikit-learn's compiled gradient-boosting kernels fed with the compiled trees
+(``"dense"`` / ``"sparse"``, :class:`_NativeEngine`) or the vectorised numpy walk, whichever is
+fastest on a probe. Every engine is checked against the numpy walk when a model is compiled.
 
 :class:`BatchedPredictor` wraps any other classifier's ``predict_proba`` behind the same interface;
 :func:`compile_predictor` picks the right one.
@@ -645,7 +652,8 @@ class CompiledEnsemble:
 
     def _pick_engine(self, ens: TreeEnsemble, new_of_old: np.ndarray, roots: np.ndarray,
                      kernels: tuple[str, ...]) -> _NativeEngine | _CEngine | None:
-        """The fastest of the kernels (and the numpy walk) on a 50-row probe.
+        """The C kernel if available, else the fastest of scikit-learn's kernels and the numpy
+        walk on a 50-row probe.
 
         Every kernel must agree exactly with the numpy walk on rows at and around the
         thresholds, or it is not used. Candidates are timed in alternating rounds (the best of
@@ -664,12 +672,15 @@ class CompiledEnsemble:
                     engine = _CEngine(self, lib)
                 else:
                     engine = _NativeEngine(ens, new_of_old, roots, kernel)
-                if np.array_equal(self._engine_scores(engine, probe), want):
-                    engines.append(engine)
+                if not np.array_equal(self._engine_scores(engine, probe), want):
+                    continue
             except (ImportError, AttributeError, TypeError, ValueError):
                 continue
-        if len(kernels) == 1:
-            return engines[0] if engines else None
+            if kernel == "c" or len(kernels) == 1:
+                return engine  # the C kernel: the fastest wherever measured
+            engines.append(engine)
+        if not engines:
+            return None
         engines.append(None)  # the numpy walk
         best = [np.inf] * len(engines)
         for _ in range(3):
