@@ -217,21 +217,38 @@ _C_SOURCE = r"""
 
 #define WALK_ALL(XT)                                                                     \
     for (int64_t i = 0; i < n; i++) node[i] = root;                                      \
-    for (int64_t s = 0; s < steps; s++) {                                                \
-        int64_t moved = 0;                                                               \
-        for (int64_t i = 0; i < n; i++) {                                                \
-            int64_t m = node[i];                                                         \
-            int64_t next = left[m] + (X[i * d + feature[m]] > thr[m]);                   \
-            moved |= next ^ m;                                                           \
-            node[i] = next;                                                              \
+    if (steps <= 8) { /* shallow: all rows in lockstep, stop once none moves */          \
+        for (int64_t s = 0; s < steps; s++) {                                            \
+            int64_t moved = 0;                                                           \
+            for (int64_t i = 0; i < n; i++) {                                            \
+                int64_t m = node[i];                                                     \
+                int64_t next = left[m] + (X[i * d + feature[m]] > thr[m]);               \
+                moved |= next ^ m;                                                       \
+                node[i] = next;                                                          \
+            }                                                                            \
+            if (!moved) break;                                                           \
         }                                                                                \
-        if (!moved) break; /* every row on a leaf before the tree's depth */             \
+    } else { /* deep, uneven: only the rows that moved last step (the rest are on a leaf) */\
+        int64_t live = n;                                                                \
+        for (int64_t i = 0; i < n; i++) act[i] = i;                                      \
+        for (int64_t s = 0; s < steps && live; s++) {                                    \
+            int64_t kept = 0;                                                            \
+            for (int64_t j = 0; j < live; j++) {                                         \
+                int64_t i = act[j], m = node[i];                                         \
+                int64_t next = left[m] + (X[i * d + feature[m]] > thr[m]);               \
+                node[i] = next;                                                          \
+                act[kept] = i;                                                           \
+                kept += next != m;                                                       \
+            }                                                                            \
+            live = kept;                                                                 \
+        }                                                                                \
     }
 
 #define MARGIN(NAME, XT, ACC, OUT)                                                       \
     void NAME(const XT *X, int64_t n, int64_t d, const int64_t *feature, const XT *thr,  \
               const int64_t *left, const int64_t *roots, const int64_t *depth, int64_t K,\
-              int64_t group, const ACC *value, OUT *out, int64_t *node, ACC *acc) {      \
+              int64_t group, const ACC *value, OUT *out, int64_t *node, int64_t *act,    \
+              ACC *acc) {                                                                \
         for (int64_t k = 0; k < K; k++) {                                                \
             for (int64_t i = 0; i < n; i++) acc[i] = 0;                                  \
             for (int64_t t = k * group; t < (k + 1) * group; t++) {                      \
@@ -270,7 +287,8 @@ void xgb_softmax(const float *m, int64_t n, int64_t K, double *proba) {
 
 void vote_f32(const float *X, int64_t n, int64_t d, const int64_t *feature, const float *thr,
               const int64_t *left, const int64_t *roots, const int64_t *depth, int64_t K,
-              int64_t n_trees, const double *value, double *out, int64_t *node, double *acc) {
+              int64_t n_trees, const double *value, double *out, int64_t *node, int64_t *act,
+              double *acc) {
     (void)acc;
     for (int64_t i = 0; i < n * K; i++) out[i] = 0.0;
     for (int64_t t = 0; t < n_trees; t++) {
@@ -346,7 +364,7 @@ def _load_c_kernel() -> Any:
     for name in ("margin_f32_f64", "margin_f32_f32", "margin_f64_f64", "vote_f32"):
         fn = getattr(lib, name)
         fn.restype = None
-        fn.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, p, p, p]
+        fn.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, p, p, p, p]
     lib.xgb_binary.restype = lib.xgb_softmax.restype = None
     lib.xgb_binary.argtypes = [p, i64, p]
     lib.xgb_softmax.argtypes = [p, i64, i64, p]
@@ -384,20 +402,21 @@ class _CEngine:
         keep.append(np.ascontiguousarray(values))
         self._keep = keep  # the kernel reads these arrays by address
         self._static = [a.ctypes.data for a in keep]
-        self._scratch: dict[int, tuple[np.ndarray, np.ndarray, int, int]] = {}
+        self._scratch: dict[int, tuple[np.ndarray, int, int, int]] = {}
 
     def run(self, Xc: np.ndarray) -> np.ndarray:
         n, d = Xc.shape
         hit = self._scratch.get(n)
-        if hit is None:  # per-row node and accumulator buffers, reused between calls
+        if hit is None:  # per-row node / active-row / accumulator buffers, reused
             if len(self._scratch) >= 16:
                 self._scratch.clear()
-            node, acc = np.empty(n, dtype=np.int64), np.empty(n, dtype=self._dtype)
-            hit = self._scratch[n] = (node, acc, node.ctypes.data, acc.ctypes.data)
+            buf = np.empty(3 * n, dtype=np.int64)  # node, act, acc (8-byte slots)
+            base = buf.ctypes.data
+            hit = self._scratch[n] = (buf, base, base + 8 * n, base + 16 * n)
         out = np.empty((n, self._K), dtype=self._dtype)
         f, t, left, roots, depth, values = self._static
         self._fn(Xc.ctypes.data, n, d, f, t, left, roots, depth, self._K, self._group, values,
-                 out.ctypes.data, hit[2], hit[3])
+                 out.ctypes.data, hit[1], hit[2], hit[3])
         return out
 
 
