@@ -208,14 +208,24 @@ def _adjacent_order(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> n
 _C_SOURCE = r"""
 /* cfgen's tree-ensemble kernels (cfgen/predictor.py). Compiled layout: right == left + 1,
    leaves point to themselves with a +inf threshold, so depth[t] branch-free steps
-   node = left[node] + (x > thr) land every row on its leaf (x is never NaN). One tree at a
-   time for all rows: the rows' walks are independent, so the CPU overlaps them. Sums run tree
-   by tree in the given order, in the library's precision (float for XGBoost): no fast-math,
-   additions only. */
+   node = left[node] + (x > thr) land every row on its leaf. One tree at a time for all rows:
+   the rows' walks are independent, so the CPU overlaps them. Rows arrive as float64 and are
+   cast once to the library's type (float for sklearn trees and XGBoost; LightGBM's reading of
+   |x| <= zero as 0); a non-finite value makes the call return 1 (the caller raises). Sums run
+   tree by tree in the given order, in the library's precision (float for XGBoost): no
+   fast-math, additions only. */
 #include <math.h>
 #include <stdint.h>
 
-#define WALK_ALL(XT)                                                                     \
+#define CAST_ROWS(XT)                                                                    \
+    XT *X = (XT *)xs;                                                                    \
+    for (int64_t i = 0; i < n * d; i++) {                                                \
+        XT v = (XT)X64[i];                                                               \
+        if (!isfinite(v)) return 1;                                                      \
+        X[i] = fabs((double)v) <= zero ? (XT)0 : v;                                      \
+    }
+
+#define WALK_ALL()                                                                       \
     for (int64_t i = 0; i < n; i++) node[i] = root;                                      \
     if (steps <= 8) { /* shallow: all rows in lockstep, stop once none moves */          \
         for (int64_t s = 0; s < steps; s++) {                                            \
@@ -244,24 +254,47 @@ _C_SOURCE = r"""
         }                                                                                \
     }
 
-#define MARGIN(NAME, XT, ACC, OUT)                                                       \
-    void NAME(const XT *X, int64_t n, int64_t d, const int64_t *feature, const XT *thr,  \
-              const int64_t *left, const int64_t *roots, const int64_t *depth, int64_t K,\
-              int64_t group, const ACC *value, OUT *out, int64_t *node, int64_t *act,    \
-              ACC *acc) {                                                                \
+#define ARGS(XT, VT, OUT)                                                                \
+    const double *X64, int64_t n, int64_t d, double zero, const int64_t *feature,        \
+    const XT *thr, const int64_t *left, const int64_t *roots, const int64_t *depth,      \
+    int64_t K, int64_t group, const VT *value, OUT *out, int64_t *node, int64_t *act,    \
+    void *acc_, void *xs
+
+#define MARGIN(NAME, XT, ACC)                                                            \
+    int64_t NAME(ARGS(XT, ACC, ACC)) {                                                   \
+        CAST_ROWS(XT)                                                                    \
+        ACC *acc = (ACC *)acc_;                                                          \
         for (int64_t k = 0; k < K; k++) {                                                \
             for (int64_t i = 0; i < n; i++) acc[i] = 0;                                  \
             for (int64_t t = k * group; t < (k + 1) * group; t++) {                      \
                 int64_t root = roots[t], steps = depth[t];                               \
-                WALK_ALL(XT)                                                             \
+                WALK_ALL()                                                               \
                 for (int64_t i = 0; i < n; i++) acc[i] += value[node[i]];                \
             }                                                                            \
             for (int64_t i = 0; i < n; i++) out[i * K + k] = acc[i];                     \
         }                                                                                \
+        return 0;                                                                        \
     }
-MARGIN(margin_f32_f64, float, double, double)
-MARGIN(margin_f32_f32, float, float, float)
-MARGIN(margin_f64_f64, double, double, double)
+MARGIN(margin_f32_f64, float, double)
+MARGIN(margin_f32_f32, float, float)
+MARGIN(margin_f64_f64, double, double)
+
+int64_t vote_f32(ARGS(float, double, double)) {
+    CAST_ROWS(float)
+    (void)acc_;
+    int64_t n_trees = group;
+    for (int64_t i = 0; i < n * K; i++) out[i] = 0.0;
+    for (int64_t t = 0; t < n_trees; t++) {
+        int64_t root = roots[t], steps = depth[t];
+        WALK_ALL()
+        for (int64_t i = 0; i < n; i++) {
+            const double *v = value + node[i] * K;
+            double *o = out + i * K;
+            for (int64_t k = 0; k < K; k++) o[k] += v[k];
+        }
+    }
+    return 0;
+}
 
 /* XGBoost's float32 links, with the C library's expf as XGBoost calls it */
 void xgb_binary(const float *m, int64_t n, double *proba) {
@@ -282,23 +315,6 @@ void xgb_softmax(const float *m, int64_t n, int64_t K, double *proba) {
         for (int64_t k = 0; k < K; k++) total += expf(r[k] - top);
         float norm = (float)total;
         for (int64_t k = 0; k < K; k++) proba[i * K + k] = (double)(expf(r[k] - top) / norm);
-    }
-}
-
-void vote_f32(const float *X, int64_t n, int64_t d, const int64_t *feature, const float *thr,
-              const int64_t *left, const int64_t *roots, const int64_t *depth, int64_t K,
-              int64_t n_trees, const double *value, double *out, int64_t *node, int64_t *act,
-              double *acc) {
-    (void)acc;
-    for (int64_t i = 0; i < n * K; i++) out[i] = 0.0;
-    for (int64_t t = 0; t < n_trees; t++) {
-        int64_t root = roots[t], steps = depth[t];
-        WALK_ALL(float)
-        for (int64_t i = 0; i < n; i++) {
-            const double *v = value + node[i] * K;
-            double *o = out + i * K;
-            for (int64_t k = 0; k < K; k++) o[k] += v[k];
-        }
     }
 }
 """
@@ -363,8 +379,8 @@ def _load_c_kernel() -> Any:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     for name in ("margin_f32_f64", "margin_f32_f32", "margin_f64_f64", "vote_f32"):
         fn = getattr(lib, name)
-        fn.restype = None
-        fn.argtypes = [p, i64, i64, p, p, p, p, p, i64, i64, p, p, p, p, p]
+        fn.restype = i64
+        fn.argtypes = [p, i64, i64, ctypes.c_double, p, p, p, p, p, i64, i64, p, p, p, p, p, p]
     lib.xgb_binary.restype = lib.xgb_softmax.restype = None
     lib.xgb_binary.argtypes = [p, i64, p]
     lib.xgb_softmax.argtypes = [p, i64, i64, p]
@@ -402,21 +418,45 @@ class _CEngine:
         keep.append(np.ascontiguousarray(values))
         self._keep = keep  # the kernel reads these arrays by address
         self._static = [a.ctypes.data for a in keep]
-        self._scratch: dict[int, tuple[np.ndarray, int, int, int]] = {}
+        self._zero = comp.trees.zero_below
+        self._d = comp.n_features_in_
+        self._buffers: dict[int, tuple[np.ndarray, np.ndarray, tuple[int, ...]]] = {}
+
+    def _scratch(self, n: int) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        """Per batch size: the output array, scratch memory and their addresses (reused)."""
+        hit = self._buffers.get(n)
+        if hit is None:
+            if len(self._buffers) >= 16:
+                self._buffers.clear()
+            out = np.empty((n, self._K), dtype=self._dtype)
+            # node, active rows, accumulators (8-byte slots), then the cast rows
+            scratch = np.empty(3 * n + n * self._d, dtype=np.int64)
+            base = scratch.ctypes.data
+            hit = (out, scratch, (out.ctypes.data, base, base + 8 * n, base + 16 * n,
+                                  base + 24 * n))
+            self._buffers[n] = hit
+        return hit
+
+    def scores_of(self, X: Any) -> np.ndarray | None:
+        """Scores (n, K) of raw rows ``X``; ``None`` if they need the generic checks (wrong
+        shape or type, or a non-finite value: the caller then raises its usual error)."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self._d or X.dtype != np.float64:
+            return None
+        if not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X)
+        n = X.shape[0]
+        out, _, (o, node, act, acc, xs) = self._scratch(n)
+        f, t, left, roots, depth, values = self._static
+        bad = self._fn(X.ctypes.data, n, self._d, self._zero, f, t, left, roots, depth,
+                       self._K, self._group, values, o, node, act, acc, xs)
+        return None if bad else out.copy()
 
     def run(self, Xc: np.ndarray) -> np.ndarray:
-        n, d = Xc.shape
-        hit = self._scratch.get(n)
-        if hit is None:  # per-row node / active-row / accumulator buffers, reused
-            if len(self._scratch) >= 16:
-                self._scratch.clear()
-            buf = np.empty(3 * n, dtype=np.int64)  # node, act, acc (8-byte slots)
-            base = buf.ctypes.data
-            hit = self._scratch[n] = (buf, base, base + 8 * n, base + 16 * n)
-        out = np.empty((n, self._K), dtype=self._dtype)
-        f, t, left, roots, depth, values = self._static
-        self._fn(Xc.ctypes.data, n, d, f, t, left, roots, depth, self._K, self._group, values,
-                 out.ctypes.data, hit[1], hit[2], hit[3])
+        """Scores of rows already validated and cast (``CompiledEnsemble._check``)."""
+        out = self.scores_of(Xc.astype(np.float64))
+        if out is None:  # cannot happen for checked rows
+            raise ValueError("rows failed the C kernel's checks after validation")
         return out
 
 
@@ -791,6 +831,15 @@ class CompiledEnsemble:
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Raw scores (n, K) before the link (vote: summed class fractions)."""
+        return self._scores_raw(X)
+
+    def _scores_raw(self, X: Any) -> np.ndarray:
+        """Scores of unchecked rows: straight into the C kernel when it can take them (it
+        validates and casts itself), else the generic checks and engines."""
+        if isinstance(self._engine, _CEngine):
+            s = self._engine.scores_of(X)
+            if s is not None:
+                return s
         return self._scores(self._check(X))
 
     def _scores(self, Xc: np.ndarray) -> np.ndarray:
@@ -812,7 +861,7 @@ class CompiledEnsemble:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes), float64 (see the module docstring for how exact)."""
-        return self._proba(self._scores(self._check(X)))
+        return self._proba(self._scores_raw(X))
 
     def _proba(self, s: np.ndarray) -> np.ndarray:
         ens = self.trees
@@ -839,7 +888,7 @@ class CompiledEnsemble:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted class labels by the library's own rule (equal to the model's ``predict``)."""
-        s = self._scores(self._check(X))
+        s = self._scores_raw(X)
         ens = self.trees
         if ens.kind == "margin" and ens.library == "sklearn":
             if s.shape[1] == 1:  # GB: raw >= 0 (sklearn's GB), HGB: raw > 0
