@@ -465,7 +465,7 @@ def _libm_expf():
 def test_without_c_compiler_same_results(monkeypatch):
     # no C kernel (no compiler, CFGEN_NO_CC=1): scikit-learn's kernels / the numpy walk and the
     # numpy emulation of expf give the same bits
-    import cfgen.predictor as predictor
+    import cfgen.tree_kernels as kernels
 
     X, y = make_classification(400, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
                                random_state=2)
@@ -473,7 +473,7 @@ def test_without_c_compiler_same_results(monkeypatch):
               xgb.XGBClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y),
               GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y)]
     with_c = [CompiledEnsemble(m) for m in models]
-    monkeypatch.setattr(predictor, "_C_LIB", [None])
+    monkeypatch.setattr(kernels, "_C_LIB", [None])
     for model, fast in zip(models, with_c, strict=True):
         slow = CompiledEnsemble(model)
         assert slow.engine != "c"
@@ -483,18 +483,18 @@ def test_without_c_compiler_same_results(monkeypatch):
 
 
 def test_c_kernel_cache_is_reused(tmp_path, monkeypatch):
-    import cfgen.predictor as predictor
+    import cfgen.tree_kernels as kernels
 
     if c_kernel() is None:
         pytest.skip("no C compiler on this machine: the C kernel is not built")
     monkeypatch.setenv("CFGEN_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(predictor, "_C_LIB", [])
-    assert predictor.c_kernel() is not None
+    monkeypatch.setattr(kernels, "_C_LIB", [])
+    assert kernels.c_kernel() is not None
     built = list(tmp_path.glob("treekernel-*.so"))
     assert len(built) == 1 and not list(tmp_path.glob("*.tmp"))
     stamp = built[0].stat().st_mtime_ns
-    monkeypatch.setattr(predictor, "_C_LIB", [])
-    assert predictor.c_kernel() is not None
+    monkeypatch.setattr(kernels, "_C_LIB", [])
+    assert kernels.c_kernel() is not None
     assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
 
 
