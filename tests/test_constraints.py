@@ -497,6 +497,12 @@ def test_dpg_refuses_boosted_ensembles(kind):
     assert msg.endswith("use constraints.mode=paths, mass or none")
     with pytest.raises(ConfigError, match=r"^method\.bounds\.mode='dpg' needs a voting forest"):
         mine_class_bounds(model, schema, "dpg", X_train=X, key="method.bounds")
+    from cfgen.constraints import tree_estimators  # the up-front check callers use
+
+    with pytest.raises(ConfigError) as early:
+        tree_estimators(model, "dpg")
+    assert str(early.value) == msg
+    assert tree_estimators(model, "paths").kind == "margin"
 
 
 @pytest.mark.parametrize("kind,n_classes", [
