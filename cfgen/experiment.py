@@ -89,7 +89,8 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
     if mode == "none":
         return None, {"uses_bounds": False, "bounds_mode": "none",
                       "bounds_note": "method.bounds.mode=none"}
-    bounds = mine_class_bounds(problem.trees, problem.schema, mode=mode, X_train=X_train, **conf)
+    bounds = mine_class_bounds(problem.trees, problem.schema, mode=mode, X_train=X_train,
+                               key="method.bounds", **conf)
     assert bounds is not None  # mode is a miner here
     log.info("class bounds (%s) mined in %.3f s", mode, bounds.seconds)
     return bounds, {"uses_bounds": True, "bounds_mode": mode, "bounds_note": ""}
