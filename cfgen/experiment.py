@@ -141,6 +141,12 @@ def _setup(cfg: DictConfig, run_dir: Path, tracker: Any) -> tuple[Problem, Any, 
     log.info("model %s: train accuracy %.3f, test accuracy %.3f", type(problem.model).__name__,
              problem.train_accuracy, problem.test_accuracy)
     factory = method_factory(cfg.method)
+    preflight = getattr(factory.func, "preflight", None)  # a method may refuse up front
+    if preflight is not None:
+        from cfgen.launcher import available_memory
+
+        preflight(factory.keywords, problem, cfg.experiment_params.num_counterfactuals,
+                  available_memory())
     bounds, info = resolve_bounds(problem, factory, cfg.method, problem.X_train)
     info["model_warning"] = model_warning(problem)
     if info["model_warning"]:

@@ -182,7 +182,16 @@ class CompiledEnsemble:
         self.n_trees = ens.n_trees
         self._dtype: type[np.floating] = ens.input_dtype
         self._engine: NativeEngine | CEngine | None = None
+        self._engine_request = engine
         self._compile(ens, engine)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as the tree view: a native engine (ctypes, compiled kernels) is rebuilt in
+        the process that unpickles it (each worker compiles once)."""
+        return {"trees": self.trees, "engine": self._engine_request}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["trees"], engine=state["engine"])  # type: ignore[misc]
 
     @property
     def engine(self) -> str:

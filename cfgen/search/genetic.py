@@ -35,6 +35,7 @@ from deap import base
 
 from cfgen.config import BoundsConfig, GAConfig, check_node, setting
 from cfgen.constraints import ClassBounds
+from cfgen.errors import ConfigError
 from cfgen.explanation import Explanation
 from cfgen.schema import FeatureSchema
 from cfgen.search.adapters import PerIndividual, deap_operator
@@ -106,6 +107,26 @@ class GeneticExplainer:
         self.edges = SplitEdges.from_estimator(problem.trees, self.schema) \
             if problem.trees is not None else None
         self.spaces = SpaceFactory(self.schema, class_bounds)
+
+    @staticmethod
+    def memory_bytes(ga: GAConfig, d: int, k: int) -> int:
+        """Peak memory of one search, estimated: the valid individuals' pairwise distance matrix
+        (the diversity reward) dominates, ``n * n`` floats and a boolean mask, plus the
+        population arrays and the hall of fame."""
+        n = max(2, ga.population_size)
+        return int(n * n * 17 + 40 * n * d * 8 + 4 * max(ga.pool_size, k) * d * 8 * 8)
+
+    @classmethod
+    def preflight(cls, settings: Any, problem: Any, k: int, available: int | None) -> None:
+        """Refuse, before anything starts, a population that cannot fit in a worker's memory."""
+        ga: GAConfig = check_node(dict(settings).get("ga") or {}, GAConfig, "method.ga")
+        need = cls.memory_bytes(ga, int(problem.d), int(k))
+        if available is not None and need > available:
+            raise ConfigError(
+                f"method.ga.population_size={ga.population_size} is not allowed here: one search "
+                f"needs about {need / 2**30:.1f} GiB (its pairwise distances grow with the "
+                f"square of the population) and {available / 2**30:.1f} GiB are available: "
+                "lower method.ga.population_size")
 
     # ------------------------------------------------------------------ toolbox
     def _valid_fn(self, target: int, counter: list[int]) -> ValidFn:
