@@ -175,16 +175,34 @@ def test_slurm_launcher_without_sbatch(monkeypatch):
      "Slurm is not reachable from this machine: sbatch: fatal: Could not establish"),
 ])
 def test_sbatch_refusal_is_one_line(tmp_path, monkeypatch, stderr, expected):
-    """sbatch --test-only's answer (a stand-in sbatch here) becomes one line naming the key."""
+    """sbatch --test-only's answer (a stand-in sbatch here) becomes one line naming the key.
+
+    PATH holds nothing but the stand-in (it uses shell builtins only), so this also proves the
+    precheck needs no other Slurm binary: submitit's executor, which insists on ``srun``, must
+    not be built (issue 14: it failed on a machine without Slurm).
+    """
     fake = tmp_path / "bin" / "sbatch"
     fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\ncat >&2 <<'EOF'\n{stderr}\nEOF\nexit 1\n")
+    lines = "".join(f"printf '%s\\n' '{line}' >&2\n" for line in stderr.splitlines())
+    fake.write_text(f"#!/bin/sh\n{lines}exit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert shutil.which("srun") is None and shutil.which("sbatch") == str(fake)
     args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=nosuch", *TINY]
     with pytest.raises(ConfigError) as info:
         precheck(args)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sbatch_script_without_slurm(tmp_path, monkeypatch):
+    """The precheck's script carries the launcher settings, with no Slurm binary on PATH."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    script = sweep.sbatch_script({"partition": "cpu", "timeout_min": 7, "cpus_per_task": 3,
+                                  "mem_gb": 2, "name": "x", "additional_parameters": {}},
+                                 tmp_path)
+    for flag in ("--partition=cpu", "--time=7", "--cpus-per-task=3", "--mem=2GB",
+                 "--job-name=x"):
+        assert f"#SBATCH {flag}\n" in script, script
 
 
 @pytest.mark.slow
