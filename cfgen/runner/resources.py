@@ -114,10 +114,14 @@ def check_max_workers(max_workers: object) -> int | None:
 
 
 def resolve_workers(max_workers: int | None, n_tasks: int) -> int:
-    """``max_workers`` (validated), or usable CPUs − 1; at least 1, never more than tasks."""
+    """``max_workers`` (validated), or one per usable CPU; at least 1, never more than tasks.
+
+    Not "CPUs − 1": with tasks shipped in chunks the parent only records results and sleeps
+    (well under 5 % of a core, bench/results/launcher.md).
+    """
     n = check_max_workers(max_workers)
     if n is None:
-        n = usable_cpus() - 1
+        n = usable_cpus()
     return max(1, min(n, n_tasks))
 
 
