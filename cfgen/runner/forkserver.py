@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -27,6 +28,9 @@ PRELOAD = ["cfgen.runner.fsguard", "cfgen.runner.worker", "cfgen.methods", "cfge
            "cfgen.data", "cfgen.models", "cfgen.predictor", "cfgen.constraints",
            "sklearn.ensemble"]
 GUARD_ENV = "CFGEN_FORKSERVER_OF"
+#: passed to the resource tracker (started with the forkserver): after a run is stopped hard
+#: it cleans up the pool's semaphores, and should not warn about it on the user's terminal
+QUIET_TRACKER = "ignore:resource_tracker:UserWarning"
 COLD_START_SECONDS = 3.0  # a cold forkserver's imports (bench/results/launcher.md)
 
 _started: float | None = None  # time.monotonic() when this process started its forkserver
@@ -60,6 +64,8 @@ def warm_up() -> None:
 
     with _lock:
         multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+        if QUIET_TRACKER not in sys.warnoptions:  # -W for the processes started from here
+            sys.warnoptions.append(QUIET_TRACKER)
         before = server_pid()
         saved = {var: os.environ.get(var) for var in (*THREAD_ENV, GUARD_ENV)}
         os.environ.update({var: "1" for var in THREAD_ENV})  # before the server imports numpy

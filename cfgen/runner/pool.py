@@ -35,6 +35,7 @@ MAX_CRASHES = 3  # a task in flight at this many worker deaths is marked failed
 MAX_CRASHES_IN_A_ROW = 10  # pool deaths with no finished task in between: give up the run
 BROKEN_WAIT = 60.0  # seconds to wait for a broken pool to fail its pending futures
 WINDOW_PER_WORKER = 2  # chunks in flight per worker: workers never wait, a crash loses few
+STOP_WAIT = 2.0  # seconds a stopped worker gets to exit before SIGKILL
 
 Record = Callable[[Task, TaskResult], None]
 
@@ -77,19 +78,26 @@ class ChunkPool:
                                    initargs=(self.payload, self.main_pid))
 
     def terminate(self) -> None:
-        """Stop the pool now: cancel what has not started, end the worker processes."""
+        """Stop the pool now: cancel what has not started, end the worker processes (SIGTERM,
+        then SIGKILL for any still there after ``STOP_WAIT`` seconds: a worker that ignores
+        SIGTERM must not keep the interpreter from exiting)."""
         pool, self.pool = self.pool, None
         if pool is None:
             return
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for p in processes:
-            try:
-                p.terminate()
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-        for p in processes:
-            p.join(timeout=5)
+        for stop in ("terminate", "kill"):
+            for p in processes:
+                try:
+                    getattr(p, stop)()
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+            deadline = time.monotonic() + STOP_WAIT
+            for p in processes:
+                p.join(timeout=max(0.0, deadline - time.monotonic()))
+            processes = [p for p in processes if p.exitcode is None]
+            if not processes:
+                return
 
     # -- submitting and collecting
     def _submit(self, chunk: list[Task]) -> bool:

@@ -5,9 +5,10 @@
 * SIGTERM (``kill``, a scheduler's time limit) does the same through :class:`Terminated` (a
   ``KeyboardInterrupt``, so every cleanup path treats it alike) and exits **143**.
 * A second Ctrl-C or SIGTERM while that cleanup runs prints one line and exits at once with the
-  same status (never -2 from an interrupt inside interpreter shutdown). Nothing finished is
-  lost: each journal record is flushed as it is written, and worker processes and the
-  forkserver die with this process (see :mod:`cfgen.runner.worker`).
+  same status; once the line is printed, both are ignored for the last moments of interpreter
+  shutdown (which would otherwise die of them with -2). Nothing finished is lost: each journal
+  record is flushed as it is written, and worker processes and the forkserver die with this
+  process (see :mod:`cfgen.runner.worker`).
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ def run_cli(main: Callable[[], Any]) -> int:
     try:
         main()
     except KeyboardInterrupt as exc:
-        # a second signal from here on exits at once (the handlers stay installed)
         print(stop_line(exc), file=sys.stderr, flush=True)
+        # What is left is the interpreter's own shutdown, which resets Python-level handlers
+        # to the default (a Ctrl-C there would end the process with -2): ignore both signals.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return exit_status(exc)
     return 0
