@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -29,10 +30,15 @@ def report_error(exc: BaseException) -> None:
     print(f"cfgen: error: {msg}", file=sys.stderr)
 
 
+#: extra config directories (``--config-dir``) searched after the package's own
+EXTRA_DIRS: list[Path] = []
+
+
 def group_options(group: str) -> list[str]:
-    """Names available in a config group (YAML files under ``conf/<group>``)."""
-    path = CONF_DIR / group
-    names = sorted(p.stem for p in path.glob("*.yaml")) if path.is_dir() else []
+    """Names available in a config group (YAML files under ``conf/<group>`` and under any
+    ``--config-dir``)."""
+    names = sorted({p.stem for d in (CONF_DIR, *EXTRA_DIRS) if (d / group).is_dir()
+                    for p in (d / group).glob("*.yaml")})
     if group == "hydra/launcher":
         names = sorted(set(names) | {"basic", "submitit_local", "submitit_slurm"})
     return names
@@ -48,9 +54,9 @@ def _expand(overrides: list[str]) -> Iterator[list[str]]:
         if o.is_sweep_override():
             values = list(o.sweep_string_iterator())
             sweeps.append((key, values))
-            base.append(f"{key}={values[0]}" if values else o.input_line)
+            base.append(f"{key}={values[0]}" if values else str(o.input_line))
         else:
-            base.append(o.input_line)
+            base.append(str(o.input_line))
     yield base
     for key, values in sweeps:
         for v in values[1:]:
@@ -78,8 +84,15 @@ def _unknown_key(key: str) -> str:
     return msg
 
 
-def translate(exc: Exception) -> ConfigError:
+def translate(exc: Exception, overrides: list[str] | None = None) -> ConfigError:
     """A Hydra/OmegaConf composition error as one ConfigError line naming the key."""
+    text = str(exc)
+    if m := re.search(r"Could not override '([^']+)'\. No match in the defaults list", text):
+        group = m[1]
+        given = next((o for o in overrides or [] if o.startswith(f"{group}=")), group)
+        parent, _, sub = group.rpartition("/")
+        return ConfigError(f"{given} is not allowed: the chosen {parent or 'config'} has no "
+                           f"{sub!r} settings (e.g. method/ga and method/bounds belong to dpg_ga)")
     if isinstance(exc, MissingConfigException):
         missing = str(getattr(exc, "missing_cfg_file", "") or "")
         group, _, name = missing.rpartition("/")
@@ -97,27 +110,78 @@ def translate(exc: Exception) -> ConfigError:
     return ConfigError(str(exc).splitlines()[0])
 
 
-def precheck(argv: list[str]) -> None:
-    """Compose the config for the given overrides (every sweep value) and validate it."""
-    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
-        return  # --help, --cfg, --info, --config-name ...: Hydra's own business
-    overrides = [a for a in argv if a not in ("-m", "--multirun")]
+#: old spellings (the GA settings and the class-bound miner now belong to method dpg_ga)
+RENAMED = (("ga=", "method/ga="), ("ga.", "method.ga."), ("constraints=", "method/bounds="),
+           ("constraints.", "method.bounds."))
+
+
+def old_spelling(overrides: list[str]) -> None:
+    """One line naming the new spelling for an override in an old one (``ga=quick``)."""
+    for o in overrides:
+        bare = o.lstrip("+~")
+        for old, new in RENAMED:
+            if bare.startswith(old):
+                raise ConfigError(f"{o}: the GA settings and the class-bound miner belong to the "
+                                  f"method now: use {o[:len(o) - len(bare)]}"
+                                  f"{new}{bare[len(old):]}")
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[Path], bool] | None:
+    """(overrides, extra config dirs, multirun?) of a command line; ``None`` when Hydra's own
+    flags (--help, --cfg, --info, --config-name, ...) ask for something else than a run."""
+    overrides: list[str] = []
+    dirs: list[Path] = []
+    multirun = False
+    it = iter(argv)
+    for a in it:
+        if a in ("-m", "--multirun"):
+            multirun = True
+        elif a in ("--config-dir", "-cd"):
+            dirs.append(Path(next(it, "")).resolve())
+        elif a.startswith("--config-dir="):
+            dirs.append(Path(a.split("=", 1)[1]).resolve())
+        elif a.startswith("-"):
+            return None
+        else:
+            overrides.append(a)
+    return overrides, dirs, multirun
+
+
+def precheck(argv: list[str]) -> Any:
+    """Compose the config for the given overrides (every sweep value) and validate it; then
+    check (and, for a fixed ``hydra.run.dir``, lock) where the run will write. Returns the lock
+    (keep it referenced while the app runs) or ``None``."""
+    from cfgen.rundir import prepare_configured
+
+    parts = split_argv(argv)
+    if parts is None:
+        return None
+    overrides, dirs, multirun = parts
+    EXTRA_DIRS[:] = dirs
+    old_spelling(overrides)
+    if dirs:
+        overrides = [*overrides, "hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs)
+                     + "]"]
     register()
     try:
         combos = list(_expand(overrides))
     except OverrideParseException as exc:
         raise ConfigError(f"cannot parse overrides: {str(exc).splitlines()[0]}") from None
     GlobalHydra.instance().clear()
+    first = None
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for trial in combos:
             try:
-                cfg = compose(config_name=CONFIG_NAME, overrides=trial)
+                cfg = compose(config_name=CONFIG_NAME, overrides=trial,
+                              return_hydra_config=first is None)
             except (ConfigCompositionException, MissingConfigException) as exc:
-                raise translate(exc) from None
+                raise translate(exc, trial) from None
             except OmegaConfBaseException as exc:
                 raise translate(ConfigCompositionException(str(exc)).with_traceback(None)) from exc
             validate(cfg)
             check_tracking(cfg)
+            first = cfg if first is None else first
     GlobalHydra.instance().clear()
-    if len(overrides) < len(argv):  # -m: a Slurm launcher's settings, asked of sbatch --test-only
+    if multirun:  # a Slurm launcher's settings, asked of sbatch --test-only
         precheck_launcher(combos[0], CONF_DIR, CONFIG_NAME)
+    return prepare_configured(first, multirun)

@@ -1,142 +1,186 @@
-"""Structured configs (registered in Hydra's ConfigStore) and their semantic validation.
+"""Structured configs: every setting's type and range declared once, checked by one validator.
 
-The dataclasses give Hydra the schema: an unknown key or a wrongly typed value is rejected at
-compose time. :func:`validate` adds the checks a type cannot express (positive sizes, known
-names, ranges) and raises :class:`~cfgen.errors.ConfigError` naming the key.
+The dataclasses are Hydra's schema (registered in the ConfigStore as ``cfgen_schema``) and the
+library API's: a field's type is its type, and ``setting(default, ge=..., choices=...)`` puts
+its range into the field's metadata. :func:`check_node` is the one validator: it rejects an
+unknown key (however it was added, ``+`` included), a wrong type and a value out of range with
+one :class:`~cfgen.errors.ConfigError` naming the key. The CLI, the sweep precheck, the run and
+the API (``ga={...}``) all call it.
+
+The ``model`` and ``method`` nodes are plug-ins (``_target_``): ``model`` keeps whatever keyword
+arguments its estimator takes (checked when it is built); a method's own settings are checked
+against its class (:func:`cfgen.methods.check_method`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping, Union, get_args, get_origin, get_type_hints
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING
 
 from cfgen.errors import ConfigError
 from cfgen.schema import RULE_NAMES
 
 
+def setting(default: Any = MISSING, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None,
+            choices: tuple[Any, ...] | None = None, factory: Any = None) -> Any:
+    """A dataclass field whose allowed range lives in its metadata (read by :func:`check_node`)."""
+    meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices).items()
+            if v is not None}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------- data and model
 @dataclass
 class DatasetConfig:
-    """Where a dataset lives and how to read it."""
+    """Where a dataset lives and how to read it (``cfgen/conf/dataset/``; docs/datasets.md)."""
 
     name: str = MISSING
-    source: str = "csv"  # csv | sklearn
-    file: str | None = None  # CSV file name inside the data directory
+    source: str = setting("csv", choices=("csv", "sklearn"))
+    file: str | None = None  # a path, or a file name in $CFGEN_DATA_DIR / the shipped copies
     target: str = MISSING
-    sep: str = ","
-    categorical: List[str] = field(default_factory=list)
+    sep: str = ","  # any separator; TAB (or \t) for tab-separated files
+    categorical: List[str] = setting(factory=list)
     integer: List[str] | None = None  # null: infer from integer-valued columns
-    drop: List[str] = field(default_factory=list)
-    date_columns: List[str] = field(default_factory=list)
-    zero_as_missing: List[str] = field(default_factory=list)
-    missing: str = "drop"  # drop | median
-    actionability: Dict[str, str] = field(default_factory=dict)
-    test_size: float = 0.2
-    split_seed: int = 42
+    drop: List[str] = setting(factory=list)
+    date_columns: List[str] = setting(factory=list)
+    zero_as_missing: List[str] = setting(factory=list)
+    missing: str = setting("drop", choices=("drop", "median"))
+    actionability: Dict[str, str] = setting(factory=dict)
+    test_size: float = setting(0.2, gt=0.0, lt=1.0)
+    split_seed: int = setting(42, ge=0)
+    ranges: Dict[str, Any] = setting(factory=dict)  # feature: [low, high] it may move to
+    features_to_vary: List[str] | None = None  # null: all; else every other one is no_change
+    coerce_numeric: bool = False  # text cells in a numeric column: false = error, true = missing
+    drop_id_columns: bool = False  # drop id-like columns (unique per row), with a logged note
+    encoding: str = "utf-8"  # text encoding of the file
+
+
+# ----------------------------------------------------------------------------- dpg_ga settings
+@dataclass
+class BoundsConfig:
+    """How the class bounds guiding the genetic search are mined (``method.bounds``)."""
+
+    mode: str = setting("auto", choices=("auto", "dpg", "paths", "mass", "none"))
+    decimal_threshold: int | None = setting(3, ge=0)
+    perc_var: float = setting(1e-7, ge=0.0)
+    mass: float = setting(0.9, gt=0.0, le=1.0)
 
 
 @dataclass
-class ModelConfig:
-    """A scikit-learn classifier built with ``hydra.utils.instantiate``."""
+class OperatorsConfig:
+    """Which operator DEAP's toolbox gets for each step (``vectorised``: cfgen's array ops)."""
 
-    _target_: str = "sklearn.ensemble.RandomForestClassifier"
-    n_estimators: int = 100
-    max_depth: int | None = None
-    max_features: Any = "sqrt"
-    min_impurity_decrease: float = 0.0
-    min_samples_split: int = 2
-    criterion: str = "gini"
-    random_state: int = 42
-    n_jobs: int | None = 1
-
-
-@dataclass
-class ConstraintsConfig:
-    """Class-bound miner settings."""
-
-    mode: str = "dpg"  # dpg | paths | mass | none
-    decimal_threshold: int | None = 3
-    perc_var: float = 1e-7
-    mass: float = 0.9
+    mate: str = "vectorised"  # or a deap.tools crossover: cxBlend, cxUniform, cxTwoPoint, ...
+    mate_args: Dict[str, Any] | None = None  # keyword arguments of that operator
+    mutate: str = "vectorised"  # or a deap.tools mutation: mutGaussian, mutPolynomialBounded, ...
+    mutate_args: Dict[str, Any] | None = None  # keyword arguments of that operator
+    select: str = "vectorised"  # or a deap.tools selection: selTournament, selBest, ...
+    select_args: Dict[str, Any] | None = None  # keyword arguments of that operator
 
 
 @dataclass
 class GAConfig:
-    """Genetic search settings and fitness weights (see conf/ga/default.yaml)."""
+    """Genetic search settings and fitness weights (``method.ga``; terms are in MAD units)."""
 
-    population_size: int = 30
-    max_generations: int = 10
-    crossover_prob: float = 0.7
-    mutation_prob: float = 0.3
-    mutation_gene_prob: float = 0.3
-    tournament_size: int = 3
-    elite: int = 2
-    init_change_prob: float = 0.5
-    bounds_init_prob: float = 0.7
-    patience: int = 2
-    delta_threshold: float = 0.01
-    w_distance: float = 1.0
-    w_sparsity: float = 0.5
-    w_plausibility: float = 0.2
-    w_bounds: float = 0.3
-    w_diversity: float = 0.1
+    population_size: int = setting(30, ge=2, le=100_000)
+    max_generations: int = setting(10, ge=1)
+    crossover_prob: float = setting(0.7, ge=0.0, le=1.0)
+    mutation_prob: float = setting(0.3, ge=0.0, le=1.0)
+    mutation_gene_prob: float = setting(0.3, ge=0.0, le=1.0)
+    tournament_size: int = setting(3, ge=1)
+    elite: int = setting(2, ge=0)
+    init_change_prob: float = setting(0.5, ge=0.0, le=1.0)
+    bounds_init_prob: float = setting(0.7, ge=0.0, le=1.0)
+    patience: int = setting(2, ge=1)
+    delta_threshold: float = setting(0.01, ge=0.0)
+    w_distance: float = setting(1.0, ge=0.0)
+    w_sparsity: float = setting(0.5, ge=0.0)
+    w_plausibility: float = setting(0.2, ge=0.0)
+    w_bounds: float = setting(0.3, ge=0.0)
+    w_diversity: float = setting(0.1, ge=0.0)
     refine: bool = True
-    anchors: int = 20
-    anchor_init_share: float = 0.25
-    dense_init_share: float = 0.25
-    reset_prob: float = 0.4
-    mutation_max_genes: int = 4
-    reference_rows: int = 64
-    pool_size: int = 16
-    plausibility_steps: int = 4
-    w_final_plausibility: float = 1.5
+    anchors: int = setting(20, ge=0)
+    anchor_init_share: float = setting(0.25, ge=0.0, le=1.0)
+    dense_init_share: float = setting(0.25, ge=0.0, le=1.0)
+    reset_prob: float = setting(0.4, ge=0.0, le=1.0)
+    mutation_max_genes: int = setting(4, ge=1)
+    reference_rows: int = setting(64, ge=0)
+    pool_size: int = setting(16, ge=1)
+    plausibility_steps: int = setting(4, ge=0)
+    w_final_plausibility: float = setting(1.5, ge=0.0)
+    operators: OperatorsConfig = setting(factory=OperatorsConfig)
+
+    def check_relations(self, prefix: str) -> None:
+        """Checks between fields (one line each, naming the keys)."""
+        shares = self.anchor_init_share + self.dense_init_share
+        if shares > 1.0:
+            raise ConfigError(f"{prefix}.anchor_init_share + {prefix}.dense_init_share = "
+                              f"{shares:g} is not allowed: expected <= 1")
+        if self.elite >= self.population_size:
+            raise ConfigError(f"{prefix}.elite={self.elite} is not allowed: expected fewer than "
+                              f"{prefix}.population_size={self.population_size}")
 
 
-@dataclass
-class MethodConfig:
-    """Which counterfactual method explains the queries."""
-
-    name: str = "dpg_ga"  # dpg_ga | dice_random | dice_genetic | dice_kdtree
-    time_limit: float | None = None  # seconds per query; null = no limit
-
-
+# ----------------------------------------------------------------------------- the rest
 @dataclass
 class LoggerConfig:
     """Experiment tracking."""
 
-    name: str = "none"  # none | wandb
-    mode: str | None = None  # online | offline | disabled (null: offline without API key)
+    name: str = setting("none", choices=("none", "wandb"))
+    mode: str | None = setting(None, choices=("online", "offline", "disabled"))
     project: str = "cfgen"
     entity: str | None = None
-    tags: List[str] = field(default_factory=list)
+    tags: List[str] = setting(factory=list)
     group: str | None = None  # null: the multirun directory in a sweep, none for single runs
-    init_timeout: float = 60.0  # seconds wandb.init may take online before it falls back offline
+    init_timeout: float = setting(60.0, gt=0.0)
 
 
 @dataclass
 class ExperimentParams:
     """What to explain and how often."""
 
-    seed: int = 42
-    num_samples: int = 3
+    seed: int = setting(42, ge=0)
+    num_samples: int = setting(3, ge=1)
     sample_indices: List[int] | None = None  # test-row positions; null: draw num_samples
-    target_class: int | None = None  # null: every class other than the predicted one
-    num_counterfactuals: int = 5
-    num_replications: int = 3
+    target_class: Any | None = None  # null: every other class; a class index or label
+    queries: Any | None = None  # null: test rows; a CSV path of rows or source-file row ids
+    num_counterfactuals: int = setting(5, ge=1)
+    num_replications: int = setting(3, ge=1)
     parallel_replications: bool = True
-    max_workers: int | None = None  # null: usable CPUs - 1 (at least 1)
-    rules: List[str] = field(default_factory=lambda: ["none"])
-    num_combinations_to_test: int | None = None  # null: half of all combinations, >= 1
+    max_workers: int | None = setting(None, ge=1)  # null: usable CPUs - 1 (at least 1)
+    rules: List[str] = setting(factory=lambda: ["none"])
+    num_combinations_to_test: int | None = setting(None, ge=1)
     resume: bool = False
+
+    def check_relations(self, prefix: str) -> None:
+        if not self.rules:
+            raise ConfigError(f"{prefix}.rules=[] is not allowed: expected at least one rule")
+        for rule in self.rules:
+            if rule not in RULE_NAMES:
+                raise ConfigError(f"{prefix}.rules={list(self.rules)} is not allowed: "
+                                  f"{rule!r} is not one of {', '.join(RULE_NAMES)}")
+        if self.sample_indices is not None:
+            if not self.sample_indices:
+                raise ConfigError(f"{prefix}.sample_indices=[] is not allowed: expected null "
+                                  "(draw num_samples) or at least one test-row position")
+            dup = sorted({i for i in self.sample_indices if self.sample_indices.count(i) > 1})
+            if dup:
+                raise ConfigError(f"{prefix}.sample_indices={list(self.sample_indices)} is not "
+                                  f"allowed: {dup} repeated (each query once)")
 
 
 @dataclass
 class MetricsConfig:
     """How counterfactual quality is measured."""
 
-    compat: str = "cfgen"  # cfgen (corrected definitions) | ece (the original cf_eval ones)
+    compat: str = setting("cfgen", choices=("cfgen", "ece"))
 
 
 @dataclass
@@ -145,112 +189,170 @@ class OutputConfig:
 
     plots: bool = False
     table: bool = True
+    show: int = setting(3, ge=0)  # queries printed as diff tables after the summary
 
 
 @dataclass
 class Config:
-    """The whole experiment."""
+    """The whole experiment. ``model`` and ``method`` are ``_target_`` plug-ins."""
 
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
-    ga: GAConfig = field(default_factory=GAConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
-    experiment_params: ExperimentParams = field(default_factory=ExperimentParams)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
+    dataset: DatasetConfig = setting(factory=DatasetConfig)
+    model: Any = MISSING
+    method: Any = MISSING
+    logger: LoggerConfig = setting(factory=LoggerConfig)
+    experiment_params: ExperimentParams = setting(factory=ExperimentParams)
+    metrics: MetricsConfig = setting(factory=MetricsConfig)
+    output: OutputConfig = setting(factory=OutputConfig)
 
 
 def register() -> None:
-    """Register the schema so ``conf/config.yaml`` can list ``cfgen_schema`` first."""
-    cs = ConfigStore.instance()
-    cs.store(name="cfgen_schema", node=Config)
+    """Register the schema so ``conf/config.yaml`` can list ``cfgen_schema`` first, and the
+    resolvers the configs use (``${cfgen.stem:...}``)."""
+    from hydra.core.config_store import ConfigStore
+
+    from cfgen.datasets import register_resolvers
+
+    ConfigStore.instance().store(name="cfgen_schema", node=Config)
+    register_resolvers()
 
 
-METHODS = ("dpg_ga", "dice_random", "dice_genetic", "dice_kdtree")
-CONSTRAINT_MODES = ("dpg", "paths", "mass", "none")
-MISSING_POLICIES = ("drop", "median")
-LOGGERS = ("none", "wandb")
-LOGGER_MODES = ("online", "offline", "disabled")
+# ----------------------------------------------------------------------------- the validator
+def _allowed_text(meta: Mapping[str, Any]) -> str:
+    if "choices" in meta:
+        return "one of " + ", ".join(str(c) for c in meta["choices"])
+    parts = [f"{op} {meta[k]:g}" for k, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+             if k in meta]
+    return " and ".join(parts)
 
 
-def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
-    section, name = key.split(".")
-    value = cfg[section][name]
-    if value is None:
-        return
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok:
-        need = "an integer >= 0" if allow_zero else "a positive number"
-        raise ConfigError(f"{key}={value!r} is not allowed: expected {need}")
+def _in_range(value: Any, meta: Mapping[str, Any]) -> bool:
+    if "choices" in meta:
+        return value in meta["choices"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True  # types are checked separately
+    return not (("ge" in meta and value < meta["ge"]) or ("gt" in meta and value <= meta["gt"])
+                or ("le" in meta and value > meta["le"]) or ("lt" in meta and value >= meta["lt"]))
 
 
-def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r} is not allowed: expected one of {', '.join(allowed)}")
+def _type_ok(value: Any, tp: Any) -> bool:
+    """Does ``value`` fit the annotation ``tp`` (the subset of typing the schemas use)."""
+    origin = get_origin(tp)
+    if tp is Any or value is MISSING:
+        return True
+    if origin is Union:
+        return any(_type_ok(value, a) for a in get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin in (list, List):
+        (item,) = get_args(tp) or (Any,)
+        return isinstance(value, (list, tuple)) and all(_type_ok(v, item) for v in value)
+    if origin in (dict, Dict):
+        return isinstance(value, Mapping)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return isinstance(value, (Mapping, tp))
+    return True
 
 
-def validate(cfg: DictConfig) -> None:
-    """Checks that types alone cannot express. Raises ConfigError naming the key."""
-    for key in (
-        "experiment_params.num_samples",
-        "experiment_params.num_counterfactuals",
-        "experiment_params.num_replications",
-        "experiment_params.max_workers",
-        "experiment_params.num_combinations_to_test",
-        "ga.population_size",
-        "ga.max_generations",
-        "ga.tournament_size",
-        "ga.patience",
-        "model.n_estimators",
-    ):
-        _positive(cfg, key)
-    _positive(cfg, "ga.elite", allow_zero=True)
-    for key in ("crossover_prob", "mutation_prob", "mutation_gene_prob", "init_change_prob",
-                "bounds_init_prob", "anchor_init_share", "dense_init_share", "reset_prob"):
-        value = cfg.ga[key]
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(
-                f"ga.{key}={value!r} is not allowed: expected a probability in [0, 1]"
-            )
-    shares = cfg.ga.anchor_init_share + cfg.ga.dense_init_share
-    if shares > 1.0:
-        raise ConfigError(
-            f"ga.anchor_init_share + ga.dense_init_share = {shares:g} is not allowed: expected <= 1"
-        )
-    for key in ("pool_size", "mutation_max_genes"):
-        _positive(cfg, f"ga.{key}")
-    for key in ("anchors", "reference_rows", "plausibility_steps"):
-        _positive(cfg, f"ga.{key}", allow_zero=True)
-    for key in ("w_distance", "w_sparsity", "w_plausibility", "w_bounds", "w_diversity",
-                "w_final_plausibility", "delta_threshold"):
-        if cfg.ga[key] < 0:
-            raise ConfigError(f"ga.{key}={cfg.ga[key]!r} is not allowed: expected >= 0")
-    if cfg.ga.elite >= cfg.ga.population_size:
-        raise ConfigError(
-            f"ga.elite={cfg.ga.elite} is not allowed: expected fewer than "
-            f"ga.population_size={cfg.ga.population_size}"
-        )
-    if not 0.0 < cfg.dataset.test_size < 1.0:
-        raise ConfigError(
-            f"dataset.test_size={cfg.dataset.test_size!r} is not allowed: expected (0, 1)"
-        )
-    _one_of("method.name", cfg.method.name, METHODS)
-    _one_of("constraints.mode", cfg.constraints.mode, CONSTRAINT_MODES)
-    _one_of("dataset.missing", cfg.dataset.missing, MISSING_POLICIES)
-    _one_of("dataset.source", cfg.dataset.source, ("csv", "sklearn"))
-    _one_of("logger.name", cfg.logger.name, LOGGERS)
-    _one_of("metrics.compat", cfg.metrics.compat, ("cfgen", "ece"))
-    if cfg.logger.mode is not None:
-        _one_of("logger.mode", cfg.logger.mode, LOGGER_MODES)
-    if cfg.method.time_limit is not None and cfg.method.time_limit <= 0:
-        raise ConfigError(
-            f"method.time_limit={cfg.method.time_limit!r} is not allowed: expected > 0"
-        )
-    for rule in cfg.experiment_params.rules:
-        _one_of("experiment_params.rules", rule, RULE_NAMES)
-    if not cfg.experiment_params.rules:
-        raise ConfigError("experiment_params.rules=[] is not allowed: expected at least one rule")
-    for feature, rule in cfg.dataset.actionability.items():
-        _one_of(f"dataset.actionability.{feature}", rule, RULE_NAMES)
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Union:
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "null"
+    if get_origin(tp) in (list, List):
+        return f"a list of {_type_name((get_args(tp) or (Any,))[0])}"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def unknown_key(prefix: str, key: str, allowed: list[str]) -> ConfigError:
+    """One line: ``prefix.key`` is not a config key, the closest match and the keys there."""
+    full = f"{prefix}.{key}" if prefix else key
+    hint = difflib.get_close_matches(key, allowed, n=1)
+    msg = f"{full} is not a config key (however it is added, + included)"
+    if hint:
+        msg += f"; did you mean {prefix + '.' if prefix else ''}{hint[0]}?"
+    if allowed:
+        msg += f"; keys under {prefix or 'the root'}: {', '.join(allowed)}"
+    return ConfigError(msg)
+
+
+def _plain(node: Any) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def check_node(node: Any, schema: type, prefix: str, skip: tuple[str, ...] = ()) -> Any:
+    """Validate a mapping against a dataclass schema; return the dataclass instance.
+
+    Unknown keys, wrong types and out-of-range values raise one ConfigError naming
+    ``prefix.key``; missing keys keep their defaults. Nested dataclass fields recurse.
+    """
+    values = _plain(node)
+    if isinstance(values, schema) and not isinstance(values, type):
+        values = dataclasses.asdict(values)  # type: ignore[call-overload]
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{prefix}={values!r} is not allowed: expected a mapping of "
+                          f"{schema.__name__} keys")
+    hints = get_type_hints(schema)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in values:
+        if key not in fields and key not in skip:
+            raise unknown_key(prefix, str(key), list(fields))
+    out: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in values:
+            continue
+        value, tp, full = values[name], hints[name], f"{prefix}.{name}" if prefix else name
+        if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+            out[name] = check_node(value, tp, full)  # type: ignore[arg-type]
+            continue
+        if not _type_ok(value, tp):
+            raise ConfigError(f"{full}={value!r} is not allowed: expected {_type_name(tp)}")
+        if isinstance(value, int) and not isinstance(value, bool) and _type_ok(1.5, tp) \
+                and not _type_ok("x", tp):
+            value = float(value) if tp is float else value
+        if value is not None and not _in_range(value, f.metadata):
+            raise ConfigError(f"{full}={value!r} is not allowed: expected "
+                              f"{_allowed_text(f.metadata)}")
+        out[name] = value
+    obj = schema(**out)
+    relations = getattr(obj, "check_relations", None)
+    if relations is not None:
+        relations(prefix)
+    return obj
+
+
+def check_rules(actionability: Mapping[str, Any], prefix: str) -> None:
+    for feature, rule in actionability.items():
+        if rule not in RULE_NAMES:
+            raise ConfigError(f"{prefix}.{feature}={rule!r} is not allowed: expected one of "
+                              f"{', '.join(RULE_NAMES)}")
+
+
+def validate(cfg: Any) -> None:
+    """Check a composed config: every node against its schema, the plug-ins against theirs."""
+    from cfgen.methods import check_method
+    from cfgen.models import check_model_config
+
+    values = {k: _plain(cfg[k]) for k in cfg if k != "hydra"}  # Hydra's own node: its business
+    for key in values:
+        if key not in {f.name for f in dataclasses.fields(Config)}:
+            raise unknown_key("", str(key), [f.name for f in dataclasses.fields(Config)])
+    for name, schema in (("dataset", DatasetConfig), ("logger", LoggerConfig),
+                         ("experiment_params", ExperimentParams), ("metrics", MetricsConfig),
+                         ("output", OutputConfig)):
+        check_node(values.get(name, {}), schema, name)
+    check_rules(values["dataset"].get("actionability", {}), "dataset.actionability")
+    check_model_config(values.get("model"))
+    check_method(values.get("method"), "method")

@@ -1,9 +1,7 @@
-"""Deprecated (one release): the launcher moved to :mod:`cfgen.runner`.
+"""Deprecated (one release): the launcher moved to :mod:`cfgen.runner`; import from there.
 
-Re-exports the old names, and keeps the old :func:`WorkerContext` signature
-``(data, model, bounds, method, ga_cfg, combinations, k, explainer_factory=None,
-time_limit=None)`` by building the new context with a method factory from it. New code:
-``cfgen.runner.WorkerContext(problem, class_bounds, factory, combinations, k)``.
+Re-exports the old names. :func:`WorkerContext` also accepts the pre-runner form with an
+``explainer_factory`` (older tests and scripts).
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from cfgen.plan import Combinations
 from cfgen.runner import context as _context
 from cfgen.runner.executors import run_tasks
 from cfgen.runner.resources import (
@@ -33,18 +30,21 @@ __all__ = ["WORKER_BASELINE_BYTES", "TaskResult", "WorkerContext", "combination_
 def _legacy_factory(method: str, ga_cfg: Any, model: Any, time_limit: float | None,
                     explainer_factory: Callable | None, problem: Any, schema: Any,
                     class_bounds: Any) -> Any:
-    if explainer_factory is not None:
-        return explainer_factory(method, ga_cfg, model, problem, class_bounds, schema)
-    from cfgen.methods import build_explainer
-
-    return build_explainer(method, ga_cfg, model, problem, class_bounds, schema,
-                           time_limit=time_limit)
+    if explainer_factory is None:
+        raise TypeError("cfgen.launcher.WorkerContext(data, model, ...) needs explainer_factory; "
+                        "build cfgen.runner.WorkerContext(problem, factory, class_bounds, ...)")
+    return explainer_factory(method, ga_cfg, model, problem, class_bounds, schema)
 
 
-def WorkerContext(data: Any, model: Any, bounds: Any, method: str, ga_cfg: Any,  # noqa: N802
-                  combinations: Combinations, k: int, explainer_factory: Callable | None = None,
-                  time_limit: float | None = None) -> _context.WorkerContext:
-    """The new context from the old arguments (``data`` stands in for the problem)."""
-    factory = functools.partial(_legacy_factory, method, ga_cfg, model, time_limit,
-                                explainer_factory)
-    return _context.WorkerContext(data, bounds, factory, combinations, k)
+def WorkerContext(*args: Any, **kwargs: Any) -> _context.WorkerContext:  # noqa: N802
+    """``cfgen.runner.WorkerContext(problem, factory, class_bounds, combinations, k)``; the
+    pre-runner form ``(data, model, bounds, method, ga_cfg, combinations, k,
+    explainer_factory=...)`` still builds one (``data`` stands in for the problem)."""
+    if len(args) + len(kwargs) <= 5 and "explainer_factory" not in kwargs:
+        return _context.WorkerContext(*args, **kwargs)
+    names = ("data", "model", "bounds", "method", "ga_cfg", "combinations", "k",
+             "explainer_factory", "time_limit")
+    a = dict(zip(names, args, strict=False), **kwargs)
+    factory = functools.partial(_legacy_factory, a["method"], a["ga_cfg"], a["model"],
+                                a.get("time_limit"), a.get("explainer_factory"))
+    return _context.WorkerContext(a["data"], factory, a["bounds"], a["combinations"], a["k"])

@@ -28,7 +28,7 @@ WARN_TASKS = 20_000  # a plan larger than this is run, with a warning naming the
 class Task(NamedTuple):
     """One search: small and picklable (workers hold the heavy objects)."""
 
-    index: int  # position in the plan; results are written in this order
+    index: int  # type: ignore[assignment]  # position in the plan; results are written in order
     query: int  # position of the query row in the test split
     target: int
     combination: int  # index into the actionability combinations (see Combinations)
@@ -158,11 +158,34 @@ class Combinations:
         return sorted(out)
 
 
+def check_seed(seed: int, key: str = "experiment_params.seed") -> None:
+    """Seeds feed numpy's SeedSequence, which takes integers >= 0 only."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"{key}={seed!r} is not allowed: expected an integer >= 0")
+
+
 def choose_queries(
     n_test: int, num_samples: int, indices: Sequence[int] | None, seed: int
 ) -> list[int]:
-    """Test-row positions to explain: the given ones, or ``num_samples`` drawn with the seed."""
+    """Test-row positions to explain: the given ones, or ``num_samples`` drawn with the seed.
+
+    Each row is explained once: a position listed twice is refused (it would be explained, and
+    averaged, twice), as are an empty list and a negative seed.
+    """
+    check_seed(seed)
     if indices is not None:
+        indices = list(indices)
+        if not indices:
+            raise ConfigError(
+                "experiment_params.sample_indices=[] is not allowed: expected null (draw "
+                "experiment_params.num_samples rows) or at least one test-row position"
+            )
+        dup = sorted({int(i) for i in indices if indices.count(i) > 1})
+        if dup:
+            raise ConfigError(
+                f"experiment_params.sample_indices={indices} is not allowed: {dup} listed more "
+                "than once (each row is explained once)"
+            )
         bad = [i for i in indices if not 0 <= i < n_test]
         if bad:
             raise ConfigError(

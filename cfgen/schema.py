@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -34,7 +34,9 @@ class Feature:
     """One column of the model's input.
 
     Categorical features hold integer codes ``0..len(categories)-1``; ``categories[i]`` is the
-    original value (a string) of code ``i``.
+    original value (a string) of code ``i``. ``permitted`` is the user's ``(low, high)`` range for
+    a numeric feature (DiCE's ``permitted_range``): a counterfactual that moves the feature
+    outside it breaks the feature's rules, like a forbidden direction does.
     """
 
     name: str
@@ -44,6 +46,7 @@ class Feature:
     categories: tuple[str, ...] = ()
     rule: Rule = Rule.NONE
     decimals: int = 6
+    permitted: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,11 @@ class FeatureSchema:
         return np.array([f.decimals for f in self.features], dtype=int)
 
     @property
+    def permitted(self) -> list[tuple[float, float] | None]:
+        """Per feature, the user's permitted ``(low, high)`` range or None."""
+        return [f.permitted for f in self.features]
+
+    @property
     def rules(self) -> list[Rule]:
         return [f.rule for f in self.features]
 
@@ -119,11 +127,17 @@ class FeatureSchema:
 
 
 def actionability_violations(
-    x: np.ndarray, cfs: np.ndarray, rules: Iterable[Rule], atol: float = 1e-9
+    x: np.ndarray,
+    cfs: np.ndarray,
+    rules: Iterable[Rule],
+    atol: float = 1e-9,
+    permitted: Sequence[tuple[float, float] | None] | None = None,
 ) -> np.ndarray:
     """Per counterfactual, the number of features whose change breaks its rule.
 
-    ``x`` is (d,), ``cfs`` is (m, d); returns an int array of shape (m,).
+    ``x`` is (d,), ``cfs`` is (m, d); returns an int array of shape (m,). With ``permitted``
+    (``schema.permitted``), a feature *changed* to a value outside its range also counts: a value
+    the query already had is not an action, so leaving an out-of-range value alone is allowed.
     """
     rules = list(rules)
     cfs = np.atleast_2d(cfs)
@@ -136,4 +150,9 @@ def actionability_violations(
         | (delta > atol) & non_inc
         | (delta < -atol) & non_dec
     )
+    if permitted is not None and any(p is not None for p in permitted):
+        lo = np.array([-np.inf if p is None else p[0] for p in permitted], dtype=float)
+        hi = np.array([np.inf if p is None else p[1] for p in permitted], dtype=float)
+        outside = (cfs < lo[None, :] - atol) | (cfs > hi[None, :] + atol)
+        bad |= outside & (np.abs(delta) > atol)
     return bad.sum(axis=1)

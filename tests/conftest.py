@@ -12,6 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from cfgen.cli import CONF_DIR
 from cfgen.config import register
 from cfgen.data import data_dir
+from cfgen.datasets import open_dict_overrides
 
 os.environ.setdefault("CFGEN_DATA_DIR", str(data_dir()))
 
@@ -21,12 +22,12 @@ def compose_config(overrides: list[str] | None = None):
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides or []))
+        return compose(config_name="config", overrides=open_dict_overrides(overrides or []))
 
 
 # small and fast defaults for tests; each test adds what it checks
 FAST = [
-    "ga=quick",
+    "method/ga=quick",
     "experiment_params.num_samples=2",
     "experiment_params.num_replications=2",
     "experiment_params.parallel_replications=false",

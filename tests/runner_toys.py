@@ -69,7 +69,7 @@ def toy_setup(data, mode=None, poison_task=None, marker=None, replications=3, qu
     poison = tasks[poison_task].seed if poison_task is not None else None
     factory = functools.partial(toy_factory, mode, poison, str(marker), parent or os.getpid(),
                                 sleep)
-    return tasks, WorkerContext(data, None, factory, comb, 3)
+    return tasks, WorkerContext(data, factory, None, comb, 3)
 
 
 def same(a: TaskResult, b: TaskResult) -> bool:

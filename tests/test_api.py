@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,11 +90,10 @@ def test_arrays_with_codes_and_rules():
 
 def test_pipeline_with_text_categoricals(credit):
     X, y, model = credit
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ex = CounterfactualExplainer(model, X, y, actionability={"age": "non_decreasing"},
-                                     ga={"population_size": 24, "max_generations": 10})
-    assert any("class bounds" in str(w.message) for w in caught)
+    ex = CounterfactualExplainer(model, X, y, actionability={"age": "non_decreasing"},
+                                 ga={"population_size": 24, "max_generations": 10})
+    # a pipeline over text columns is not a tree ensemble on the encoded space: no bounds
+    assert ex.bounds is None and ex.bounds_info["bounds_note"] == "model is not a tree ensemble"
     q = X[model.predict(X) == 0].iloc[:2]
     results = ex.explain(q, k=3, seed=0)
     for (_, row), r in zip(q.iterrows(), results, strict=True):
@@ -109,7 +106,6 @@ def test_pipeline_with_text_categoricals(credit):
 
 
 def test_dice_through_the_api(iris):
-    pytest.importorskip("dice_ml")
     X, y, model = iris
     r = explain(model, X, y, X.iloc[70], k=3, method="dice_kdtree", seed=0)
     assert len(r) > 0 or r.reason
@@ -122,17 +118,111 @@ def test_bad_input_speaks(iris):
     with pytest.raises(ConfigError, match="unknown column"):
         CounterfactualExplainer(model, X, y, categorical=["petal colour"])
     with pytest.raises(ConfigError, match="method="):
-        CounterfactualExplainer(model, X, y, method="nice")
+        CounterfactualExplainer(model, X, y, method="no_such_method")
     with pytest.raises(ConfigError, match="does not know"):
         CounterfactualExplainer(model, X, np.where(y == "setosa", "rose", y))
 
 
 def test_top_level_export():
-    import cfgen
-
-    if not hasattr(cfgen, "explain"):
-        pytest.skip("cfgen/__init__.py does not export the API yet")
     from cfgen import CounterfactualExplainer as CE
     from cfgen import explain as ex
 
     assert ex is explain and CE is CounterfactualExplainer
+
+
+# --------------------------------------------------------------------------- one core
+
+
+@pytest.mark.parametrize("dataset", ["iris", "diabetes"])
+def test_api_and_app_give_byte_identical_counterfactuals(dataset, cfg_factory, tmp_path):
+    """Same data, model and seed: CounterfactualExplainer == python -m cfgen, row for row."""
+    from cfgen.experiment import run
+    from cfgen.problem import Problem
+    from cfgen.store import write_frame
+
+    cfg = cfg_factory(f"dataset={dataset}", "experiment_params.sample_indices=[0,3,7]",
+                      "experiment_params.num_replications=1")
+    result = run(cfg, tmp_path / "run")
+    app = result.counterfactuals
+    problem = Problem.from_config(cfg.dataset, cfg.model)
+    names = problem.schema.names
+    X_train = problem.decode(problem.X_train)
+    ex = CounterfactualExplainer(problem.model, X_train, problem.y_train,
+                                 actionability=dict(cfg.dataset.actionability),
+                                 ga=dict(cfg.method.ga))
+    assert ex.schema == problem.schema  # one schema inference for both entry points
+    X_test = problem.decode(problem.X_test)
+    rows = []
+    for t in result.tasks:
+        target = problem.class_names.index(problem.class_names[t.target])
+        r = ex.explain(X_test.iloc[[t.query]], target=target, k=5, seed=42, ids=[t.query])[0]
+        rows.append(r.counterfactuals[names])
+    api = pd.concat(rows, ignore_index=True)
+    a, b = tmp_path / "app.csv", tmp_path / "api.csv"
+    write_frame(a, app[names])
+    write_frame(b, api)
+    assert len(api) == len(app) > 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_reordered_columns_are_reordered_by_name(iris):
+    """A frame with its columns reversed is matched by name, never used positionally."""
+    X, y, model = iris
+    rev = X[X.columns[::-1]]
+    ex = CounterfactualExplainer(model, rev, y)
+    assert ex.schema.names == list(X.columns)
+    r = ex.explain(rev.iloc[[0, 60, 120]], k=2, seed=0)
+    assert [res.query_class for res in r] == list(model.predict(X.iloc[[0, 60, 120]]))
+    for res in r:
+        assert (model.predict(res.counterfactuals[X.columns]) == res.target).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"k": 2.5}, "k=2.5 is not allowed: expected an integer >= 1"),
+    ({"k": 0}, "k=0 is not allowed: expected an integer >= 1"),
+    ({"seed": -1}, "seed=-1 is not allowed: expected an integer >= 0"),
+    ({"target": "tulip"}, "target='tulip' is not a class of the model"),
+])
+def test_bad_explain_arguments_are_config_errors(iris, kwargs, message):
+    X, y, model = iris
+    ex = CounterfactualExplainer(model, X, y)
+    with pytest.raises(ConfigError) as err:
+        ex.explain(X.iloc[0], **kwargs)
+    assert message in str(err.value)
+
+
+def test_string_query_and_bad_settings_are_config_errors(iris):
+    X, y, model = iris
+    ex = CounterfactualExplainer(model, X, y)
+    with pytest.raises(ConfigError, match="X_query="):
+        ex.explain("setosa")
+    with pytest.raises(ConfigError, match="did you mean method.ga.population_size"):
+        CounterfactualExplainer(model, X, y, ga={"populaton_size": 5})
+    with pytest.raises(ConfigError, match="method.ga.population_size=-5 is not allowed"):
+        CounterfactualExplainer(model, X, y, ga={"population_size": -5})
+    with pytest.raises(ConfigError, match="method.bounds.mode='box' is not allowed"):
+        CounterfactualExplainer(model, X, y, bounds={"mode": "box"})
+    with pytest.raises(ConfigError, match="method.time_limit=-1 is not allowed"):
+        CounterfactualExplainer(model, X, y, time_limit=-1)
+
+
+def test_models_that_cannot_be_explained_get_one_line(iris):
+    from sklearn.linear_model import LinearRegression
+    from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y, model = iris
+    yc = (y == "setosa").astype(int)
+    cases = [
+        (LinearRegression().fit(X, yc), "is not a classifier"),
+        (DecisionTreeClassifier(), "is not fitted"),
+        (make_pipeline(StandardScaler(), LinearRegression()).fit(X, yc), "Pipeline ending in "
+                                                                         "LinearRegression"),
+        (MultiOutputClassifier(DecisionTreeClassifier()).fit(X, np.c_[yc, yc]), "multi-output"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(ConfigError) as err:
+            CounterfactualExplainer(bad, X, yc)
+        assert str(err.value).startswith("model:") and message in str(err.value), err.value

@@ -12,33 +12,55 @@ from cfgen.cli import precheck
 from cfgen.errors import ConfigError
 from cfgen.experiment import run
 
+MODELS = ("decision_tree, extra_trees, gradient_boosting, hist_gradient_boosting, lightgbm, "
+          "logistic_regression, mlp, random_forest, xgboost")
+
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
         (["dataset=nope"], "dataset=nope is not allowed: expected one of abalone,"),
-        (["model=svm"], "model=svm is not allowed: expected one of extra_trees, random_forest"),
-        (["ga=fastest"], "ga=fastest is not allowed: expected one of default, quick"),
+        (["model=svm"], f"model=svm is not allowed: expected one of {MODELS}"),
+        (["method/ga=fastest"], "method/ga=fastest is not allowed: expected one of default, quick"),
         (["experiment_params.num_sample=3"], "experiment_params.num_sample is not a config key"),
-        (["ga.population_size=abc"], "ga.population_size"),
+        (["method.ga.population_size=abc"], "method.ga.population_size"),
         (["experiment_params.num_samples=0"], "experiment_params.num_samples=0 is not allowed"),
-        (["ga.population_size=-5"], "ga.population_size=-5 is not allowed"),
+        (["method.ga.population_size=-5"],
+         "method.ga.population_size=-5 is not allowed: expected >= 2"),
         (["experiment_params.max_workers=0"], "experiment_params.max_workers=0 is not allowed"),
         (["experiment_params.max_workers=1.5"], "experiment_params.max_workers"),
-        (["method.name=lime"], "method.name='lime' is not allowed: expected one of dpg_ga"),
-        (["experiment_params.rules=[none,sideways]"], "experiment_params.rules='sideways'"),
+        (["method=lime"], "method=lime is not allowed: expected one of dice_genetic"),
+        (["experiment_params.rules=[none,sideways]"], "'sideways' is not one of none, no_change"),
         (["-m", "dataset=iris,nope"], "dataset=nope is not allowed"),
         (["hydra/launcher=nope"], "hydra/launcher=nope is not allowed: expected one of basic"),
-        (["method.time_limit=0"], "method.time_limit=0.0 is not allowed: expected > 0"),
+        (["method.time_limit=0"], "method.time_limit=0 is not allowed: expected seconds > 0"),
         (["metrics.compat=guidotti"], "metrics.compat='guidotti' is not allowed: expected one of"),
         (["logger.mode=sometimes"], "logger.mode='sometimes' is not allowed: expected one of"),
-        (["ga.mutation_prob=1.5"], "ga.mutation_prob=1.5 is not allowed: expected a probability"),
-        (["ga.anchor_init_share=0.8", "ga.dense_init_share=0.5"],
-         "ga.anchor_init_share + ga.dense_init_share = 1.3 is not allowed: expected <= 1"),
-        (["ga.w_distance=-1"], "ga.w_distance=-1.0 is not allowed: expected >= 0"),
-        (["ga.elite=30"], "ga.elite=30 is not allowed: expected fewer than ga.population_size=30"),
-        (["ga.pool_size=0"], "ga.pool_size=0 is not allowed"),
-        (["constraints=nope"], "constraints=nope is not allowed: expected one of dpg, mass, none"),
+        (["method.ga.mutation_prob=1.5"],
+         "method.ga.mutation_prob=1.5 is not allowed: expected >= 0 and <= 1"),
+        (["method.ga.anchor_init_share=0.8", "method.ga.dense_init_share=0.5"],
+         "method.ga.anchor_init_share + method.ga.dense_init_share = 1.3 is not allowed: "
+         "expected <= 1"),
+        (["method.ga.w_distance=-1"], "method.ga.w_distance=-1.0 is not allowed: expected >= 0"),
+        (["method.ga.elite=30"],
+         "method.ga.elite=30 is not allowed: expected fewer than method.ga.population_size=30"),
+        (["method.ga.pool_size=0"], "method.ga.pool_size=0 is not allowed"),
+        (["method/bounds=nope"],
+         "method/bounds=nope is not allowed: expected one of auto, dpg, mass, none, paths"),
+        # typo keys are errors however they are added
+        (["+experiment_params.typo_key=1"], "experiment_params.typo_key is not a config key"),
+        (["+method.ga.populaton_size=5"],
+         "method.ga.populaton_size is not a config key (however it is added, + included); "
+         "did you mean method.ga.population_size?"),
+        (["++dataset.typo=1"], "dataset.typo is not a config key"),
+        (["+method.strategy=random"], "method.strategy is not a config key"),
+        # the old spellings name the new one
+        (["ga=quick"], "use method/ga=quick"),
+        (["ga.population_size=50"], "use method.ga.population_size=50"),
+        (["constraints=paths"], "use method/bounds=paths"),
+        (["constraints.mode=mass"], "use method.bounds.mode=mass"),
+        (["-m", "ga.population_size=20,50"], "use method.ga.population_size=20,50"),
+        (["method=dice_random", "method/ga=quick"], "method/ga=quick"),
     ],
 )
 def test_precheck_names_the_key(overrides, expected):
@@ -49,7 +71,11 @@ def test_precheck_names_the_key(overrides, expected):
 
 
 def test_good_overrides_pass():
-    precheck(["-m", "dataset=iris,diabetes", "ga.population_size=20,50"])
+    precheck(["-m", "dataset=iris,diabetes", "method.ga.population_size=20,50"])
+    precheck(["method/ga=quick", "method/bounds=paths", "method.ga.operators.mate=cxBlend",
+              "method.ga.operators.mate_args={alpha: 0.5}"])
+    precheck(["model=xgboost", "model.n_estimators=10"])
+    precheck(["model._target_=sklearn.linear_model.LogisticRegression", "~model.n_estimators"])
 
 
 def test_missing_file_names_path_and_variable(cfg_factory, tmp_path, monkeypatch):

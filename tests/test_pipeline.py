@@ -18,7 +18,7 @@ from cfgen.schema import Kind, Rule, actionability_violations
 def _check_counterfactuals(result):
     """Every returned counterfactual: valid by the model's own predict, categories valid,
     integers integral, and no actionability rule broken."""
-    data, est = result.data, result.model.estimator
+    data, est = result.problem, result.problem.model
     by_index = {r.index: r for r in result.results}
     n_total = 0
     for t in result.tasks:
@@ -64,7 +64,7 @@ def test_iris_end_to_end(cfg_factory, tmp_path):
 
 def test_german_credit_categoricals_and_no_change(cfg_factory, tmp_path):
     result = run(cfg_factory("dataset=german_credit", "experiment_params.num_samples=3"), tmp_path)
-    data = result.data
+    data = result.problem
     assert data.schema.features[data.schema.index("purpose")].kind is Kind.CATEGORICAL
     assert data.schema.features[data.schema.index("personal_status_sex")].rule is Rule.NO_CHANGE
     assert data.schema.features[data.schema.index("age")].rule is Rule.NON_DECREASING
@@ -93,7 +93,7 @@ def test_same_seed_byte_identical(cfg_factory, tmp_path):
 def test_diabetes_paper_forest(cfg_factory, tmp_path):
     result = run(cfg_factory("dataset=diabetes", "experiment_params.num_samples=1",
                              "experiment_params.num_replications=1"), tmp_path)
-    est = result.model.estimator
+    est = result.problem.model
     assert (est.n_estimators, est.max_depth, est.max_features) == (12, 5, None)
     assert est.min_impurity_decrease == 0.01
     assert _check_counterfactuals(result) >= 0
@@ -113,7 +113,7 @@ def test_plots_and_combinations_file(cfg_factory, tmp_path):
         digits = [(i >> (len(free) - 1 - j)) & 1 for j in range(len(free))]
         assert tested["tested"][str(i)] == {
             f: ("none", "no_change")[b] for f, b in zip(free, digits, strict=True)}
-    names = result.data.class_names
+    names = result.problem.class_names
     t = result.tasks[0]
     stem = f"q{t.query}_to_{names[t.target]}_c{t.combination}"
     by_index = {r.index: r for r in result.results}
@@ -132,3 +132,35 @@ def test_console_script_from_another_directory(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "name: diabetes" in proc.stdout and "n_estimators: 12" in proc.stdout
+
+
+def test_ranges_and_features_to_vary_hold_in_the_run(cfg_factory, tmp_path):
+    """dataset.ranges: every moved value lands inside its range (GA repair and metrics agree);
+    dataset.features_to_vary: nothing else moves."""
+    import pandas as pd
+
+    from cfgen.experiment import run
+
+    cfg = cfg_factory("dataset=german_credit", "dataset.ranges.credit_amount=[500,5000]",
+                      "dataset.ranges.duration_in_month=[6,24]",
+                      "experiment_params.num_samples=6")
+    res = run(cfg, tmp_path / "ranges")
+    cfs, q = res.counterfactuals, pd.read_csv(tmp_path / "ranges" / "queries.csv")
+    q = q.set_index("query")
+    moved_any = 0
+    for f, (lo, hi) in {"credit_amount": (500, 5000), "duration_in_month": (6, 24)}.items():
+        v, x = cfs[f].to_numpy(), q.loc[cfs["query"], f].to_numpy()
+        moved = v != x
+        moved_any += moved.sum()
+        assert ((v[moved] >= lo) & (v[moved] <= hi)).all()
+    assert moved_any > 0
+    assert (res.metrics["avg_nbr_violations"] == 0).all()
+    free = ["duration_in_month", "credit_amount", "purpose"]
+    cfg = cfg_factory("dataset=german_credit", f"dataset.features_to_vary=[{','.join(free)}]",
+                      "experiment_params.num_samples=6")
+    res = run(cfg, tmp_path / "vary")
+    q = pd.read_csv(tmp_path / "vary" / "queries.csv").set_index("query")
+    for f in res.problem.schema.names:
+        if f not in free:
+            assert (res.counterfactuals[f].to_numpy() == q.loc[res.counterfactuals["query"],
+                                                                 f].to_numpy()).all(), f

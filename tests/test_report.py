@@ -180,7 +180,8 @@ METRIC_COLS = list(PAPER_METRICS) + ["nbr_cf", "distance_mad"]
 
 def _write_run(root: Path, name: str, dataset: str, method: str, rows: list[dict], *,
                bounds_seconds: float = 0.0, finished: bool = True, queries=None,
-               test_accuracy: float = 0.9) -> Path:
+               test_accuracy: float = 0.9, uses_bounds: bool | None = None,
+               overrides: list[str] | None = None, time_limit: float | None = TIME_LIMIT) -> Path:
     d = root / name
     d.mkdir(parents=True)
     frame = pd.DataFrame(rows)
@@ -190,7 +191,7 @@ def _write_run(root: Path, name: str, dataset: str, method: str, rows: list[dict
     cfg = {
         "dataset": {"name": dataset},
         "model": {"n_estimators": 10},
-        "method": {"name": method, "time_limit": TIME_LIMIT},
+        "method": {"name": method, "time_limit": time_limit},
         "constraints": {"mode": "dpg"},
         "experiment_params": {"seed": 42, "num_counterfactuals": 5, "num_replications": 2,
                               "target_class": None, "rules": ["none"],
@@ -199,10 +200,15 @@ def _write_run(root: Path, name: str, dataset: str, method: str, rows: list[dict
     (d / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
     if finished:
         summary = {"dataset": dataset, "method": method, "bounds_seconds": bounds_seconds,
+                   "uses_bounds": (method == "dpg_ga") if uses_bounds is None else uses_bounds,
                    "model_seconds": 0.1, "n_tasks": len(rows), "test_accuracy": test_accuracy,
                    "queries": sorted({r["query"] for r in rows}) if queries is None else queries,
                    "wall_seconds": 1.0}
         (d / "summary.json").write_text(json.dumps(summary))
+    if overrides is not None:
+        (d / ".hydra").mkdir()
+        (d / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(
+            overrides)))
     return d
 
 
@@ -430,7 +436,8 @@ def test_paper_preset_sweeps_every_dataset_and_method(datasets_dir):
     params = _sweep_params(cfg)
     csvs = {p.stem for p in datasets_dir.glob("*.csv")}
     assert set(params["dataset"]) == csvs | {"iris"}
-    assert set(params["dataset"]) <= {p.stem for p in (ROOT / "cfgen" / "conf" / "dataset").glob("*.yaml")}
+    presets = {p.stem for p in (ROOT / "cfgen" / "conf" / "dataset").glob("*.yaml")}
+    assert set(params["dataset"]) <= presets
     assert params["method"] == ["dpg_ga", "dice_random", "dice_genetic", "dice_kdtree"]
     # the preset's time limit survives choosing another method (experiment after method)
     cfg = _compose_with_hydra(["experiment=paper", "method=dice_genetic"])
@@ -440,7 +447,7 @@ def test_paper_preset_sweeps_every_dataset_and_method(datasets_dir):
 def test_paper_quick_preset():
     cfg = _compose_with_hydra(["experiment=paper_quick"])
     assert cfg.experiment_params.num_samples == 5 and cfg.experiment_params.num_replications == 1
-    assert cfg.ga.population_size <= 30  # ga=quick
+    assert cfg.method.ga.population_size <= 30  # method/ga=quick
     assert _sweep_params(cfg)["dataset"] == ["iris", "education_dataset", "diabetes"]
     assert len(_sweep_params(cfg)["method"]) == 4
     assert "paper_quick" in cfg.hydra.sweep.dir
@@ -458,16 +465,16 @@ def test_report_on_a_real_tiny_multirun(cfg_factory, tmp_path):
     job = 0
     for dataset in ("iris", "education_dataset"):
         for mode in ("dpg", "none"):
-            cfg = cfg_factory(f"dataset={dataset}", "method=dpg_ga", f"constraints={mode}",
+            cfg = cfg_factory(f"dataset={dataset}", "method=dpg_ga", f"method/bounds={mode}",
                               "experiment_params.num_samples=3",
                               "experiment_params.num_replications=1")
             run(cfg, root / f"{job}_{dataset}_{mode}")
             job += 1
-    rep = build_report([root], label_by=["method.name", "constraints.mode"])
+    rep = build_report([root], label_by=["method.name", "method.bounds.mode"])
     written = write_report(rep, root / "report", plot=False)
     methods = ["dpg_ga/dpg", "dpg_ga/none"]
     assert rep.datasets == ["education_dataset", "iris"] and rep.methods == methods
-    assert rep.reference is None  # no method is called plain dpg_ga: every pair is tested
+    assert rep.reference == "dpg_ga/dpg"  # the first run's label, not a hard-coded name
     comp = pd.read_csv(written["comparison.csv"])
     assert set(comp["dataset"]) == {"iris", "education_dataset"}
     assert set(comp["method"]) == set(methods)
@@ -478,6 +485,9 @@ def test_report_on_a_real_tiny_multirun(cfg_factory, tmp_path):
     runs = pd.read_csv(written["runs.csv"])
     assert (runs["n_queries"] == 3).all() and len(runs) == 4
     assert (runs.loc[runs["method"] == "dpg_ga/none", "bounds_seconds"] == 0).all()
+    # summary.json says which runs used the bounds: only those carry the mining time
+    assert (runs.loc[runs["method"] == "dpg_ga/dpg", "bounds_seconds"] > 0).all()
+    assert not any("do not say whether" in w for w in rep.warnings)
     summ = pd.read_csv(written["summary.csv"])
     assert len(summ) == len(rep.shown) and (summ["n_datasets"] <= 2).all()
     wx = pd.read_csv(written["wilcoxon.csv"])
@@ -505,3 +515,135 @@ def test_paper_quick_sweep_through_hydra_then_report(tmp_path, datasets_dir):
     comp = pd.read_csv(sweep / "report" / "comparison.csv")
     assert set(comp["method"]) == {"dpg_ga", "dice_random"}
     assert (comp.loc[comp["metric"] == "perc_valid_cf_all", "n"] == 5).all()
+
+
+# ------------------------------------------------------------------------------ grouping, honesty
+
+
+def test_a_swept_key_is_a_label_not_a_dropped_run(tmp_path):
+    """A sweep of ga.population_size=20,50: before, both runs got the label dpg_ga and the older
+    was dropped with a warning; now the swept key (from .hydra/overrides.yaml) labels them."""
+    rng = np.random.default_rng(2)
+    root = tmp_path / "sweep"
+    for job, pop in enumerate((20, 50)):
+        _write_run(root, f"{job}_pop{pop}", "ds", "dpg_ga", _rows(rng, [1, 2, 3], [0], 1, 0),
+                   overrides=["dataset=ds", f"ga.population_size={pop}", "logger=none"])
+    rep = build_report([root])
+    assert rep.methods == ["dpg_ga/population_size=20", "dpg_ga/population_size=50"]
+    assert rep.reference == "dpg_ga/population_size=20"  # the first job's
+    assert not any("two runs" in w for w in rep.warnings)
+    assert "ga.population_size" in rep.runset.grouping
+    # an explicit --label-by still wins (and then the two runs do collapse, with a warning)
+    rep = build_report([root], label_by=["method.name"])
+    assert rep.methods == ["dpg_ga"] and any("two runs" in w for w in rep.warnings)
+
+
+def test_any_method_name_and_bounds_from_summary(tmp_path):
+    """No method name is special: whichever run says uses_bounds gets the mining time."""
+    rng = np.random.default_rng(3)
+    root = tmp_path / "runs"
+    _write_run(root, "0_a", "ds", "alpha", _rows(rng, [1, 2], [0], 1, 0), bounds_seconds=0.6,
+               uses_bounds=False)
+    _write_run(root, "1_b", "ds", "beta", _rows(rng, [1, 2], [0], 1, 0), bounds_seconds=0.6,
+               uses_bounds=True)
+    rep = build_report([root])
+    assert rep.methods == ["alpha", "beta"] and rep.reference == "alpha"
+    comp = rep.comparison.set_index(["method", "metric"])["mean"]
+    assert comp[("alpha", "runtime_with_bounds")] == pytest.approx(comp[("alpha", "runtime")])
+    assert comp[("beta", "runtime_with_bounds")] == pytest.approx(comp[("beta", "runtime")] + 0.3)
+    assert build_report([root], reference="beta").methods == ["beta", "alpha"]
+
+
+def test_none_is_written_none_and_small_n_cannot_be_significant(handmade, tmp_path):
+    for d in handmade.iterdir():  # no time limit anywhere
+        cfg = d / "config.yaml"
+        cfg.write_text(cfg.read_text().replace(f"time_limit: {TIME_LIMIT}", "time_limit: null"))
+    rep = build_report([handmade])
+    out = write_report(rep, tmp_path / "r", plot=False)
+    text = out["report.md"].read_text()
+    assert "time limit per query (s): none" in text and "None" not in text
+    # 3 datasets: the smallest two-sided exact p is 2/2^3 = 0.25, times 8 metrics (Holm) -> 1
+    wx = pd.read_csv(out["wilcoxon.csv"])
+    assert (wx["min_p_holm"] == 1.0).all() and not wx["can_be_significant"].any()
+    assert not wx["significant"].any()
+    assert "cannot be significant (n = 3" in (tmp_path / "r" / "wilcoxon.md").read_text()
+    # 8 metrics at alpha 0.05 need 8 * 2/2^n < 0.05, n >= 9
+    assert "it needs n ≥ 9 datasets" in text and "no test here can be significant" in text
+    # the legend: each shown metric with its direction and meaning
+    assert "| distance_mh | ↓ | mean distance to the query: mixed MAD / Hamming" in text
+
+
+def test_sweep_report_html_is_self_contained(handmade, tmp_path):
+    import base64
+    import re
+
+    written = write_report(build_report([handmade]), tmp_path / "r")
+    page = written["report.html"].read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    srcs = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    assert len(srcs) == 1
+    assert base64.b64decode(srcs[0]) == written["winners.png"].read_bytes()
+    assert "<h2>Comparison</h2>" in page and "ds_c" in page
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.fixture(scope="module")
+def german_report(tmp_path_factory):
+    """A real german_credit run with plots, its change files and its report.html."""
+    from conftest import FAST, compose_config
+    from matplotlib.image import imsave
+    from test_changes import ensure_change_files
+
+    from cfgen.experiment import run
+    from cfgen.plots.run import slug
+    from cfgen.report.run_report import write_run_report
+
+    out = tmp_path_factory.mktemp("german_run")
+    res = run(compose_config([*FAST, "dataset=german_credit",
+                              "experiment_params.num_replications=1"]), out)
+    ensure_change_files(res, out)
+    # two small PNGs named as the run's plots are (rendering real ones is the slow, plots test's
+    # job): the report must find them by name and embed them byte for byte
+    t = res.tasks[0]
+    stem = f"q{t.query}_to_{slug(res.problem.class_names[t.target])}_c0"
+    (out / "plots").mkdir()
+    imsave(out / "plots" / f"changes_{stem}.png", np.arange(6.0).reshape(2, 3))
+    imsave(out / "plots" / f"fitness_{stem}.png", np.arange(20.0).reshape(4, 5))
+    return res, out, write_run_report(out)
+
+
+def test_run_report_holds_setup_diffs_metrics_and_plots(german_report):
+    import base64
+    import re
+
+    from cfgen.changes import read_changes
+
+    res, out, path = german_report
+    page = path.read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    s = res.summary
+    assert f"test {s['test_accuracy']:.3f}" in page and "RandomForestClassifier" in page
+    assert "<th>time limit per query (s)</th><td>none</td>" in page
+    assert "<td>distance_mh</td><td>↓</td>" in page  # metric, direction, meaning
+    # every plot of the run is embedded, byte for byte
+    found = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="[^"]*" '
+                       r'data-name="([^"]+)"', page)
+    embedded = {name: base64.b64decode(b64) for b64, name in found}
+    plots = {p.name: p.read_bytes() for p in (out / "plots").glob("*.png")}
+    assert len(found) == 2 and embedded == plots
+    assert [_png_size(b) for b in embedded.values()] == [(3, 2), (5, 4)]
+    # the first query's diff: each changed feature's row with the new values, '-' for unchanged
+    ch = read_changes(out / "changes.csv")
+    q = int(ch["query"].iloc[0])
+    rows = ch[(ch["query"] == q) & (ch["replication"] == 0)].reset_index(drop=True)
+    for f in res.problem.schema.names:
+        if not rows[f].str.len().gt(0).any():
+            continue
+        cells = [c.split(" → ")[1] if c else "-" for c in rows[f]]
+        assert f"<th>{f}</th>" in page
+        for c in cells:
+            assert c.replace("<", "&lt;").replace(">", "&gt;") in page

@@ -2,10 +2,12 @@
 as soon as they start.
 
 Each test runs this file as a program (``python tests/test_runner_faults.py SCENARIO DIR``):
-72 × 4 tasks of a slow toy explainer on 2 worker processes with a journal, wrapped the way the
-command line wraps a run (signal handlers, one-line errors). The program uses only the runner
-API that existed before these fixes (``cfgen.launcher``), so the same tests show the faults on
-the code before them (``PYTHONPATH=<old checkout>``). They take seconds: marker ``fault``.
+288 tasks of a slow toy explainer on 2 worker processes with a journal, wrapped the way the
+command line wraps a run (signal handlers, one-line errors). On the launcher before these fixes
+the same scenarios left the forkserver, the resource tracker and both workers running after
+``kill -9`` of the parent, exited -15 on SIGTERM (survivors again), and printed a
+``BrokenPipeError`` traceback from ``popen_forkserver.py`` when every worker died at start.
+They take seconds: marker ``fault``.
 """
 
 from __future__ import annotations
@@ -54,45 +56,43 @@ class SlowExplainer:
                            cfs[:1], generations=1)
 
 
-def slow_factory(scenario, sleep, parent, ballast, method, ga_cfg, model, data, bounds, schema):
+def slow_factory(scenario, sleep, parent, ballast, problem, schema, class_bounds):
     return SlowExplainer(len(schema), scenario, sleep, parent)
 
 
 def program_setup(scenario: str, sleep: float = 0.05):
     import functools
 
+    import numpy as np
+
     from conftest import FAST, compose_config
 
     from cfgen.data import load_dataset
-    from cfgen.launcher import WorkerContext
     from cfgen.plan import Combinations, plan_tasks
+    from cfgen.runner import WorkerContext
 
     data = load_dataset(compose_config(FAST).dataset)
     comb = Combinations(tuple(data.schema.names[:2]), ("none", "no_change"))
     tasks = plan_tasks(list(range(6)), [[1, 2]] * 6, comb.chosen(3, seed=1), 8, seed=5)
-    import numpy as np
-
     ballast = np.ones(2**18) if scenario == "killstart" else None  # 2 MB of context
     factory = functools.partial(slow_factory, scenario, sleep, os.getpid(), ballast)
-    return data, tasks, WorkerContext(data, None, None, "toy", {}, comb, 3,
-                                      explainer_factory=factory)
+    return data, tasks, WorkerContext(data, factory, None, comb, 3)
 
 
 def program(scenario: str, out: Path) -> int:
     import logging
 
     from cfgen.journal import Journal
-    from cfgen.launcher import run_tasks
+    from cfgen.runner import RunnerError, run_tasks
+    from cfgen.runner.signals import run_cli
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     data, tasks, ctx = program_setup(scenario)
     if scenario == "killstart":
+        from cfgen.runner import forkserver
+
         os.environ[KILL_ENV] = "1"  # inherited by the forkserver, which preloads this file
-        try:
-            from cfgen.runner import forkserver as fs
-        except ImportError:  # the code before the runner package
-            import cfgen.launcher as fs  # type: ignore[no-redef]
-        fs.PRELOAD.append(Path(__file__).stem)
+        forkserver.PRELOAD.append(Path(__file__).stem)
     journal = Journal.open(out, {"toy": 1}, data, tasks, False)
 
     def go() -> None:
@@ -101,17 +101,7 @@ def program(scenario: str, out: Path) -> int:
         finally:
             journal.close()
 
-    try:
-        from cfgen.runner import RunnerError
-        from cfgen.runner.signals import run_cli
-    except ImportError:  # the code before: what `python -m cfgen` did around a run
-        try:
-            go()
-        except KeyboardInterrupt:
-            print("cfgen: interrupted: ...", file=sys.stderr)
-            return 130
-        return 0
-    try:
+    try:  # what `python -m cfgen` does around a run
         return run_cli(go)
     except RunnerError as exc:
         print(f"cfgen: error: {exc}", file=sys.stderr)
@@ -120,8 +110,7 @@ def program(scenario: str, out: Path) -> int:
 
 # ---------------------------------------------------------------------------- helpers
 def start(scenario: str, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [os.environ.get("CFGEN_FAULT_PYTHONPATH", str(ROOT)), str(ROOT / "tests")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     return subprocess.Popen([sys.executable, __file__, scenario, str(out)], env=env, cwd=out,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -186,14 +175,15 @@ def assert_results_match(out: Path) -> int:
     """Every journal record equals the same task run here (nothing torn, nothing wrong)."""
     import numpy as np
 
-    from cfgen.launcher import run_task
+    from cfgen.runner import run_task
 
     saved = records(out)
     _, tasks, ctx = program_setup("slow", sleep=0.0)
     for task, result in saved:
         again = run_task(tasks[result.index], ctx)
         assert tuple(tasks[result.index]) == task
-        assert np.array_equal(again.counterfactuals, result.counterfactuals)
+        assert np.array_equal(again.explanation.counterfactuals,
+                              result.explanation.counterfactuals)
     return len(saved)
 
 

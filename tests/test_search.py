@@ -7,38 +7,43 @@ import functools
 import numpy as np
 import pytest
 from conftest import compose_config
-from omegaconf import OmegaConf
 
+from cfgen.config import GAConfig
 from cfgen.constraints import mine_class_bounds
-from cfgen.data import load_dataset
-from cfgen.methods import build_explainer
-from cfgen.models import fit_model
+from cfgen.errors import ConfigError
+from cfgen.methods import method_factory
 from cfgen.predictor import CompiledForest
+from cfgen.problem import Problem
 from cfgen.schema import Kind, Rule, actionability_violations
-from cfgen.search import GAParams, GeneticExplainer, SearchSpace, feature_scale
+from cfgen.search import GeneticExplainer, SearchSpace, feature_scale
 from cfgen.search.distance import MixedDistance
 from cfgen.search.select import deap_nsga2_select, greedy_diverse, nsga2_select
 from cfgen.search.thresholds import SplitEdges
 
-FAST = GAParams(population_size=24, max_generations=12, patience=3)
+FAST = {"population_size": 24, "max_generations": 12, "patience": 3}
 
 
 @functools.cache
 def problem(name: str):
-    """(data, fitted model, class bounds) of a dataset with its paper forest."""
+    """(problem, problem, class bounds) of a dataset with its paper forest (the problem plays
+    both the data and the model role in these tests)."""
     cfg = compose_config([f"dataset={name}"])
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
-    bounds = mine_class_bounds(model.estimator, data.schema,
-                               **OmegaConf.to_container(cfg.constraints, resolve=True),
-                               X_train=data.X_train)
-    return data, model, bounds
+    prob = Problem.from_config(cfg.dataset, cfg.model)
+    bounds = mine_class_bounds(prob.model, prob.schema, mode="dpg", X_train=prob.X_train)
+    return prob, prob, bounds
 
 
-def explainer(name: str, schema=None, params: GAParams = FAST, **kw) -> GeneticExplainer:
-    data, model, bounds = problem(name)
-    return GeneticExplainer(model.estimator, model.predictor, schema or data.schema,
-                            data.X_train, data.y_train, bounds, params, **kw)
+def rounded(schema, X):
+    """Rows rounded to the data's own precision (what a user would write down)."""
+    X = np.array(X, dtype=float, copy=True)
+    for j, f in enumerate(schema.features):
+        X[:, j] = np.round(X[:, j], 0 if f.kind is not Kind.CONTINUOUS else f.decimals)
+    return X
+
+
+def explainer(name: str, schema=None, params=FAST, **kw) -> GeneticExplainer:
+    prob, _, bounds = problem(name)
+    return GeneticExplainer(prob, schema or prob.schema, bounds, ga=dict(params), **kw)
 
 
 def targets_for(data, model, rows):
@@ -59,8 +64,8 @@ def check(data, model, x, target, exp, schema=None):
     if not len(cfs):
         return
     assert np.all(model.estimator.predict(cfs) == target)
-    assert np.all(model.estimator.predict(data.round(cfs)) == target)
-    assert np.array_equal(data.round(cfs), cfs), "not at the data's precision"
+    assert np.all(model.estimator.predict(rounded(data.schema, cfs)) == target)
+    assert np.array_equal(rounded(data.schema, cfs), cfs), "not at the data's precision"
     assert np.all(actionability_violations(x, cfs, schema.rules) == 0)
     assert len(np.unique(cfs, axis=0)) == len(cfs), "duplicates returned"
     assert not np.any(np.all(cfs == x, axis=1)), "the query itself returned"
@@ -92,12 +97,29 @@ def test_compiled_predictor_is_the_hot_path(monkeypatch):
     assert exp.n_found > 0
 
 
-def test_build_explainer_routes_dpg_ga():
-    data, model, bounds = problem("iris")
-    ex = build_explainer("dpg_ga", {"population_size": 20, "unknown_key": 1}, model, data, bounds)
+def test_method_factory_builds_dpg_ga_from_its_config():
+    prob, _, bounds = problem("iris")
+    cfg = compose_config(["method.ga.population_size=20", "method.time_limit=5"])
+    ex = method_factory(cfg.method)(prob, prob.schema, bounds)
     assert isinstance(ex, GeneticExplainer) and ex.params.population_size == 20
-    ex = build_explainer("dpg_ga", GAParams(max_generations=3), model, data, bounds, time_limit=5)
-    assert ex.params.max_generations == 3 and ex.time_limit == 5
+    assert ex.time_limit == 5 and ex.bounds is bounds
+    assert isinstance(ex.params, GAConfig)
+
+
+@pytest.mark.parametrize("ga, message", [
+    ({"populaton_size": 5}, "method.ga.populaton_size is not a config key (however it is added, "
+                            "+ included); did you mean method.ga.population_size?"),
+    ({"population_size": -5}, "method.ga.population_size=-5 is not allowed: expected >= 2"),
+    ({"population_size": "big"}, "method.ga.population_size='big' is not allowed: expected an "
+                                 "integer"),
+    ({"operators": {"mate": "cxNoSuch"}}, "method.ga.operators.mate='cxNoSuch' is not allowed"),
+])
+def test_bad_ga_settings_are_one_config_error(ga, message):
+    prob, _, bounds = problem("iris")
+    with pytest.raises(ConfigError) as err:
+        ex = GeneticExplainer(prob, prob.schema, bounds, ga=ga)
+        ex.explain(prob.X_test[0], 0, 1, np.random.default_rng(0))
+    assert message in str(err.value) and "\n" not in str(err.value)
 
 
 # --------------------------------------------------------------------------- validity
@@ -130,8 +152,8 @@ def test_actionability_all_rules_random_queries():
         picks = rng.integers(0, 4, len(names))
         assign = {n: rules[int(i)] for n, i in zip(names, picks, strict=True)}
         schema = data.schema.with_rules(assign)
-        ex = explainer("diabetes", schema=schema, params=GAParams(population_size=20,
-                                                                   max_generations=6, patience=2))
+        ex = explainer("diabetes", schema=schema, params={"population_size": 20,
+                                                          "max_generations": 6, "patience": 2})
         q = int(rng.integers(len(data.X_test)))
         x = data.X_test[q]
         t = 1 - int(model.estimator.predict(x[None])[0])
@@ -218,9 +240,9 @@ def test_time_limit_stops_evolution():
     data, model, _ = problem("iris")
     x = data.X_test[1]
     t = (int(model.estimator.predict(x[None])[0]) + 1) % 3
-    ex = explainer("iris", params=GAParams(max_generations=500, patience=500), time_limit=1e-6)
+    ex = explainer("iris", params={"max_generations": 500, "patience": 500}, time_limit=1e-6)
     exp = ex.explain(x, t, 5, np.random.default_rng(0))
-    assert exp.extra["timed_out"] and exp.generations == 1
+    assert exp.timed_out and exp.generations == 1
     check(data, model, x, t, exp)
 
 
@@ -288,12 +310,11 @@ def test_greedy_diverse_never_picks_copies():
 def test_non_tree_model_is_rechecked_with_estimator():
     from sklearn.linear_model import LogisticRegression
 
-    from cfgen.predictor import compile_predictor
-
     data, _, _ = problem("iris")
     est = LogisticRegression(max_iter=500).fit(data.X_train, data.y_train)
-    ex = GeneticExplainer(est, compile_predictor(est), data.schema, data.X_train, data.y_train,
-                          None, FAST)
+    linear = Problem.from_fitted(est, data.X_train, data.y_train, schema=data.schema)
+    assert linear.trees is None
+    ex = GeneticExplainer(linear, linear.schema, None, ga=FAST)
     assert not ex.exact and ex.edges is None
     x = data.X_test[0]
     t = (int(est.predict(x[None])[0]) + 1) % 3

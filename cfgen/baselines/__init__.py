@@ -1,10 +1,11 @@
-"""Baseline counterfactual methods behind cfgen's ``Explainer`` interface.
+"""Baseline counterfactual methods as cfgen method plug-ins.
 
-``cfgen.baselines.dice.DiceExplainer`` wraps DiCE (random / genetic / kdtree); ``dice_ml`` is
-imported lazily, so importing this package costs nothing.
+``cfgen.baselines.dice.DiceExplainer`` wraps DiCE (random / genetic / kdtree) and
+``cfgen.baselines.nice.NiceExplainer`` wraps NICE (sparsity / proximity / plausibility); both
+libraries are imported lazily, so importing this package costs nothing. See docs/baselines.md.
 """
 
-__all__ = ["DiceExplainer"]
+__all__ = ["DiceExplainer", "NiceExplainer"]
 
 
 def __getattr__(name: str):
@@ -12,4 +13,8 @@ def __getattr__(name: str):
         from cfgen.baselines.dice import DiceExplainer
 
         return DiceExplainer
+    if name == "NiceExplainer":
+        from cfgen.baselines.nice import NiceExplainer
+
+        return NiceExplainer
     raise AttributeError(name)

@@ -12,6 +12,7 @@ server) and writes into a report directory:
 ``wilcoxon.csv``       per metric and pair: Wilcoxon over datasets, Holm-adjusted, rank-biserial
 ``wilcoxon_queries.csv`` per dataset, metric and pair: Wilcoxon over queries (n ≥ 6)
 ``*.md`` / ``*.tex``   the same tables as Markdown / LaTeX; ``report.md`` all of it on one page
+``report.html``        all of it in one self-contained page (heatmap embedded, links to runs)
 =====================  ===========================================================================
 
 API::
@@ -30,7 +31,6 @@ from typing import Sequence
 import pandas as pd
 
 from cfgen.report.load import (
-    DEFAULT_LABEL_BY,
     ReportError,
     RunSet,
     fairness_checks,
@@ -98,8 +98,8 @@ class Report:
 def build_report(
     paths: Sequence[str | Path],
     metrics: Sequence[str] | None = None,
-    reference: str | None = "dpg_ga",
-    label_by: Sequence[str] = DEFAULT_LABEL_BY,
+    reference: str | None = None,
+    label_by: Sequence[str] | None = None,
     alpha: float = 0.05,
     min_queries: int = 6,
     all_pairs: bool = False,
@@ -107,8 +107,10 @@ def build_report(
     """Read the runs under ``paths`` and compute every table.
 
     ``metrics``: the tested metrics (default: the paper's eight, those present in the runs);
-    ``reference``: the method tested against every other one (default dpg_ga; ``None`` or
-    ``all_pairs`` tests every pair); ``label_by``: config keys naming a "method" (ablations).
+    ``reference``: the method tested against every other one (default: the first run's method
+    label; ``all_pairs`` tests every pair); ``label_by``: config keys naming a "method"
+    (default ``None``: the method's name plus every swept override key, see
+    :func:`cfgen.report.load.load_runs`).
     """
     runset = load_runs(paths, label_by)
     if not runset.runs:
@@ -132,7 +134,10 @@ def build_report(
                               f"available: {shown_av}")
         tested = list(metrics)
     shown = tested + [m for m in SECONDARY_METRICS if m in available and m not in tested]
-    methods = order_methods(rows["method"].unique(), reference)
+    present = set(rows["method"].unique())
+    if reference is None:
+        reference = runset.runs[0].label  # the first run's (a sweep's job 0)
+    methods = order_methods([m for m in runset.methods if m in present], reference)
     if reference is not None and reference not in methods:
         if len(methods) > 1:
             warnings.append(f"reference method {reference!r} not among the runs' methods: "
@@ -209,6 +214,11 @@ def write_report(report: Report, out_dir: str | Path, plot: bool = True) -> dict
     image = "winners.png" if "winners.png" in written else None
     (out / "report.md").write_text(md.full_report(report, image=image))
     written["report.md"] = out / "report.md"
+    from cfgen.report.sweep_html import report_html
+
+    (out / "report.html").write_text(report_html(report, out, written.get("winners.png")),
+                                     encoding="utf-8")
+    written["report.html"] = out / "report.html"
     (out / "warnings.txt").write_text("".join(w + "\n" for w in report.warnings))
     written["warnings.txt"] = out / "warnings.txt"
     return written

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cfgen.report.load import DEFAULT_LABEL_BY, ReportError
+from cfgen.report.load import ReportError
 
 EPILOG = """\
 examples:
@@ -29,11 +29,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="report directory (default: report/ under the first directory)")
     ap.add_argument("--metrics", metavar="M1,M2",
                     help="tested metrics (default: the paper's eight present in the runs)")
-    ap.add_argument("--reference", default="dpg_ga",
-                    help="method tested against every other one (default: dpg_ga)")
+    ap.add_argument("--reference", default=None,
+                    help="method label tested against every other one (default: the first "
+                         "run's)")
     ap.add_argument("--all-pairs", action="store_true", help="test every pair of methods")
-    ap.add_argument("--label-by", default=",".join(DEFAULT_LABEL_BY), metavar="KEY1,KEY2",
-                    help="config keys that name a method in the tables (default: method.name)")
+    ap.add_argument("--label-by", default=None, metavar="KEY1,KEY2",
+                    help="config keys that name a method in the tables (default: method.name "
+                         "plus every override key that differs between runs of a dataset)")
     ap.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
     ap.add_argument("--min-queries", type=int, default=6,
                     help="per-dataset tests over queries need at least this many (6)")
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.alpha < 1:
             raise ReportError(f"--alpha {args.alpha}: expected a value in (0, 1)")
         report = build_report(args.dirs, metrics=metrics, reference=args.reference,
-                              label_by=[k for k in args.label_by.split(",") if k],
+                              label_by=([k for k in args.label_by.split(",") if k]
+                                        if args.label_by else None),
                               alpha=args.alpha, min_queries=args.min_queries,
                               all_pairs=args.all_pairs)
         written = write_report(report, out, plot=not args.no_plot)
@@ -62,12 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    print(f"{len(report.runset.runs)} runs: {len(report.datasets)} datasets × "
-          f"{len(report.methods)} methods ({', '.join(report.methods)}); "
+    print(f"grouping: {report.runset.grouping}")
+    from cfgen.report.markdown import count
+
+    print(f"{count(len(report.runset.runs), 'run')}: {count(len(report.datasets), 'dataset')} × "
+          f"{count(len(report.methods), 'method')} ({', '.join(report.methods)}); "
           f"{len(report.rows)} tasks, {int(report.rows['failed'].sum())} failed")
     print(f"report written to {out}/")
-    for name in ("report.md", "comparison.csv", "summary.csv", "winners.csv", "winners.png",
-                 "wilcoxon.csv", "wilcoxon_queries.csv"):
+    for name in ("report.html", "report.md", "comparison.csv", "summary.csv", "winners.csv",
+                 "winners.png", "wilcoxon.csv", "wilcoxon_queries.csv"):
         if name in written:
             print(f"  {written[name]}")
     print("  (+ the same tables as .md and .tex, runs.csv, winner_counts.csv, warnings.txt)")

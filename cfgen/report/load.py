@@ -2,9 +2,16 @@
 
 A *run* is one Hydra run directory (a multirun holds one per job). It counts as finished only
 when ``summary.json`` exists; directories that look like runs without one are listed as skipped.
-Each run contributes its ``metrics.csv`` rows, labelled with the run's dataset and *method label*
-(by default ``method.name`` from the run's ``config.yaml``; ``label_by`` can add keys, e.g.
-``("method.name", "constraints.mode")`` for an ablation).
+Each run contributes its ``metrics.csv`` rows, labelled with the run's dataset and *method label*.
+By default (``label_by=None``) the label is ``method.name`` plus every override key (from each
+run's ``.hydra/overrides.yaml``) whose value differs between runs of the same dataset, written
+``key=value`` (``dpg_ga/population_size=20``), so a sweep never collapses into one row;
+``label_by`` names the keys explicitly (their values joined by ``/``, e.g.
+``("method.name", "constraints.mode")`` → ``dpg_ga/none``). ``RunSet.grouping`` says which.
+
+Which methods used the class bounds comes from each run's ``summary.json`` (``uses_bounds``), or
+else from the method class named by ``method_target`` / the config's ``method._target_``
+(its ``needs_bounds``); nothing here knows a method by name.
 
 Failures: a row whose ``error`` is non-empty or whose ``timed_out`` is true is a failed task. Its
 count-like metrics (``perc_*``, ``nbr_*``) are 0 when the run left them empty (a method that failed
@@ -18,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -31,12 +39,13 @@ from cfgen.store import CONFIG, METRICS, SUMMARY
 KEY_COLUMNS = ("method", "dataset", "query", "target", "combination", "replication")
 #: columns that are neither keys nor metrics
 INFO_COLUMNS = ("error", "timed_out", "reason", "generations", "final_fitness")
-#: methods whose search uses the mined class bounds (their runtime_with_bounds adds mining time)
-BOUND_USING_METHODS = frozenset({"dpg_ga"})
 #: metric prefixes that count something: 0 for a failed task when the run left them empty
 COUNT_PREFIXES = ("perc_", "nbr_")
 
 DEFAULT_LABEL_BY = ("method.name",)
+#: override keys never used as labels (bookkeeping; the method's name is the label's first part)
+LABEL_EXCLUDE = ("method", "method.name", "experiment_params.max_workers",
+                 "experiment_params.resume", "logger", "output")
 
 
 class ReportError(Exception):
@@ -55,6 +64,8 @@ class Run:
     config: dict[str, Any]
     metrics: pd.DataFrame
     mtime: float = 0.0
+    overrides: dict[str, str] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
         """A dotted key of the run's resolved config (``None``-safe)."""
@@ -71,7 +82,38 @@ class Run:
 
     @property
     def uses_bounds(self) -> bool:
-        return self.method in BOUND_USING_METHODS and self.get("constraints.mode") != "none"
+        """The method searched with the mined class bounds (``summary.json`` ``uses_bounds``,
+        else the ``needs_bounds`` of its ``_target_`` class; unknown: ``False``)."""
+        known = self.uses_bounds_known
+        return bool(known) if known is not None else False
+
+    @property
+    def uses_bounds_known(self) -> bool | None:
+        v = self.summary.get("uses_bounds")
+        if v is not None:
+            return bool(v)
+        target = self.summary.get("method_target") or self.get("method._target_")
+        if not target:
+            return None
+        try:
+            from hydra.utils import get_class
+
+            needs = bool(getattr(get_class(str(target)), "needs_bounds", False))
+        except Exception:  # noqa: BLE001 - an unimportable class: unknown
+            return None
+        mode = (self.summary.get("bounds_mode") or self.get("method.bounds.mode")
+                or self.get("constraints.mode"))
+        return needs and mode not in (None, "none")
+
+    def value(self, key: str) -> str:
+        """``key`` of this run as the override that set it, else the config group chosen, else
+        the resolved config value (``none`` for a missing one)."""
+        if key in self.overrides:
+            return self.overrides[key]
+        if key in self.choices:
+            return str(self.choices[key])
+        v = self.get(key)
+        return "none" if v is None else str(v)
 
 
 @dataclass
@@ -82,6 +124,8 @@ class RunSet:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     roots: list[Path] = field(default_factory=list)
+    grouping: str = ""  # how runs were labelled (shown in the report and by the CLI)
+    label_keys: list[str] = field(default_factory=list)
 
     @property
     def datasets(self) -> list[str]:
@@ -89,24 +133,22 @@ class RunSet:
 
     @property
     def methods(self) -> list[str]:
-        return order_methods({r.label for r in self.runs})
-
-
-METHOD_ORDER = ("dpg_ga", "dice_random", "dice_genetic", "dice_kdtree")
+        return order_methods([r.label for r in self.runs])
 
 
 def order_methods(labels: Iterable[str], reference: str | None = None) -> list[str]:
-    """``reference`` first, then cfgen's own method, the DiCE variants, the rest alphabetically."""
-
-    def key(lbl: str) -> tuple[int, int, str]:
-        base = lbl.split("/")[0]
-        pos = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
-        return (0 if lbl == reference else 1, pos, lbl)
-
-    return sorted(set(labels), key=key)
+    """``reference`` first, then the labels in the order given (the runs' order: a sweep's job
+    order), each once."""
+    seen = list(dict.fromkeys(labels))
+    return ([reference] if reference in seen else []) + [m for m in seen if m != reference]
 
 
 # ------------------------------------------------------------------------------------ discovery
+
+
+def _natural(p: Path) -> list:
+    """Path parts with digit runs as numbers: job 2 before job 10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))]
 
 
 def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -127,9 +169,13 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], list[tuple[P
             if c.name == "report" or any(f == c or f in c.parents for f in found):
                 continue
             skipped.append((c, "unfinished: no summary.json"))
-        finished.extend(sorted(found))
+        finished.extend(sorted(found, key=_natural))
     seen: set[Path] = set()
-    unique = [d for d in finished if not (d.resolve() in seen or seen.add(d.resolve()))]
+    unique = []
+    for d in finished:
+        if d.resolve() not in seen:
+            seen.add(d.resolve())
+            unique.append(d)
     return unique, skipped
 
 
@@ -142,7 +188,7 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
                 cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
             except Exception:  # noqa: BLE001 - unreadable config: label falls back to summary
                 continue
-            return cfg if isinstance(cfg, dict) else {}
+            return {str(k): v for k, v in cfg.items()} if isinstance(cfg, dict) else {}
     return {}
 
 
@@ -206,8 +252,37 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-def read_run(run_dir: Path, label_by: Sequence[str] = DEFAULT_LABEL_BY) -> Run:
-    """One finished run: summary, config, normalised metrics rows."""
+def _read_yaml(path: Path) -> Any:
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception:  # noqa: BLE001 - unreadable Hydra file: no auto labels from it
+        return None
+
+
+def read_overrides(run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The run's command-line overrides (``.hydra/overrides.yaml``: ``key=value``, ``+``/``++``
+    prefixes dropped) and the config groups Hydra chose (``hydra.runtime.choices``)."""
+    over: dict[str, str] = {}
+    items = _read_yaml(run_dir / ".hydra" / "overrides.yaml") if (
+        run_dir / ".hydra" / "overrides.yaml").exists() else None
+    for item in items or []:
+        key, sep, value = str(item).partition("=")
+        if sep and not key.startswith("~"):
+            over[key.lstrip("+")] = value
+    choices: dict[str, str] = {}
+    hy = _read_yaml(run_dir / ".hydra" / "hydra.yaml") if (
+        run_dir / ".hydra" / "hydra.yaml").exists() else None
+    if isinstance(hy, dict):
+        ch = ((hy.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
+        choices = {str(k): str(v) for k, v in ch.items() if not str(k).startswith("hydra")}
+    return over, choices
+
+
+def read_run(run_dir: Path, label_by: Sequence[str] | None = DEFAULT_LABEL_BY) -> Run:
+    """One finished run: summary, config, normalised metrics rows; labelled by ``label_by``
+    (``None``: the method's name only; :func:`load_runs` then adds the swept keys)."""
     summary = json.loads((run_dir / SUMMARY).read_text())
     config = _read_config(run_dir)
     metrics_path = run_dir / METRICS
@@ -223,10 +298,11 @@ def read_run(run_dir: Path, label_by: Sequence[str] = DEFAULT_LABEL_BY) -> Run:
     dataset = dataset or summary.get("dataset") or (config.get("dataset") or {}).get("name")
     if method is None or dataset is None:
         raise ReportError(f"{run_dir}: cannot tell its method/dataset (no config.yaml, summary)")
+    over, choices = read_overrides(run_dir)
     run = Run(run_dir, str(dataset), str(method), str(method), summary, config, frame,
-              mtime=os.path.getmtime(run_dir / SUMMARY))
+              mtime=os.path.getmtime(run_dir / SUMMARY), overrides=over, choices=choices)
     parts = []
-    for key in label_by:
+    for key in label_by or ("method.name",):
         value = run.get(key)
         if value is None and key == "method.name":
             value = method
@@ -236,34 +312,87 @@ def read_run(run_dir: Path, label_by: Sequence[str] = DEFAULT_LABEL_BY) -> Run:
     return run
 
 
+def swept_keys(runs: Sequence[Run]) -> list[str]:
+    """Override keys whose value differs between two runs of the same dataset (first seen order).
+
+    Keys that only change with the dataset (``dataset=…``, the paper forest) are not swept in
+    this sense: they are the dataset dimension of every table.
+    """
+    keys = list(dict.fromkeys(k for r in runs for k in r.overrides))
+    by_dataset: dict[str, list[Run]] = {}
+    for r in runs:
+        by_dataset.setdefault(r.dataset, []).append(r)
+    out = []
+    for k in keys:
+        if k in LABEL_EXCLUDE or k.startswith(("hydra.", "logger.", "output.")):
+            continue
+        if any(len({r.value(k) for r in group}) > 1 for group in by_dataset.values()):
+            out.append(k)
+    return out
+
+
+def _short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """The last part of each dotted key, or the whole key where two would collide."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)}
+
+
+def _relabel(run: Run, label: str) -> None:
+    run.label = label
+    run.metrics = run.metrics.assign(method=label)
+
+
 def load_runs(
-    paths: Sequence[str | Path], label_by: Sequence[str] = DEFAULT_LABEL_BY
+    paths: Sequence[str | Path], label_by: Sequence[str] | None = None
 ) -> RunSet:
     """Every finished run under ``paths`` (run or multirun dirs, searched recursively).
 
-    Two runs with the same dataset and label: the newer (summary.json mtime) wins, with a warning.
+    ``label_by=None`` labels by the method's name plus the swept override keys (see the module
+    docstring). Two runs with the same dataset and label: the newer (summary.json mtime) wins,
+    with a warning.
     """
     dirs, skipped = find_run_dirs(paths)
-    runs: dict[tuple[str, str], Run] = {}
-    warnings: list[str] = []
+    read: list[Run] = []
     for d in dirs:
         try:
-            run = read_run(d, label_by)
+            read.append(read_run(d, label_by))
         except (ValueError, OSError, json.JSONDecodeError) as exc:
             skipped.append((d, f"unreadable: {exc}"))
-            continue
+    label_keys = list(label_by) if label_by else ["method.name"]
+    if label_by is None:
+        auto = swept_keys(read)
+        short = _short_keys(auto)
+        for r in read:
+            if auto:
+                _relabel(r, "/".join([r.method, *(f"{short[k]}={r.value(k)}" for k in auto)]))
+        label_keys += auto
+        grouping = ("method label = method.name" + (
+            " + swept " + ", ".join(auto) + " (from each run's .hydra/overrides.yaml)" if auto
+            else " (no key other than the dataset differs between runs)"))
+    else:
+        grouping = "method label = " + " / ".join(label_by) + " (--label-by)"
+    runs: dict[tuple[str, str], Run] = {}
+    warnings: list[str] = []
+    for run in read:
         key = (run.dataset, run.label)
         old = runs.get(key)
         if old is not None:
             keep, drop = (run, old) if run.mtime >= old.mtime else (old, run)
             warnings.append(f"{run.dataset} × {run.label}: two runs, using the newer {keep.path} "
-                            f"(ignoring {drop.path})")
+                            f"(ignoring {drop.path}); --label-by KEY tells them apart")
             runs[key] = keep
         else:
             runs[key] = run
+    unknown = [r for r in runs.values() if r.uses_bounds_known is None]
+    if unknown:
+        warnings.append(f"{len(unknown)} run(s) do not say whether their method used the class "
+                        "bounds (no uses_bounds in summary.json, no method._target_): "
+                        "runtime_with_bounds = runtime for them (e.g. "
+                        f"{unknown[0].path})")
     for path, why in skipped:
         warnings.append(f"skipped {path}: {why}")
-    return RunSet(list(runs.values()), skipped, warnings, [Path(p) for p in paths])
+    return RunSet(list(runs.values()), skipped, warnings, [Path(p) for p in paths], grouping,
+                  label_keys)
 
 
 # ------------------------------------------------------------------------------------ fairness

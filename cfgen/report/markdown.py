@@ -10,6 +10,20 @@ import pandas as pd
 from cfgen.report.render import ARROW, fmt_num, fmt_p, latex, markdown, markdown_bold
 from cfgen.report.stats import is_tie
 
+
+def count(n: int, noun: str) -> str:
+    """``1 dataset``, ``3 datasets``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def none_text(v) -> str:
+    """A config value as text: ``None`` (or a missing float) as ``none``."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "none"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
 if TYPE_CHECKING:
     from cfgen.report import Report
 
@@ -27,6 +41,7 @@ def comparison_frames(report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
         present = [m for m in report.methods
                    if runs is not None and (d, m) in runs.index]
         for meth in present:
+            assert runs is not None
             r = runs.loc[(d, meth)]
             failed = f"{int(r['n_failed'])}/{int(r['n_tasks'])}"
             if int(r["n_timed_out"]):
@@ -110,9 +125,30 @@ def wilcoxon_frame(report: Report) -> pd.DataFrame:
         "p": [fmt_p(v) for v in w["p"]],
         "p Holm": [fmt_p(v) for v in w["p_holm"]],
         "r (rank-biserial)": [fmt_num(v, 2) for v in w["effect_size"]],
-        "better": [b if s else (f"({b})" if b else "–")
-                   for b, s in zip(w["better"], w["significant"], strict=True)],
+        "better": [_better(b, s, c, n, mp) for b, s, c, n, mp in
+                   zip(w["better"], w["significant"], w["can_be_significant"], w["n_datasets"],
+                       w["min_p_holm"], strict=True)],
     })
+
+
+def _better(b: str, significant: bool, possible: bool, n: int, min_p_holm: float) -> str:
+    """The ``better`` cell: the winner, ``(winner)`` when not significant, and a plain statement
+    when the number of pairs can never reach significance whatever the data."""
+    if significant:
+        return b
+    if not possible:
+        return f"cannot be significant (n = {int(n)}: smallest p Holm {min_p_holm:.3g})"
+    return f"({b})" if b else "–"
+
+
+def needed_pairs(m: int, alpha: float) -> int:
+    """Smallest n for which m exact two-sided Wilcoxon tests can reach Holm p < alpha."""
+    from cfgen.report.tables import min_p
+
+    n = 1
+    while max(m, 1) * min_p(n) >= alpha:
+        n += 1
+    return n
 
 
 def wilcoxon_queries_frame(report: Report) -> pd.DataFrame:
@@ -129,8 +165,9 @@ def wilcoxon_queries_frame(report: Report) -> pd.DataFrame:
         "p": [fmt_p(v) for v in w["p"]],
         "p Holm": [fmt_p(v) for v in w["p_holm"]],
         "r (rank-biserial)": [fmt_num(v, 2) for v in w["effect_size"]],
-        "better": [b if s else ("–" if not t else f"({b})" if b else "–")
-                   for b, s, t in zip(w["better"], w["significant"], w["tested"], strict=True)],
+        "better": ["–" if not t else _better(b, s, c, n, mp) for b, s, t, c, n, mp in
+                   zip(w["better"], w["significant"], w["tested"], w["can_be_significant"],
+                       w["n_queries"], w["min_p_holm"], strict=True)],
     })
 
 
@@ -209,15 +246,18 @@ def sections(report: Report) -> dict[str, tuple[str, str]]:
 def _setup_lines(report: Report) -> list[str]:
     r = report.runs
     lines = [
-        f"- {len(report.runset.runs)} runs: {len(report.datasets)} datasets × "
-        f"{len(report.methods)} methods ({', '.join(report.methods)})",
+        f"- {count(len(report.runset.runs), 'run')}: {count(len(report.datasets), 'dataset')} × "
+        f"{count(len(report.methods), 'method')} ({', '.join(report.methods)})",
+        f"- grouping: {report.runset.grouping}",
+        "- tests: " + (f"{report.reference} against every other method" if report.reference
+                       else "every pair of methods"),
         "- read from: " + ", ".join(f"`{p}`" for p in report.runset.roots),
     ]
     if not r.empty:
         q = sorted(set(int(v) for v in r["n_queries"]))
-        ks = sorted({str(v) for v in r["k"]})
-        reps = sorted({str(v) for v in r["replications"]})
-        limits = sorted({str(v) for v in r["time_limit"]})
+        ks = sorted({none_text(v) for v in r["k"]})
+        reps = sorted({none_text(v) for v in r["replications"]})
+        limits = sorted({none_text(v) for v in r["time_limit"]})
         lines += [
             f"- queries per dataset: {', '.join(map(str, q))} (the same queries for every "
             "method); k = " + ", ".join(ks) + "; replications: " + ", ".join(reps)
@@ -229,6 +269,27 @@ def _setup_lines(report: Report) -> list[str]:
     lines.append(f"- tested metrics (Holm family): {', '.join(report.metrics)}; "
                  f"alpha = {report.alpha}")
     return lines
+
+
+def legend_table(report: Report) -> pd.DataFrame:
+    """metric, ↑/↓, meaning for every metric the report shows."""
+    from cfgen.report.legend import legend_frame
+
+    return legend_frame(report.shown)
+
+
+def _power_note(report: Report) -> str:
+    """How many datasets a test needs before it can be significant at all."""
+    m = len(report.metrics)
+    need = needed_pairs(m, report.alpha)
+    have = len(report.datasets)
+    text = (f"An exact two-sided test over n pairs cannot give p below 2/2^n, so with {m} "
+            f"metrics in the Holm family at alpha = {report.alpha} it needs n ≥ {need} "
+            "datasets with a value for both methods")
+    if have < need:
+        text += (f": with {have} dataset(s) no test here can be significant, whatever the "
+                 "data (the table says so)")
+    return text + "."
 
 
 def full_report(report: Report, image: str | None = "winners.png", heading: str = "#") -> str:
@@ -243,8 +304,13 @@ def full_report(report: Report, image: str | None = "winners.png", heading: str 
              "the best mean per dataset and metric in bold. `failed`: failed / total tasks "
              "(`t/o`: over the time limit). 95% confidence intervals are in `comparison.csv`. "
              "`runtime` is search time only; `runtime_with_bounds` adds the class-bound mining "
-             "time spread over the run's queries (dpg_ga only).\n",
-             secs["comparison"][0]]
+             "time spread over the run's queries (only for methods whose summary.json says "
+             "`uses_bounds`).\n",
+             secs["comparison"][0],
+             f"{h2} Metrics\n",
+             "What each column measures (↑ larger is better, ↓ smaller is better; definitions "
+             "in `docs/metrics.md`).\n",
+             markdown(legend_table(report))]
     if len(report.methods) < 2:
         parts += ["Only one method: nothing to compare (no win counts, winners or tests).\n",
                   f"{h2} Runs\n", secs["runs"][0], f"{h2} Checks\n",
@@ -264,14 +330,17 @@ def full_report(report: Report, image: str | None = "winners.png", heading: str 
               "dropped; `p Holm` is Holm-adjusted across the metrics within each pair; `median "
               "diff` and `r` (matched-pairs rank-biserial) are oriented so that positive favours "
               "A; `better` is in parentheses when not significant at "
-              f"alpha = {report.alpha} after Holm.\n",
+              f"alpha = {report.alpha} after Holm. {_power_note(report)}\n",
               secs["wilcoxon"][0],
               f"{h2} Per-dataset tests over queries\n",
               f"Within each dataset, paired by query (n ≥ {report.min_queries} queries with a "
               "value for both methods), Holm-adjusted across the metrics within the dataset: "
               "number of datasets where A is significantly better / B is significantly better / "
               "no significant difference (– : no dataset had enough queries). Every test is in "
-              "`wilcoxon_queries.csv`.\n",
+              "`wilcoxon_queries.csv`. With "
+              f"{len(report.metrics)} metrics per family a test needs at least "
+              f"{needed_pairs(len(report.metrics), report.alpha)} queries before it can be "
+              "significant at all.\n",
               markdown(query_counts_frame(report)),
               f"{h2} Runs\n",
               secs["runs"][0],

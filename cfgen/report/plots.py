@@ -14,10 +14,9 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def short_name(method: str) -> str:
-    """dpg_ga → GA, dice_random → random, dice_genetic → genetic, dice_kdtree → kdtree."""
-    base = method.replace("dice_", "")
-    return "GA" + method[len("dpg_ga"):] if method.startswith("dpg_ga") else base
+def short_name(method: str, width: int = 10) -> str:
+    """A method label short enough for a heatmap cell (the legend has the whole label)."""
+    return method if len(method) <= width else method[: width - 1] + "…"
 
 
 def winner_heatmap(

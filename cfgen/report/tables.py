@@ -41,7 +41,8 @@ PAPER_METRICS: dict[str, str] = {
 }
 #: shown and counted next to the tested metrics, but not part of the Wilcoxon/Holm family
 SECONDARY_METRICS: dict[str, str] = {
-    "runtime_with_bounds": "down",  # runtime + bound mining time / queries (dpg_ga only)
+    "runtime_with_bounds": "down",  # runtime + bound mining time / queries (bound-using methods)
+    "avg_nbr_changes_per_cf": "down",  # features changed per counterfactual (count; console's)
 }
 
 _DOWN_PREFIXES = ("distance_", "plausibility_", "avg_nbr_", "lof", "runtime")
@@ -135,8 +136,9 @@ def winners_table(
             else:
                 best_mean = float(values[i])
                 ok = np.isfinite(values)
-                same = [methods[j] for j in np.flatnonzero(ok) if is_tie(values[j], best_mean)]
-                winner = "tie" if tied else methods[i]
+                same = [methods[int(j)] for j in np.flatnonzero(ok)
+                        if is_tie(values[j], best_mean)]
+                winner = "tie" if tied else methods[int(i)]
                 best = ";".join(same)
             recs.append({"dataset": dataset, "metric": m, "direction": direction(m),
                          "winner": winner, "best": best, "best_mean": best_mean,
@@ -159,6 +161,22 @@ def winner_counts(winners: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame
 
 
 # ------------------------------------------------------------------------------ Wilcoxon
+
+
+def min_p(n: int) -> float:
+    """Smallest two-sided p-value an exact Wilcoxon signed-rank test over ``n`` pairs can give
+    (every difference of one sign): ``2 / 2**n``; 1 for ``n = 0``."""
+    return min(1.0, 2.0 ** (1 - n)) if n > 0 else 1.0
+
+
+def _possible(out: pd.DataFrame, n_col: str, family: list[str], alpha: float) -> pd.DataFrame:
+    """Columns ``min_p_holm`` (the smallest Holm-adjusted p any data could give: the family's
+    size × ``min_p(n)``) and ``can_be_significant`` (``min_p_holm < alpha``)."""
+    m = out.groupby(family, sort=False)["p"].transform(lambda p: max(int(p.notna().sum()), 1))
+    out["min_p_holm"] = [min(1.0, k * min_p(int(n))) for k, n in zip(m, out[n_col], strict=True)]
+    out["can_be_significant"] = out["min_p_holm"] < alpha
+    out["significant"] = out["significant"] & out["can_be_significant"]
+    return out
 
 
 def method_pairs(methods: Sequence[str], reference: str | None, all_pairs: bool = False):
@@ -205,9 +223,10 @@ def wilcoxon_datasets(
         out.loc[idx, "p_holm"] = holm(out.loc[idx, "p"].to_numpy())
     out["p_holm_all"] = holm(out["p"].to_numpy())
     out["significant"] = out["p_holm"] < alpha
+    out = _possible(out, "n_datasets", ["method_a", "method_b"], alpha)
     cols = ["metric", "direction", "method_a", "method_b", "n_datasets", "n_nonzero",
             "median_diff", "statistic", "p", "p_holm", "p_holm_all", "effect_size", "better",
-            "significant"]
+            "significant", "min_p_holm", "can_be_significant"]
     return out[cols]
 
 
@@ -246,7 +265,7 @@ def wilcoxon_queries(
                 recs.append(rec)
     cols = ["dataset", "metric", "direction", "method_a", "method_b", "n_queries", "n_nonzero",
             "median_diff", "statistic", "p", "p_holm", "effect_size", "better", "tested",
-            "significant"]
+            "significant", "min_p_holm", "can_be_significant"]
     out = pd.DataFrame(recs)
     if out.empty:
         return pd.DataFrame(columns=cols)
@@ -255,6 +274,7 @@ def wilcoxon_queries(
     for _, idx in out.groupby(["dataset", "method_a", "method_b"], sort=False).groups.items():
         out.loc[idx, "p_holm"] = holm(out.loc[idx, "p"].to_numpy())
     out["significant"] = out["p_holm"] < alpha
+    out = _possible(out, "n_queries", ["dataset", "method_a", "method_b"], alpha)
     return out[cols]
 
 

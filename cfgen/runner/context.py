@@ -25,14 +25,15 @@ Factory = Callable[[Any, Any, Any], Any]
 class WorkerContext:
     """Heavy objects every worker needs once.
 
-    ``problem`` holds the data and the fitted model (``schema``, ``X_test`` are what the runner
-    reads); ``factory(problem, schema, class_bounds)`` builds the explainer of one actionability
-    combination, ``schema`` being the problem's schema with that combination's rules applied.
+    ``problem`` holds the data and the fitted model (:class:`cfgen.problem.Problem`; the runner
+    reads ``schema`` and ``X_test``); ``factory(problem, schema, class_bounds)`` builds the
+    explainer of one actionability combination (``cfgen.methods.method_factory(cfg.method)``,
+    or a test's own), ``schema`` being the problem's schema with that combination's rules.
     """
 
     problem: Any
-    class_bounds: Any
     factory: Factory
+    class_bounds: Any
     combinations: Combinations
     k: int
     _explainers: collections.OrderedDict = field(

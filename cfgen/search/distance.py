@@ -83,6 +83,14 @@ class MixedDistance:
 _HASH = np.random.default_rng(20240611).standard_normal(4096)
 
 
+def row_keys(X: np.ndarray) -> np.ndarray:
+    """One float key per row: a fixed random projection (equal rows, equal keys; distinct rows
+    practically never share one)."""
+    d = X.shape[1]
+    r = _HASH[:d] if d <= len(_HASH) else np.resize(_HASH, d)
+    return np.asarray(X, dtype=float) @ r
+
+
 def unique_rows(X: np.ndarray) -> np.ndarray:
     """Indices of the first occurrence of each distinct row of ``X`` (in order of appearance).
 
@@ -91,7 +99,5 @@ def unique_rows(X: np.ndarray) -> np.ndarray:
     """
     if len(X) == 0:
         return np.zeros(0, dtype=np.intp)
-    d = X.shape[1]
-    r = _HASH[:d] if d <= len(_HASH) else np.resize(_HASH, d)
-    _, first = np.unique(X @ r, return_index=True)
+    _, first = np.unique(row_keys(X), return_index=True)
     return np.sort(first)

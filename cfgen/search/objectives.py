@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cfgen.config import GAConfig
 from cfgen.search.distance import MixedDistance
-from cfgen.search.params import GAParams
 from cfgen.search.space import SearchSpace
 
 INVALID = 1e6  # fitness offset of invalid individuals
@@ -50,7 +50,7 @@ class Evaluator:
         space: SearchSpace,
         metric: MixedDistance,
         reference_s: np.ndarray,
-        params: GAParams,
+        params: GAConfig,
     ) -> None:
         self.predictor = predictor
         self.target = target

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfgen.search.params import GAParams
+from cfgen.config import GAConfig
 from cfgen.search.space import SearchSpace
 
 
 class Operators:
     def __init__(self, space: SearchSpace, scale: np.ndarray, anchors: np.ndarray,
-                 params: GAParams, rng: np.random.Generator) -> None:
+                 params: GAConfig, rng: np.random.Generator) -> None:
         self.space = space
         self.scale = scale
         self.anchors = anchors
