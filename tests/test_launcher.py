@@ -87,9 +87,9 @@ def test_resume_after_interruption_gives_same_files(tmp_path):
     assert (cut / "counterfactuals.csv").read_bytes() == (ref / "counterfactuals.csv").read_bytes()
     assert len(read_records(records)[0]) == len(again.tasks)
     # a changed config refuses to reuse the journal, naming what changed
-    with pytest.raises(ConfigError, match="ga.population_size"):
+    with pytest.raises(ConfigError, match="method.ga.population_size"):
         run(compose_config([*overrides, "experiment_params.resume=true",
-                            "ga.population_size=30"]), cut)
+                            "method.ga.population_size=30"]), cut)
 
 
 # ---------------------------------------------------------------------------- faults
@@ -272,7 +272,7 @@ def test_combination_table(iris, reference):
 @pytest.mark.slow
 def test_cli_ctrl_c_then_resume(tmp_path):
     """A real Ctrl-C on `python -m cfgen`, then the same command with resume=true."""
-    args = [sys.executable, "-m", "cfgen", "ga=quick", "dataset=german_credit",
+    args = [sys.executable, "-m", "cfgen", "method/ga=quick", "dataset=german_credit",
             "experiment_params.num_samples=8", "experiment_params.num_replications=4",
             "experiment_params.max_workers=2", "output.table=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

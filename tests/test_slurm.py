@@ -26,7 +26,7 @@ from cfgen.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLBACK = "++hydra.callbacks.sweep_summary._target_=cfgen.sweep.SweepCallback"
-TINY = ["dataset=iris", "ga=quick", "experiment_params.num_samples=1",
+TINY = ["dataset=iris", "method/ga=quick", "experiment_params.num_samples=1",
         "experiment_params.num_replications=1", "output.table=false"]
 
 
@@ -67,20 +67,21 @@ def job_dirs(sweep_dir: Path) -> dict[int, Path]:
 
 
 def test_basic_sweep_lists_the_failed_job(tmp_path):
-    """Job #1 dies (its data file is missing): Hydra stops, the summary still names it."""
-    env = dict(os.environ, CFGEN_DATA_DIR=str(tmp_path / "empty"))
-    (tmp_path / "empty").mkdir()
+    """Job #1 dies at run time (a test row out of range): Hydra stops, the summary names it.
+
+    (``method/ga=quick`` puts a ``/`` into Hydra's override_dirname: each run directory is
+    nested one level deeper, which the summary must still find.)"""
     sweep_dir = tmp_path / "sweep"
-    proc, _ = run_cfgen(["-m", *TINY[1:], "dataset=iris,diabetes",
+    proc, _ = run_cfgen(["-m", *TINY, "experiment_params.sample_indices=[0],[999]",
                          "experiment_params.parallel_replications=false",
-                         f"hydra.sweep.dir={sweep_dir}", CALLBACK], timeout=240, env=env)
+                         f"hydra.sweep.dir={sweep_dir}", CALLBACK], timeout=240)
     assert proc.returncode != 0
     assert "the sweep stopped early" in proc.stderr
     assert "failed jobs: #1" in proc.stderr, proc.stderr[-2000:]
     reports = {r.num: r for r in sweep.summarize(sweep_dir, query_scheduler=False)}
     assert reports[0].finished and reports[0].validity is not None
     assert reports[1].status == "failed" and "summary.json" in reports[1].reason
-    assert "dataset=diabetes" in reports[1].overrides
+    assert "experiment_params.sample_indices=[999]" in reports[1].overrides
     code, out = sweep_cli(sweep_dir, "--no-scheduler")
     assert code == 1 and "1 finished, 1 failed" in out
     saved = json.loads((sweep_dir / sweep.SWEEP_SUMMARY).read_text())

@@ -24,8 +24,8 @@ from cfgen.runner.worker import THREAD_ENV
 log = logging.getLogger(__name__)
 
 #: imported once by the forkserver, so forked workers start with them loaded
-PRELOAD = ["cfgen.runner.fsguard", "cfgen.runner.worker", "cfgen.methods", "cfgen.search",
-           "cfgen.data", "cfgen.models", "cfgen.predictor", "cfgen.constraints",
+PRELOAD = ["cfgen.runner.fsguard", "cfgen.runner.worker", "cfgen.methods", "cfgen.problem",
+           "cfgen.search", "cfgen.data", "cfgen.models", "cfgen.predictor", "cfgen.constraints",
            "sklearn.ensemble"]
 GUARD_ENV = "CFGEN_FORKSERVER_OF"
 #: passed to the resource tracker (started with the forkserver): after a run is stopped hard

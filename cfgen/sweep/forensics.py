@@ -104,10 +104,23 @@ def planned_jobs(sweep_dir: Path) -> dict[int, list[str]]:
         return {}
 
 
+def _job_dir(top: Path) -> Path:
+    """The run directory inside a sweep's top-level entry ``top``: ``top`` itself, or the
+    directory below it holding ``job.json`` or ``.hydra/`` (an override such as
+    ``method/ga=quick`` puts a ``/`` into Hydra's ``override_dirname``, nesting the run dir)."""
+    if (top / JOB_FILE).is_file() or (top / ".hydra").is_dir():
+        return top
+    marks = sorted(top.rglob(JOB_FILE), key=lambda p: len(p.parts)) or \
+        sorted(top.rglob(".hydra"), key=lambda p: len(p.parts))
+    return marks[0].parent if marks else top
+
+
 def _run_dirs(sweep_dir: Path) -> dict[int, Path]:
     """Job number → run directory, for every run directory the sweep has made so far."""
     found: dict[int, Path] = {}
-    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for top in sorted(p for p in sweep_dir.iterdir()
+                      if p.is_dir() and not p.name.startswith(".")):
+        d = _job_dir(top)
         num = None
         job = _read_json(d / JOB_FILE)
         if job and job.get("num") is not None:
@@ -120,7 +133,7 @@ def _run_dirs(sweep_dir: Path) -> dict[int, Path]:
             except Exception:  # noqa: BLE001
                 num = None
         if num is None:
-            head = d.name.split("_", 1)[0]
+            head = top.name.split("_", 1)[0]
             num = int(head) if head.isdigit() else None
         if num is not None and num not in found:
             found[num] = d
