@@ -204,6 +204,10 @@ def test_sbatch_script_without_slurm(tmp_path, monkeypatch):
     for flag in ("--partition=cpu", "--time=7", "--cpus-per-task=3", "--mem=2GB",
                  "--job-name=x"):
         assert f"#SBATCH {flag}\n" in script, script
+    # unset keys (the plugin's defaults hold None) are left out, as submitit's AutoExecutor does
+    script = sweep.sbatch_script({"partition": None, "mem_gb": None, "gpus_per_node": None,
+                                  "timeout_min": 5}, tmp_path)
+    assert "--mem" not in script and "--partition" not in script and "--time=5\n" in script
 
 
 @pytest.mark.slow
