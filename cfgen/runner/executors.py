@@ -59,13 +59,16 @@ def run_tasks(
     start_method: str | None = None,
     executor: str = "process",
     slurm: Any = None,
+    resume: bool = False,
 ) -> list[TaskResult]:
     """Run every task; results come back sorted by task index.
 
     ``journal``: tasks in ``journal.done`` are skipped and reused; every new result is
     appended (``journal.append(task, result)``) as it arrives. ``progress``: None = a tqdm bar
     only on a terminal. Ctrl-C / SIGTERM stop the workers and propagate; the journal keeps every
-    task finished so far. ``slurm``: the ``experiment_params.slurm`` settings (executor=slurm).
+    task finished so far. ``slurm``: the ``experiment_params.slurm`` settings (executor=slurm);
+    ``resume``: ``experiment_params.resume`` (a Slurm run then merges the journal segments an
+    earlier attempt left).
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"experiment_params.executor={executor!r} is not allowed: expected "
@@ -94,7 +97,7 @@ def run_tasks(
             elif executor == "slurm":
                 from cfgen.runner.slurm import run_slurm
 
-                run_slurm(pending, ctx, record, slurm, journal=journal)
+                run_slurm(pending, ctx, record, slurm, journal=journal, resume=resume)
             elif workers is not None:
                 run_pool(pending, ctx, record, workers, max_crashes, start_method)
             else:
