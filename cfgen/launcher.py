@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+from cfgen.console import combination_table
 from cfgen.runner import context as _context
 from cfgen.runner.executors import run_tasks
 from cfgen.runner.resources import (
@@ -19,7 +20,6 @@ from cfgen.runner.resources import (
     resolve_workers,
     usable_cpus,
 )
-from cfgen.runner.summary import combination_table
 from cfgen.runner.task import TaskResult, failed_result, run_task
 
 __all__ = ["WORKER_BASELINE_BYTES", "TaskResult", "WorkerContext", "combination_table",

@@ -26,7 +26,7 @@ from cfgen.data import load_dataset
 from cfgen.errors import ConfigError
 from cfgen.experiment import run
 from cfgen.journal import JOURNAL_DIR, RECORDS, Journal, read_records
-from cfgen.runner import combination_table, forkserver, run_tasks
+from cfgen.runner import forkserver, run_tasks
 from cfgen.runner.cost import CostMeter
 from cfgen.runner.resources import fd_cap, memory_cap, usable_cpus
 
@@ -248,7 +248,7 @@ def test_journal_resume_from_sibling_run_dir_and_mismatch(iris, reference, tmp_p
     assert read_records(first / JOURNAL_DIR / RECORDS)[0] == []
 
 
-# ---------------------------------------------------------------------------- sizing, report
+# ---------------------------------------------------------------------------- sizing
 def test_memory_and_open_file_caps():
     assert memory_cap(8, 100, None) == (8, None)
     assert memory_cap(8, 100, 10_000) == (8, None)
@@ -256,16 +256,6 @@ def test_memory_and_open_file_caps():
     assert n == 2 and "max_workers" in why
     assert memory_cap(4, 2**40, 2**30)[0] == 1
     assert fd_cap(4) == (4, None)
-
-
-def test_combination_table(iris, reference):
-    tasks, ctx = toy_setup(iris)
-    text = combination_table(tasks, reference, ctx.combinations, k=3)
-    lines = text.splitlines()
-    assert lines[0].split()[:6] == ["combination", "tasks", "failed", "success", "complete",
-                                    "mean_cfs"]
-    assert len(lines) == 1 + 3
-    assert all(line.split()[1] == "36" for line in lines[1:])  # 6 queries × 2 targets × 3
 
 
 # ---------------------------------------------------------------------------- the CLI

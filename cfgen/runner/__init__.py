@@ -5,7 +5,8 @@ result), :mod:`.worker` (the worker process side), :mod:`.pool` (the process poo
 crash retries), :mod:`.cost` (measured per-task cost and chunk sizes), :mod:`.executors`
 (choosing where tasks run), :mod:`.slurm` (job arrays), :mod:`.forkserver`,
 :mod:`.resources` (CPUs, memory, open files), :mod:`.progress`, :mod:`.signals` (Ctrl-C and
-SIGTERM for the command line), :mod:`.summary` (the per-combination table).
+SIGTERM for the command line), :mod:`.segments` (Slurm array tasks' journal segments). The
+per-combination table lives with the other console output (:mod:`cfgen.console`).
 
 Everything a caller needs is importable from here; submitit is imported only for Slurm.
 """
@@ -16,11 +17,10 @@ from cfgen.runner.executors import EXECUTORS, run_tasks
 from cfgen.runner.forkserver import warm_up
 from cfgen.runner.pool import MAX_CRASHES, WorkersDied
 from cfgen.runner.resources import resolve_workers, usable_cpus
-from cfgen.runner.summary import combination_table
 from cfgen.runner.task import TaskResult, failed_result, run_task
 
 __all__ = [
     "EXECUTORS", "MAX_CRASHES", "RunnerError", "TaskResult", "WorkerContext", "WorkersDied",
-    "combination_table", "failed_result", "resolve_workers", "run_task", "run_tasks",
+    "failed_result", "resolve_workers", "run_task", "run_tasks",
     "usable_cpus", "warm_up",
 ]
