@@ -1,4 +1,4 @@
-"""Sweep summary: which jobs of a multirun finished, which failed, and why.
+"""Sweep forensics: which jobs of a multirun finished, which failed, and why.
 
 A job counts as finished only when its run directory holds ``summary.json`` (written after its
 results) and nothing recorded a failure. Everything else is failed (or still running), whatever
@@ -7,7 +7,8 @@ since the Python function returned a failed Hydra JobReturn. The evidence read, 
 
 * the jobs the sweep planned (``multirun.yaml``, expanded the way Hydra's basic sweeper does);
 * each run directory: ``summary.json``, ``.hydra/`` and ``job.json`` (written by
-  :class:`SweepCallback` when it is registered: job number, Slurm ids, CPUs, status, error);
+  :class:`cfgen.sweep.callback.SweepCallback` when it is registered: job number, Slurm ids,
+  CPUs, status, error);
 * submitit's folder (``.submitit/<job id>/``): the job's result pickle (an error traceback, or a
   Hydra JobReturn with its status) and, for jobs without a result, the Slurm state from ``sacct``.
 
@@ -21,8 +22,6 @@ the end of every ``-m`` run, also when Hydra stops early because a job failed.
 
 from __future__ import annotations
 
-import argparse
-import atexit
 import json
 import os
 import pickle
@@ -31,7 +30,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,10 +104,23 @@ def planned_jobs(sweep_dir: Path) -> dict[int, list[str]]:
         return {}
 
 
+def _job_dir(top: Path) -> Path:
+    """The run directory inside a sweep's top-level entry ``top``: ``top`` itself, or the
+    directory below it holding ``job.json`` or ``.hydra/`` (an override such as
+    ``method/ga=quick`` puts a ``/`` into Hydra's ``override_dirname``, nesting the run dir)."""
+    if (top / JOB_FILE).is_file() or (top / ".hydra").is_dir():
+        return top
+    marks = sorted(top.rglob(JOB_FILE), key=lambda p: len(p.parts)) or \
+        sorted(top.rglob(".hydra"), key=lambda p: len(p.parts))
+    return marks[0].parent if marks else top
+
+
 def _run_dirs(sweep_dir: Path) -> dict[int, Path]:
     """Job number → run directory, for every run directory the sweep has made so far."""
     found: dict[int, Path] = {}
-    for d in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for top in sorted(p for p in sweep_dir.iterdir()
+                      if p.is_dir() and not p.name.startswith(".")):
+        d = _job_dir(top)
         num = None
         job = _read_json(d / JOB_FILE)
         if job and job.get("num") is not None:
@@ -122,7 +133,7 @@ def _run_dirs(sweep_dir: Path) -> dict[int, Path]:
             except Exception:  # noqa: BLE001
                 num = None
         if num is None:
-            head = d.name.split("_", 1)[0]
+            head = top.name.split("_", 1)[0]
             num = int(head) if head.isdigit() else None
         if num is not None and num not in found:
             found[num] = d
@@ -209,11 +220,11 @@ def _alive_here(job: dict) -> bool:
     if job.get("status") != "RUNNING" or job.get("host") != socket.gethostname():
         return False
     try:
-        pid = int(job.get("pid"))
+        pid = int(job["pid"])
         if pid == os.getpid():  # the job ran in this very process (basic launcher) and is over
             return False
         os.kill(pid, 0)
-    except (OSError, TypeError, ValueError):
+    except (KeyError, OSError, TypeError, ValueError):
         return False
     return True
 
@@ -373,252 +384,3 @@ def report(sweep_dir: str | Path, stream=None, query_scheduler: bool = True) -> 
     print(format_summary(sweep_dir, reports), file=stream or sys.stdout, flush=True)
     write_summary(sweep_dir, reports)
     return reports
-
-
-# ---------------------------------------------------------------------------- callback --------
-
-try:
-    from hydra.experimental.callback import Callback as _HydraCallback
-except ImportError:  # pragma: no cover - hydra is a dependency
-    _HydraCallback = object
-
-
-def _scheduler_id() -> str | None:
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID")
-
-
-class SweepCallback(_HydraCallback):
-    """Hydra callback: records each multirun job in ``job.json``; prints the sweep summary.
-
-    Register it in ``conf/config.yaml``::
-
-        hydra:
-          callbacks:
-            sweep_summary:
-              _target_: cfgen.sweep.SweepCallback
-
-    The summary is printed at the end of every ``-m`` run; when Hydra stops early (a job failed
-    or was cancelled, so ``on_multirun_end`` never comes) it is printed on exit, to stderr.
-    """
-
-    def __init__(self, summary: bool = True, query_scheduler: bool = True) -> None:
-        self.summary = summary
-        self.query_scheduler = query_scheduler
-        self._sweep_dir: str | None = None
-        self._reported = False
-
-    # -- in the parent (the process that runs `python -m cfgen -m ...`) ----------------------
-
-    def on_multirun_start(self, config, **kwargs: Any) -> None:
-        self._sweep_dir = str(config.hydra.sweep.dir)
-        self._reported = False
-        if self.summary:
-            atexit.register(self._report_on_exit)
-
-    def on_multirun_end(self, config, **kwargs: Any) -> None:
-        if self.summary and self._sweep_dir and not self._reported:
-            self._reported = True
-            report(self._sweep_dir, query_scheduler=self.query_scheduler)
-
-    def _report_on_exit(self) -> None:
-        if self._reported or not self._sweep_dir or not Path(self._sweep_dir).is_dir():
-            return
-        self._reported = True
-        try:
-            print("cfgen: the sweep stopped early; what its jobs left:", file=sys.stderr)
-            report(self._sweep_dir, stream=sys.stderr, query_scheduler=self.query_scheduler)
-        except Exception as exc:  # noqa: BLE001 - never mask the real exit
-            print(f"cfgen: could not summarize {self._sweep_dir}: {exc}", file=sys.stderr)
-
-    # -- in each job (on the Slurm node for submitit_slurm) ---------------------------------
-
-    @staticmethod
-    def _job_file(config) -> Path | None:
-        try:
-            from hydra.types import RunMode
-
-            if config.hydra.mode != RunMode.MULTIRUN:
-                return None
-            return Path(config.hydra.runtime.output_dir) / JOB_FILE
-        except Exception:  # noqa: BLE001
-            return None
-
-    def on_job_start(self, config, **kwargs: Any) -> None:
-        path = self._job_file(config)
-        if path is None:
-            return
-        from cfgen.launcher import resolve_workers, usable_cpus
-
-        try:
-            num = int(config.hydra.job.num)
-        except Exception:  # noqa: BLE001
-            num = None
-        info = {
-            "num": num,
-            "overrides": list(config.hydra.overrides.task),
-            "status": "RUNNING",
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "scheduler_id": _scheduler_id(),
-            "slurm_cpus_per_task": os.environ.get("SLURM_CPUS_PER_TASK"),
-            "usable_cpus": usable_cpus(),
-            "default_max_workers": resolve_workers(None, 1 << 30),
-            "started": time.time(),
-        }
-        _write_json(path, info)
-
-    def on_job_end(self, config, job_return=None, **kwargs: Any) -> None:
-        path = self._job_file(config)
-        if path is None:
-            return
-        info = _read_json(path) or {}
-        status = getattr(getattr(job_return, "status", None), "name", "UNKNOWN")
-        info.update(status=status, ended=time.time())
-        if status != "COMPLETED":
-            info["error"] = _job_return_error(job_return)
-        _write_json(path, info)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-
-# ------------------------------------------------------------------ Slurm launcher check ------
-
-#: words of an sbatch error → the hydra.launcher key it is about
-_SBATCH_KEYS = (
-    ("partition", "partition"),
-    ("account", "account"),
-    ("qos", "qos"),
-    ("time limit", "timeout_min"),
-    ("memory", "mem_gb"),
-    ("mem", "mem_gb"),
-    ("cpu", "cpus_per_task"),
-    ("processor", "cpus_per_task"),
-    ("gres", "gres"),
-    ("gpu", "gpus_per_node"),
-    ("feature", "constraint"),
-    ("constraint", "constraint"),
-)
-_RESOURCE_KEYS = ("cpus_per_task", "mem_gb", "mem_per_cpu", "gpus_per_node", "gres",
-                  "constraint", "nodes", "tasks_per_node")
-_BASE_KEYS = ("submitit_folder", "timeout_min", "cpus_per_task", "gpus_per_node",
-              "tasks_per_node", "mem_gb", "nodes", "name", "stderr_to_stdout")
-
-
-def sbatch_script(launcher: dict, folder: str | Path) -> str:
-    """The sbatch script hydra-submitit-launcher would submit for these ``hydra.launcher`` keys."""
-    import submitit
-
-    params = {k: v for k, v in launcher.items()
-              if k not in ("_target_", "submitit_folder", "max_num_timeout")}
-    params = {k if k in _BASE_KEYS else f"slurm_{k}": v for k, v in params.items()}
-    executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
-    executor.update_parameters(**params)
-    return executor._executor._make_submission_file_text("true", "precheck")
-
-
-def check_slurm_launcher(launcher: dict, timeout: float = 30.0) -> None:
-    """Ask Slurm (``sbatch --test-only``, nothing is queued) whether it accepts these settings.
-
-    Raises ConfigError with sbatch's own error, naming the ``hydra.launcher`` key it is about.
-    """
-    import tempfile
-
-    if shutil.which("sbatch") is None:
-        raise ConfigError("hydra/launcher=submitit_slurm needs Slurm, but sbatch is not on PATH "
-                          "(use hydra/launcher=submitit_local or basic on this machine)")
-    with tempfile.TemporaryDirectory(prefix="cfgen-sbatch-") as tmp:
-        launcher = dict(launcher, name=str(launcher.get("name") or "cfgen"))
-        script = Path(tmp) / "check.sh"
-        script.write_text(sbatch_script(launcher, tmp))
-        try:
-            proc = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True,
-                                  text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise ConfigError(f"hydra/launcher=submitit_slurm: sbatch --test-only did not answer "
-                              f"in {timeout:.0f} s (is slurmctld up?)") from None
-    if proc.returncode == 0:
-        return
-    out = (proc.stderr or "") + "\n" + (proc.stdout or "")
-    unreachable = [ln.strip() for ln in out.splitlines()
-                   if "fatal:" in ln or "unable to contact" in ln.lower()]
-    if unreachable:
-        raise ConfigError(f"hydra/launcher=submitit_slurm: Slurm is not reachable from this "
-                          f"machine: {unreachable[-1]}")
-    errors = [ln.strip() for ln in out.splitlines() if "error" in ln.lower()]
-    message = errors[0] if errors else _one_line(out) or f"sbatch exit code {proc.returncode}"
-    low = message.lower()
-    if "node configuration" in low or "nodes available" in low:
-        asked = [f"hydra.launcher.{k}={launcher[k]!r}" for k in _RESOURCE_KEYS
-                 if launcher.get(k) not in (None, "", {}, [])]
-        raise ConfigError(f"{', '.join(asked)}: no Slurm node offers these resources: {message}")
-    for word, key in _SBATCH_KEYS:
-        if word in low:
-            value = launcher.get(key)
-            raise ConfigError(f"hydra.launcher.{key}={value!r} is not accepted by Slurm: {message}")
-    raise ConfigError(f"hydra/launcher=submitit_slurm: Slurm rejects the job settings: {message}")
-
-
-def precheck_launcher(overrides: list[str], conf_dir: str | Path, config_name: str) -> None:
-    """``-m`` on a Slurm launcher: launcher settings Slurm would reject, as one ConfigError."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from cfgen.config import register
-
-    register()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    except Exception:  # noqa: BLE001 - composition errors are precheck's own business
-        return
-    finally:
-        GlobalHydra.instance().clear()
-    launcher = cfg.hydra.get("launcher")
-    if launcher is None or not str(launcher.get("_target_", "")).endswith(".SlurmLauncher"):
-        return
-    keys = [k for k in launcher.keys() if k not in ("submitit_folder", "name")]
-    values = {k: OmegaConf.to_container(launcher, resolve=False)[k] for k in keys}
-    check_slurm_launcher(values)
-
-
-# -------------------------------------------------------------------------------- CLI ---------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m cfgen.sweep",
-        description="Which jobs of a cfgen multirun finished and which failed "
-                    "(exit 0 only if all finished).")
-    parser.add_argument("sweep_dir", type=Path, help="the multirun directory (hydra.sweep.dir)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--no-scheduler", action="store_true",
-                        help="do not ask Slurm (sacct) about jobs without results")
-    args = parser.parse_args(argv)
-    try:
-        reports = summarize(args.sweep_dir, query_scheduler=not args.no_scheduler)
-    except ConfigError as exc:
-        print(f"cfgen.sweep: error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps([asdict(r) for r in reports], indent=2))
-    else:
-        print(format_summary(args.sweep_dir, reports))
-    write_summary(args.sweep_dir, reports)
-    return 0 if reports and all(r.finished for r in reports) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
