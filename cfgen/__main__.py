@@ -25,7 +25,13 @@ register()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
 def app(cfg: DictConfig) -> float:
     """Run one experiment in Hydra's run directory; the return value is the sweep objective."""
+    ep = cfg.experiment_params
+    if ep.parallel_replications and ep.executor == "process":
+        from cfgen.runner import warm_up
+
+        warm_up()  # the forkserver imports while this process loads data and fits the model
     from cfgen.experiment import run
+    from cfgen.runner import RunnerError
 
     run_dir = HydraConfig.get().runtime.output_dir
     try:
@@ -33,7 +39,7 @@ def app(cfg: DictConfig) -> float:
     except ConfigError as exc:
         report_error(exc)
         sys.exit(2)
-    except OutputError as exc:
+    except (OutputError, RunnerError) as exc:
         report_error(exc)
         sys.exit(1)
     if cfg.output.table:
@@ -80,15 +86,15 @@ def main() -> None:
         except ConfigError as exc:
             report_error(exc)
             sys.exit(2)
-    try:
-        app()
-    except KeyboardInterrupt:
-        print("cfgen: interrupted: finished tasks are kept in the run's journal/; rerun the same "
-              "command with experiment_params.resume=true to finish", file=sys.stderr)
-        sys.exit(130)
+    from cfgen.runner.signals import run_cli
+
+    try:  # Ctrl-C: 130, SIGTERM: 143, one line each; a second one exits at once
+        code = run_cli(app)
     finally:
         if lock is not None:
             lock.release()
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

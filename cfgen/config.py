@@ -143,6 +143,24 @@ class LoggerConfig:
 
 
 @dataclass
+class SlurmExecutorConfig:
+    """experiment_params.slurm: the job array of experiment_params.executor=slurm."""
+
+    partition: str | None = None  # sbatch --partition; null: the cluster's default
+    time_min: int = setting(60, ge=1)  # wall-time limit of each array task, minutes
+    cpus_per_task: int = setting(1, ge=1)  # CPUs of each array task (> 1: a process pool inside)
+    mem_gb: float = setting(2.0, gt=0)  # memory of each array task, GB
+    max_parallel: int = setting(64, ge=1)  # array tasks running at once
+    chunk_seconds: float = setting(60.0, gt=0)  # target work per array task (measured cost)
+    max_array_tasks: int = setting(1000, ge=1)  # at most this many (Slurm's MaxArraySize: 1001)
+    account: str | None = None  # sbatch --account
+    qos: str | None = None  # sbatch --qos
+    setup: List[str] = setting(factory=list)  # shell lines first, e.g. "module load python"
+    poll_seconds: float = setting(5.0, gt=0)  # how often the run reads segments and asks sacct
+    additional_parameters: Dict[str, Any] = setting(factory=dict)  # other sbatch options
+
+
+@dataclass
 class ExperimentParams:
     """What to explain and how often."""
 
@@ -158,6 +176,8 @@ class ExperimentParams:
     rules: List[str] = setting(factory=lambda: ["none"])
     num_combinations_to_test: int | None = setting(None, ge=1)
     resume: bool = False
+    executor: str = setting("process", choices=("process", "local", "slurm"))
+    slurm: SlurmExecutorConfig = setting(factory=SlurmExecutorConfig)
 
     def check_relations(self, prefix: str) -> None:
         if not self.rules:

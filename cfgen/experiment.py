@@ -24,11 +24,11 @@ from cfgen import rundir, store
 from cfgen.config import validate
 from cfgen.errors import ConfigError
 from cfgen.journal import Journal
-from cfgen.launcher import TaskResult, WorkerContext, run_tasks
 from cfgen.methods import method_factory, needs_bounds
 from cfgen.metrics import MetricContext, combination_schemas, metrics_frame, summarize_rows
 from cfgen.plan import Combinations, Task, choose_queries, count_text, iter_targets, plan_tasks
 from cfgen.problem import Problem
+from cfgen.runner import TaskResult, WorkerContext, run_tasks
 from cfgen.tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def _setup(cfg: DictConfig, run_dir: Path, tracker: Any) -> tuple[Problem, Any, 
     factory = method_factory(cfg.method)
     preflight = getattr(factory.func, "preflight", None)  # a method may refuse up front
     if preflight is not None:
-        from cfgen.launcher import available_memory
+        from cfgen.runner.resources import available_memory
 
         preflight(factory.keywords, problem, cfg.experiment_params.num_counterfactuals,
                   available_memory())
@@ -277,7 +277,8 @@ def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunRes
     ctx = WorkerContext(explained, factory, bounds, comb, ep.num_counterfactuals)
     with Journal.open(run_dir, cfg, explained, tasks, ep.resume) as journal:
         results = run_tasks(tasks, ctx, ep.parallel_replications, ep.max_workers,
-                            journal=journal)
+                            journal=journal, executor=ep.executor, slurm=ep.slurm,
+                            resume=ep.resume)
         journal.close(complete=True)
     cf_frame, metrics = _files(cfg, run_dir, problem, explained, comb, tasks, results)
     summary = _summary(cfg, problem, info, tasks, queries, metrics, started)

@@ -46,7 +46,7 @@ from cfgen.records import Scan, UntrustedJournal, read_records, scan_records
 from cfgen.rundir import OutputError, atomic_write
 
 if TYPE_CHECKING:
-    from cfgen.launcher import TaskResult
+    from cfgen.runner.task import TaskResult
 
 __all__ = ["Journal", "Scan", "UntrustedJournal", "find_previous", "read_records",
            "scan_records"]
@@ -66,6 +66,8 @@ LAUNCH_ONLY = (
     ("experiment_params", "max_workers"),
     ("experiment_params", "parallel_replications"),
     ("experiment_params", "resume"),
+    ("experiment_params", "executor"),
+    ("experiment_params", "slurm"),
     ("logger",),
     ("output",),
     ("hydra",),

@@ -64,7 +64,6 @@ def program_setup(scenario: str, sleep: float = 0.05):
     import functools
 
     import numpy as np
-
     from conftest import FAST, compose_config
 
     from cfgen.data import load_dataset
