@@ -32,19 +32,16 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from cfgen.errors import ConfigError
 from cfgen.schema import FeatureSchema, Kind
+from cfgen.trees import SUPPORTED_MODELS, TreeEnsemble
 
 MODES: tuple[str, ...] = ("dpg", "paths", "mass", "none")
-SUPPORTED_ESTIMATORS: tuple[str, ...] = (
-    "RandomForestClassifier",
-    "ExtraTreesClassifier",
-    "DecisionTreeClassifier",
-    "ExtraTreeClassifier",
-)
+SUPPORTED_ESTIMATORS: tuple[str, ...] = SUPPORTED_MODELS  # dpg: the first four only
 
 
 @dataclass
@@ -127,8 +124,9 @@ class ClassBounds:
             for j, f in enumerate(self.feature_names):
                 lo, hi = self.low[c, j], self.high[c, j]
                 entry: dict = {"low": _num(lo), "high": _num(hi)}
-                if self.allowed and self.allowed[c][j] is not None:
-                    entry["allowed"] = [int(v) for v in self.allowed[c][j]]
+                codes = self.allowed[c][j] if self.allowed else None
+                if codes is not None:
+                    entry["allowed"] = [int(v) for v in codes]
                 if self.empty is not None and self.empty[c, j]:
                     entry["empty"] = True
                 if self.raw_low is not None and self.raw_high is not None:
@@ -216,33 +214,18 @@ def _num(v: float) -> float | None:
 # --------------------------------------------------------------------------- the forest
 
 
-def tree_estimators(model, mode: str = "dpg") -> list:
-    """The fitted ``DecisionTree*`` members of a supported tree ensemble (or the tree itself).
+def tree_ensemble(model: TreeEnsemble | Any) -> TreeEnsemble:
+    """The :class:`TreeEnsemble` of ``model`` (a fitted supported tree model, or the view itself).
 
-    Raises :class:`ConfigError` (naming ``constraints``) for any other estimator.
+    Raises :class:`cfgen.trees.UnsupportedModel` (a :class:`ConfigError`) with the same line as
+    the compiler and the split grid for any other model.
     """
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+    return TreeEnsemble.from_model(model)
 
-    if isinstance(model, (RandomForestClassifier, ExtraTreesClassifier)):
-        trees = list(getattr(model, "estimators_", []))
-    elif isinstance(model, (DecisionTreeClassifier, ExtraTreeClassifier)):
-        trees = [model] if hasattr(model, "tree_") else []
-    else:
-        raise ConfigError(
-            f"constraints.mode={mode!r} needs a tree ensemble; got {type(model).__name__} "
-            f"(supported: {', '.join(SUPPORTED_ESTIMATORS)}; or set constraints=none)"
-        )
-    if not trees:
-        raise ConfigError(
-            f"constraints.mode={mode!r} needs a fitted model; {type(model).__name__} is not fitted"
-        )
-    if trees[0].tree_.n_outputs != 1:
-        raise ConfigError(
-            f"constraints.mode={mode!r} needs a single-output classifier; "
-            f"{type(model).__name__} has {trees[0].tree_.n_outputs} outputs"
-        )
-    return trees
+
+def tree_estimators(model: Any, mode: str = "dpg") -> TreeEnsemble:
+    """Deprecated name of :func:`tree_ensemble` (kept for callers that check minability)."""
+    return tree_ensemble(model)
 
 
 def _round_thresholds(thr: np.ndarray, decimals: int | None) -> np.ndarray:
@@ -258,7 +241,11 @@ def _round_thresholds(thr: np.ndarray, decimals: int | None) -> np.ndarray:
 
 @dataclass
 class _Forest:
-    """All trees' node arrays concatenated, with global node ids (``-1`` = none)."""
+    """A :class:`TreeEnsemble`'s nodes with rounded thresholds and per-leaf class votes.
+
+    ``votes[leaf, c]``: the leaf votes for class c (:meth:`TreeEnsemble.leaf_class_votes`: the
+    majority class of a forest's leaf; for boosted trees the classes whose score it raises).
+    """
 
     feature: np.ndarray  # (N,) split feature, -1 at leaves
     threshold: np.ndarray  # (N,) rounded split threshold (nan at leaves)
@@ -266,46 +253,26 @@ class _Forest:
     right: np.ndarray
     parent: np.ndarray  # -1 at roots
     is_right: np.ndarray  # node is its parent's right child (the ``>`` branch)
-    leaf_class: np.ndarray  # majority class at leaves, -1 at internal nodes
+    votes: np.ndarray  # (N, C) bool, False at internal nodes
     roots: np.ndarray  # (T,)
     levels: list[np.ndarray]  # node ids by depth, root level first
     n_classes: int
+    rounded: bool  # thresholds rounded: route raw values (as the dpg package); else cast(x)
+    ensemble: TreeEnsemble
 
     @classmethod
-    def build(cls, trees: list, decimals: int | None) -> _Forest:
-        feats, thrs, lefts, rights, classes, roots = [], [], [], [], [], []
-        offset = 0
-        n_classes = int(trees[0].tree_.value.shape[2])
-        for est in trees:
-            t = est.tree_
-            leaf = t.children_left == -1
-            feats.append(np.where(leaf, -1, t.feature).astype(np.int64))
-            thrs.append(np.where(leaf, np.nan, t.threshold))
-            lefts.append(np.where(leaf, -1, t.children_left + offset).astype(np.int64))
-            rights.append(np.where(leaf, -1, t.children_right + offset).astype(np.int64))
-            # the leaf's majority class; ties go to the lowest class (argmax), as in sklearn/dpg
-            classes.append(np.where(leaf, np.argmax(t.value[:, 0, :], axis=1), -1))
-            roots.append(offset)
-            offset += t.node_count
-        feature = np.concatenate(feats)
-        left, right = np.concatenate(lefts), np.concatenate(rights)
-        threshold = np.concatenate(thrs)
+    def build(cls, ens: TreeEnsemble, decimals: int | None) -> _Forest:
+        feature = ens.feature.astype(np.int64)
         internal = feature >= 0
-        threshold[internal] = _round_thresholds(threshold[internal], decimals)
-        parent = np.full(offset, -1, dtype=np.int64)
-        is_right = np.zeros(offset, dtype=bool)
-        idx = np.flatnonzero(internal)
-        parent[left[idx]] = idx
-        parent[right[idx]] = idx
-        is_right[right[idx]] = True
-        levels = []
-        level = np.asarray(roots, dtype=np.int64)
-        while level.size:
-            levels.append(level)
-            inner = level[feature[level] >= 0]
-            level = np.concatenate([left[inner], right[inner]])
-        return cls(feature, threshold, left, right, parent, is_right,
-                   np.concatenate(classes), np.asarray(roots, dtype=np.int64), levels, n_classes)
+        threshold = np.full(ens.n_nodes, np.nan)
+        threshold[internal] = _round_thresholds(ens.threshold[internal], decimals)
+        parent = ens.parent.astype(np.int64)
+        is_right = np.zeros(ens.n_nodes, dtype=bool)
+        is_right[ens.right[internal]] = True
+        levels = [np.flatnonzero(ens.depth == k) for k in range(ens.max_depth + 1)]
+        return cls(feature, threshold, ens.left.astype(np.int64), ens.right.astype(np.int64),
+                   parent, is_right, ens.leaf_class_votes(), ens.roots.astype(np.int64),
+                   [lv for lv in levels if lv.size], ens.n_classes, decimals is not None, ens)
 
     @property
     def n_nodes(self) -> int:
@@ -316,8 +283,11 @@ class _Forest:
 
         The dpg package routes with the rounded thresholds on the raw (float64) values, which
         can differ from sklearn's own routing when a value falls between a threshold and its
-        rounding; we follow the package so the graph is the same.
+        rounding; we follow the package so the graph is the same. Without rounding the rows
+        take the model's own paths (values cast as the library compares them).
         """
+        if not self.rounded:
+            X = self.ensemble.cast(X)
         n, T = X.shape[0], self.roots.shape[0]
         cur = np.tile(self.roots, n)  # flat (n*T,), row-major: row i, tree t at i*T + t
         rows = np.repeat(np.arange(n), T)
@@ -357,7 +327,9 @@ class _Forest:
         return pred, uniq[:, 0], uniq[:, 1].astype(bool), uniq[:, 2].copy().view(np.float64)
 
 
-def _leaf_counts(forest: _Forest, X: np.ndarray, perc_var: float) -> tuple[np.ndarray, np.ndarray]:
+def _leaf_counts(
+    forest: _Forest, X: np.ndarray, perc_var: float, key: str = "constraints"
+) -> tuple[np.ndarray, np.ndarray]:
     """Traces per leaf (N,) and the leaf matrix (n, T), after the DPG's ``perc_var`` filter.
 
     A trace is one (row, tree) path. The dpg package drops every trace *variant* (identical
@@ -372,7 +344,7 @@ def _leaf_counts(forest: _Forest, X: np.ndarray, perc_var: float) -> tuple[np.nd
         reached = np.flatnonzero(counts)
         variants: dict[tuple, list[int]] = {}
         for leaf in reached.tolist():
-            labels = [("class", int(forest.leaf_class[leaf]))]
+            labels: list = [("class", tuple(np.flatnonzero(forest.votes[leaf]).tolist()))]
             node = leaf
             while forest.parent[node] >= 0:
                 labels.append(int(pred[node]))
@@ -383,7 +355,7 @@ def _leaf_counts(forest: _Forest, X: np.ndarray, perc_var: float) -> tuple[np.nd
                 counts[members] = 0
         if not counts.any():
             raise ConfigError(
-                f"constraints.perc_var={perc_var!r} drops every decision path "
+                f"{key}.perc_var={perc_var!r} drops every decision path "
                 f"(fewer than {min_count:g} traces each); lower it"
             )
     return counts, leaves
@@ -440,17 +412,28 @@ def _bounds_from_predicates(
 
 
 def mine_dpg(
-    model,
+    model: TreeEnsemble | Any,
     schema: FeatureSchema,
-    X_train: np.ndarray,
+    X_train: np.ndarray | None,
     decimal_threshold: int | None = 3,
     perc_var: float = 1e-7,
+    key: str = "constraints",
 ) -> ClassBounds:
-    """DPG class bounds (mode ``dpg``): reachability in the predicate graph of the traces."""
+    """DPG class bounds (mode ``dpg``): reachability in the predicate graph of the traces.
+
+    Defined for voting forests only (the DPG's ``Class c`` node is a leaf's majority class);
+    boosted ensembles are refused with a :class:`ConfigError` naming the alternatives.
+    """
     start = time.perf_counter()
-    forest = _Forest.build(tree_estimators(model, "dpg"), decimal_threshold)
-    X = _check_X(X_train, schema, "dpg")
-    counts, _ = _leaf_counts(forest, X, perc_var)
+    ens = tree_ensemble(model)
+    if ens.kind != "vote":
+        raise ConfigError(
+            f"{key}.mode='dpg' needs a voting forest (random forest, extra trees, decision "
+            f"tree); {ens.model_type} is boosted: use {key}.mode=paths, mass or none"
+        )
+    forest = _Forest.build(ens, decimal_threshold)
+    X = _check_X(X_train, schema, "dpg", key)
+    counts, _ = _leaf_counts(forest, X, perc_var, key)
     visits = forest.subtree_sum(counts)
     pred, p_feat, p_gt, p_thr = forest.predicates()
     P, C = p_feat.shape[0], forest.n_classes
@@ -462,7 +445,8 @@ def mine_dpg(
     chain = chain[forest.parent[forest.parent[chain]] >= 0]
     leaf = np.flatnonzero(seen & (forest.feature < 0))
     src = np.concatenate([pred[forest.parent[chain]], pred[leaf]])
-    dst = np.concatenate([pred[chain], P + forest.leaf_class[leaf]])
+    leaf_class = np.argmax(forest.votes[leaf], axis=1)  # one majority class per forest leaf
+    dst = np.concatenate([pred[chain], P + leaf_class])
     member = _ancestors(src, dst, P, C)
     low, high = _bounds_from_predicates(member, p_feat, p_gt, p_thr, len(schema))
     return finalize(
@@ -472,11 +456,12 @@ def mine_dpg(
 
 
 def mine_paths(
-    model,
+    model: TreeEnsemble | Any,
     schema: FeatureSchema,
     X_train: np.ndarray | None = None,
     decimal_threshold: int | None = 3,
     perc_var: float = 1e-7,
+    key: str = "constraints",
 ) -> ClassBounds:
     """Union along each tree's own root-to-leaf paths (mode ``paths``).
 
@@ -485,16 +470,18 @@ def mine_paths(
     only the paths the training rows take (routed as in ``dpg``) count, so its predicates are a
     subset of ``dpg``'s (each bounded side is at least as tight; a side may stay open where
     ``dpg`` closes it); without it every leaf of the forest counts.
+
+    Boosted ensembles: a leaf votes for the classes whose score it raises
+    (:meth:`TreeEnsemble.leaf_class_votes`); everything else is the same.
     """
     start = time.perf_counter()
-    forest = _Forest.build(tree_estimators(model, "paths"), decimal_threshold)
+    forest = _Forest.build(tree_ensemble(model), decimal_threshold)
     leaf = forest.feature < 0
     if X_train is not None:
-        counts, _ = _leaf_counts(forest, _check_X(X_train, schema, "paths"), perc_var)
+        counts, _ = _leaf_counts(forest, _check_X(X_train, schema, "paths", key), perc_var, key)
         leaf = leaf & (counts > 0)
     C = forest.n_classes
-    below = np.zeros((forest.n_nodes, C), dtype=bool)  # a kept leaf voting c lies below
-    below[np.flatnonzero(leaf), forest.leaf_class[leaf]] = True
+    below = forest.votes & leaf[:, None]  # a kept leaf voting c lies below
     for level in forest.levels[:0:-1]:
         np.logical_or.at(below, forest.parent[level], below[level])
     pred, p_feat, p_gt, p_thr = forest.predicates()
@@ -524,11 +511,12 @@ def _weighted_quantile_range(
 
 
 def mine_mass(
-    model,
+    model: TreeEnsemble | Any,
     schema: FeatureSchema,
-    X_train: np.ndarray,
+    X_train: np.ndarray | None,
     mass: float = 0.9,
     decimal_threshold: int | None = 3,
+    key: str = "constraints",
 ) -> ClassBounds:
     """Central-mass intervals (mode ``mass``).
 
@@ -538,15 +526,19 @@ def mine_mass(
     split cell of the forest that holds it: low = the largest rounded threshold on the feature
     below ``lo``, high = the smallest one at or above ``hi`` (open if there is none: the model
     does not tell values beyond its outermost split apart). Categorical features get the smallest
-    set of codes holding ``mass`` of the class's rows instead of an interval.
+    set of codes holding ``mass`` of the class's rows instead of an interval. The same for
+    boosted ensembles (predictions by the compiled model, equal to the library's).
     """
     if not 0.0 < mass <= 1.0:
-        raise ConfigError(f"constraints.mass={mass!r} is not allowed: expected a share in (0, 1]")
+        raise ConfigError(f"{key}.mass={mass!r} is not allowed: expected a share in (0, 1]")
+    from cfgen.predictor import CompiledEnsemble
+
     start = time.perf_counter()
-    forest = _Forest.build(tree_estimators(model, "mass"), decimal_threshold)
-    X = _check_X(X_train, schema, "mass")
+    ens = tree_ensemble(model)
+    forest = _Forest.build(ens, decimal_threshold)
+    X = _check_X(X_train, schema, "mass", key)
     C, d = forest.n_classes, len(schema)
-    proba = np.asarray(model.predict_proba(X), dtype=float)
+    proba = CompiledEnsemble(ens).predict_proba(X)
     predicted = np.argmax(proba, axis=1)
     weights = np.where(predicted[:, None] == np.arange(C)[None, :], 1.0, 0.0)
     none = weights.sum(axis=0) == 0
@@ -641,58 +633,60 @@ def finalize(
     )
 
 
-def _check_X(X_train, schema: FeatureSchema, mode: str) -> np.ndarray:
+def _check_X(X_train, schema: FeatureSchema, mode: str, key: str = "constraints") -> np.ndarray:
     if X_train is None:
-        raise ConfigError(f"constraints.mode={mode!r} needs the training rows (X_train)")
+        raise ConfigError(f"{key}.mode={mode!r} needs the training rows (X_train)")
     X = np.asarray(X_train, dtype=float)
     if X.ndim != 2 or X.shape[1] != len(schema) or X.shape[0] == 0:
         raise ConfigError(
-            f"constraints.mode={mode!r}: X_train has shape {X.shape}, "
+            f"{key}.mode={mode!r}: X_train has shape {X.shape}, "
             f"expected (n > 0, {len(schema)}) for the schema's features"
         )
     return X
 
 
 def mine_class_bounds(
-    model,
+    model: TreeEnsemble | Any,
     schema: FeatureSchema,
     mode: str = "paths",
     X_train: np.ndarray | None = None,
     decimal_threshold: int | None = 3,
     perc_var: float = 1e-7,
     mass: float = 0.9,
+    key: str = "constraints",
 ) -> ClassBounds | None:
     """Class bounds with the requested miner; ``mode='none'`` gives ``None`` (no guidance).
 
-    ``dpg`` and ``mass`` need ``X_train``; ``paths`` uses it when given. Raises
-    :class:`ConfigError` naming the ``constraints`` key for an unknown mode, a bad parameter or
-    an estimator that is not a supported tree ensemble.
+    ``model`` is a :class:`TreeEnsemble` or a fitted model it supports. ``dpg`` and ``mass``
+    need ``X_train``; ``paths`` uses it when given. Raises :class:`ConfigError` naming
+    ``key`` (the config group holding these settings) for an unknown mode, a bad parameter or
+    ``dpg`` on a boosted ensemble, and :class:`cfgen.trees.UnsupportedModel` for a model that
+    is not a supported tree ensemble.
     """
     if mode not in MODES:
         raise ConfigError(
-            f"constraints.mode={mode!r} is not allowed: expected one of {', '.join(MODES)}"
+            f"{key}.mode={mode!r} is not allowed: expected one of {', '.join(MODES)}"
         )
     if mode == "none":
         return None
-    tree_estimators(model, mode)  # fail fast on a non-tree estimator
+    ens = tree_ensemble(model)  # fail fast on a non-tree estimator
     if decimal_threshold is not None and (
         isinstance(decimal_threshold, bool) or not isinstance(decimal_threshold, (int, np.integer))
         or decimal_threshold < 0
     ):
         raise ConfigError(
-            f"constraints.decimal_threshold={decimal_threshold!r} is not allowed: "
+            f"{key}.decimal_threshold={decimal_threshold!r} is not allowed: "
             "expected an integer >= 0 or null (no rounding)"
         )
     if not perc_var >= 0:
-        raise ConfigError(f"constraints.perc_var={perc_var!r} is not allowed: expected >= 0")
-    n_features = getattr(model, "n_features_in_", len(schema))
-    if n_features != len(schema):
+        raise ConfigError(f"{key}.perc_var={perc_var!r} is not allowed: expected >= 0")
+    if ens.n_features != len(schema):
         raise ConfigError(
-            f"constraints.mode={mode!r}: the model has {n_features} features, "
+            f"{key}.mode={mode!r}: the model has {ens.n_features} features, "
             f"the schema {len(schema)}"
         )
     if mode == "dpg":
-        return mine_dpg(model, schema, X_train, decimal_threshold, perc_var)
+        return mine_dpg(ens, schema, X_train, decimal_threshold, perc_var, key)
     if mode == "paths":
-        return mine_paths(model, schema, X_train, decimal_threshold, perc_var)
-    return mine_mass(model, schema, X_train, mass, decimal_threshold)
+        return mine_paths(ens, schema, X_train, decimal_threshold, perc_var, key)
+    return mine_mass(ens, schema, X_train, mass, decimal_threshold, key)

@@ -1,26 +1,43 @@
-"""CompiledForest / BatchedPredictor must reproduce sklearn's predictions exactly."""
+"""CompiledEnsemble / BatchedPredictor must reproduce the libraries' predictions.
+
+Forests, sklearn GB / HGB and XGBoost: ``predict_proba`` bit for bit; LightGBM within 1e-9
+(numpy's ``exp`` vs the C library's: ulps); ``predict`` equal everywhere, on training rows,
+random rows, rows exactly at / between / around the float32 and float64 neighbours of every
+threshold.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import warnings
+
+import lightgbm as lgb
 import numpy as np
 import pytest
+import xgboost as xgb
 from sklearn.datasets import load_breast_cancer, load_iris, make_classification
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
     RandomForestClassifier,
 )
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 
 from cfgen.predictor import (
     BatchedPredictor,
+    CompiledEnsemble,
     CompiledForest,
     Predictor,
     _float32_floor,
     compile_predictor,
+    expf,
     is_compilable,
 )
+from cfgen.trees import TreeEnsemble, UnsupportedModel
 
 # ---------------------------------------------------------------------------------------------
 # fixtures
@@ -78,23 +95,44 @@ MODELS = {
     "dt_iris_d3": ("iris", lambda: DecisionTreeClassifier(max_depth=3, random_state=0)),
     "xt_iris": ("iris", lambda: ExtraTreeClassifier(random_state=0)),
     "xt_blobs4": ("blobs4", lambda: ExtraTreeClassifier(max_depth=6, random_state=0)),
+    # boosted, binary and multi-class, the project's configs at fewer rounds
+    "gb_cancer": ("cancer", lambda: GradientBoostingClassifier(n_estimators=30, random_state=0)),
+    "gb_exp_cancer": ("cancer", lambda: GradientBoostingClassifier(
+        n_estimators=20, loss="exponential", random_state=0)),
+    "gb_iris": ("iris", lambda: GradientBoostingClassifier(n_estimators=20, random_state=0)),
+    "gb_zero_init_blobs4": ("blobs4", lambda: GradientBoostingClassifier(
+        n_estimators=15, init="zero", max_depth=4, random_state=0)),
+    "hgb_cancer": ("cancer", lambda: HistGradientBoostingClassifier(
+        max_iter=30, early_stopping=False, random_state=0)),
+    "hgb_blobs4": ("blobs4", lambda: HistGradientBoostingClassifier(
+        max_iter=20, early_stopping=False, random_state=0)),
+    "xgb_cancer": ("cancer", lambda: xgb.XGBClassifier(
+        n_estimators=30, max_depth=6, n_jobs=1, random_state=0)),
+    "xgb_blobs4": ("blobs4", lambda: xgb.XGBClassifier(
+        n_estimators=20, max_depth=4, n_jobs=1, random_state=0)),
+    "lgbm_cancer": ("cancer", lambda: lgb.LGBMClassifier(
+        n_estimators=30, n_jobs=1, verbose=-1, random_state=0)),
+    "lgbm_blobs4": ("blobs4", lambda: lgb.LGBMClassifier(
+        n_estimators=20, num_leaves=15, n_jobs=1, verbose=-1, random_state=0)),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
-def fitted(request) -> tuple[object, np.ndarray, CompiledForest]:
+def fitted(request) -> tuple[object, np.ndarray, CompiledEnsemble]:
     data, make = MODELS[request.param]
     X, y = _data(data)
-    model = make().fit(X, y)
-    return model, X, CompiledForest(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # LightGBM's feature-name warnings
+        model = make().fit(X, y)
+    return model, X, CompiledEnsemble(model)
 
 
 def _split_nodes(model) -> list[tuple[int, float]]:
-    trees = [e.tree_ for e in getattr(model, "estimators_", [model])]
-    pairs = set()
-    for t in trees:
-        split = t.children_left != -1
-        pairs.update(zip(t.feature[split].tolist(), t.threshold[split].tolist(), strict=True))
+    """(feature, threshold) of every split: the library's number and the view's ``<=`` one."""
+    ens = TreeEnsemble.from_model(model)
+    split = ~ens.is_leaf
+    pairs = set(zip(ens.feature[split].tolist(), ens.raw_threshold[split].tolist(), strict=True))
+    pairs.update(zip(ens.feature[split].tolist(), ens.threshold[split].tolist(), strict=True))
     return sorted(pairs)
 
 
@@ -149,12 +187,18 @@ def _extreme_inputs(d: int, rng: np.random.Generator) -> np.ndarray:
     return specials[rng.integers(0, len(specials), size=(300, d))]
 
 
-def _assert_same(model, comp: CompiledForest, Q: np.ndarray) -> None:
-    expected = model.predict_proba(Q)
+def _assert_same(model, comp: CompiledEnsemble, Q: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = np.asarray(model.predict_proba(Q), dtype=np.float64)
+        labels = model.predict(Q)
     got = comp.predict_proba(Q)
     assert got.shape == expected.shape and got.dtype == np.float64
-    assert np.array_equal(got, expected)
-    assert np.array_equal(comp.predict(Q), model.predict(Q))
+    if comp.trees.library == "lightgbm":  # numpy's exp vs the C library's: ulps
+        assert np.abs(got - expected).max() <= 1e-9
+    else:
+        assert np.array_equal(got, expected)
+    assert np.array_equal(comp.predict(Q), labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,15 +234,35 @@ def test_extreme_values(fitted):
     _assert_same(model, comp, _extreme_inputs(X.shape[1], np.random.default_rng(2)))
 
 
+def _library_leaves(model, Q: np.ndarray) -> np.ndarray | None:
+    """Leaf node ids per tree from the library itself (None where it has no such call)."""
+    if isinstance(model, xgb.XGBClassifier):
+        return model.get_booster().predict(xgb.DMatrix(Q), pred_leaf=True).astype(np.intp)
+    if isinstance(model, (HistGradientBoostingClassifier, lgb.LGBMClassifier)):
+        return None  # no node-id apply (LightGBM's pred_leaf numbers leaves, not nodes)
+    return model.apply(Q).reshape(len(Q), -1)
+
+
 def test_leaves_match_apply(fitted):
     model, X, comp = fitted
     Q = np.vstack([X[:40], _adversarial_inputs(model, X, np.random.default_rng(3))[:300]])
     got = comp.leaves(Q)
-    expected = model.apply(Q)
-    if expected.ndim == 1:
-        expected = expected[:, None]
     assert got.shape == (len(Q), comp.n_trees)
-    assert np.array_equal(got, expected)
+    assert np.array_equal(comp.leaf_nodes(Q), comp.trees.apply(Q))  # the view's own walk
+    expected = _library_leaves(model, Q)
+    if expected is not None:
+        assert np.array_equal(got, expected)
+
+
+def test_native_engine_equals_numpy_walk(fitted):
+    model, X, comp = fitted
+    assert comp.engine == "native"
+    slow = CompiledEnsemble(model, engine="numpy")
+    assert slow.engine == "numpy"
+    Q = np.vstack([X, _adversarial_inputs(model, X, np.random.default_rng(7))])
+    for n in (1, 2, len(Q)):
+        assert np.array_equal(comp.predict_proba(Q[:n]), slow.predict_proba(Q[:n]))
+        assert np.array_equal(comp.leaf_nodes(Q[:n]), slow.leaf_nodes(Q[:n]))
 
 
 def test_forest_has_trees_of_different_depths():
@@ -295,16 +359,21 @@ def test_wrong_shape_rejected():
         comp.predict_proba(X[0])
 
 
-def test_unsupported_models_rejected_by_compiled_forest():
+def test_unsupported_models_rejected_by_compiled_ensemble():
     X, y = load_iris(return_X_y=True)
-    with pytest.raises(TypeError):
-        CompiledForest(LogisticRegression(max_iter=500).fit(X, y))
-    assert not is_compilable(RandomForestClassifier())  # not fitted
+    lr = LogisticRegression(max_iter=500).fit(X, y)
     Y2 = np.c_[y, y % 2]
     multi = RandomForestClassifier(n_estimators=2, random_state=0).fit(X, Y2)
-    assert not is_compilable(multi)
-    with pytest.raises(ValueError, match="multi-output"):
-        CompiledForest(multi)
+    pipe = make_pipeline(RandomForestClassifier(n_estimators=2, random_state=0)).fit(X, y)
+    for model in (lr, RandomForestClassifier(), multi, pipe, xgb.XGBClassifier()):
+        assert not is_compilable(model)
+        with pytest.raises(UnsupportedModel) as got:
+            CompiledEnsemble(model)
+        with pytest.raises(UnsupportedModel) as want:
+            TreeEnsemble.from_model(model)
+        assert str(got.value) == str(want.value)
+    with pytest.raises(UnsupportedModel, match="has 2 outputs"):
+        CompiledEnsemble(multi)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,13 +387,18 @@ def test_compile_predictor_dispatch():
         ExtraTreesClassifier(n_estimators=3, random_state=0),
         DecisionTreeClassifier(random_state=0),
         ExtraTreeClassifier(random_state=0),
+        GradientBoostingClassifier(n_estimators=3, random_state=0),
+        HistGradientBoostingClassifier(max_iter=3),
+        xgb.XGBClassifier(n_estimators=3, n_jobs=1),
+        lgb.LGBMClassifier(n_estimators=3, n_jobs=1, verbose=-1),
     ):
         p = compile_predictor(model.fit(X, y))
-        assert isinstance(p, CompiledForest)
+        assert isinstance(p, CompiledEnsemble) and CompiledForest is CompiledEnsemble
         assert isinstance(p, Predictor)
         assert compile_predictor(p) is p
-    gb = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, y)
-    assert isinstance(compile_predictor(gb), BatchedPredictor)
+        assert isinstance(compile_predictor(p.trees), CompiledEnsemble)
+    pipe = make_pipeline(GradientBoostingClassifier(n_estimators=3, random_state=0)).fit(X, y)
+    assert isinstance(compile_predictor(pipe), BatchedPredictor)
 
 
 def test_logistic_regression_fallback():
@@ -359,3 +433,29 @@ def test_batched_predictor_validation():
         BatchedPredictor(p.estimator, batch_size=0)
     with pytest.raises(ValueError, match="not fitted"):
         BatchedPredictor(LogisticRegression())
+
+
+# ---------------------------------------------------------------------------------------------
+# XGBoost's float32 link
+
+
+def _libm_expf():
+    name = ctypes.util.find_library("m")
+    if name is None:
+        return None
+    fn = ctypes.CDLL(name).expf
+    fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+    return fn
+
+
+def test_expf_equals_the_c_library():
+    libm_expf = _libm_expf()
+    if libm_expf is None:
+        pytest.skip("no C math library to compare with (find_library('m') is None)")
+    rng = np.random.default_rng(11)
+    x = np.concatenate([
+        rng.uniform(-110.0, 88.7, 20000), rng.normal(0, 1, 20000), rng.normal(0, 1e-4, 5000),
+        [0.0, -0.0, 88.7, -87.3, -103.9, -104.0, 1e-30, -1e-30],
+    ]).astype(np.float32)
+    want = np.array([libm_expf(float(v)) for v in x], dtype=np.float32)
+    assert np.array_equal(expf(x), want)

@@ -1,7 +1,10 @@
 """Split thresholds of a tree ensemble as grid values: where a feature's prediction can change.
 
-With every other feature fixed, a forest's prediction is constant between two consecutive split
-thresholds on a feature. sklearn sends ``x`` left when ``float64(float32(x)) <= t``. For each
+With every other feature fixed, a tree ensemble's prediction is constant between two consecutive
+split thresholds on a feature. Every supported library sends ``x`` left when
+``float64(x.astype(input_dtype)) <= threshold`` in the :class:`~cfgen.trees.TreeEnsemble` view
+(sklearn: float32 ``x`` against the float64 threshold; XGBoost: float32 ``x < split``, stored
+as the largest float32 below ``split``; LightGBM / HistGB: float64 ``x <= threshold``). For each
 threshold ``t`` this module keeps, on the data's grid (``k / 10**decimals``), ``right`` = the
 smallest value sent right and ``left`` = the largest value sent left. Moving a changed feature
 to the edge of its own segment nearest the query therefore keeps the prediction exactly, and the
@@ -11,26 +14,12 @@ trying (see :func:`cfgen.search.refine.shrink`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from cfgen.schema import FeatureSchema
-
-
-def _trees(estimator) -> list | None:
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier
-
-    inner = getattr(estimator, "model", None)  # a wrapper answering class indices (cfgen.api)
-    if inner is not None and not isinstance(estimator, (RandomForestClassifier,
-                                                         ExtraTreesClassifier,
-                                                         DecisionTreeClassifier)):
-        estimator = inner
-
-    if isinstance(estimator, (RandomForestClassifier, ExtraTreesClassifier)):
-        return [t.tree_ for t in getattr(estimator, "estimators_", [])] or None
-    if isinstance(estimator, DecisionTreeClassifier) and hasattr(estimator, "tree_"):
-        return [estimator.tree_]
-    return None
+from cfgen.trees import TreeEnsemble, UnsupportedModel
 
 
 def _count(flat: np.ndarray, start: np.ndarray, end: np.ndarray, v: np.ndarray,
@@ -67,32 +56,41 @@ class SplitEdges:
         self.right_flat = np.concatenate(right) if right else np.zeros(0)
 
     @classmethod
-    def from_estimator(cls, estimator, schema: FeatureSchema) -> SplitEdges | None:
-        """Edges of a fitted sklearn tree / forest (or a wrapper holding it as ``.model``);
-        ``None`` for any other model."""
-        trees = _trees(estimator)
-        if trees is None:
-            return None
-        d = len(schema)
-        feats = np.concatenate([t.feature for t in trees])
-        thr = np.concatenate([t.threshold for t in trees])
+    def from_ensemble(cls, trees: TreeEnsemble | Any, schema: FeatureSchema) -> SplitEdges:
+        """Edges of a :class:`TreeEnsemble` (or a fitted model it supports).
+
+        Raises :class:`cfgen.trees.UnsupportedModel` (the compiler's and miners' line) for any
+        other model.
+        """
+        ens = TreeEnsemble.from_model(trees)
         dec = np.where(schema.continuous, schema.decimals, 0).astype(float)
         cat = schema.categorical
+        grid = ens.feature_thresholds()
         left: list[np.ndarray] = []
         right: list[np.ndarray] = []
-        for j in range(d):
-            t = np.unique(thr[feats == j]) if not cat[j] else np.zeros(0)
+        for j in range(len(schema)):
+            t = grid[j] if j < len(grid) and not cat[j] else np.zeros(0)
             f = 10.0 ** dec[j]
             k = np.floor(t * f) - 2.0
-            # smallest k with float32(k / f) > t (a few steps from below)
+            # smallest k with cast(k / f) > t (a few steps from below)
             for _ in range(6):
-                below = (k / f).astype(np.float32).astype(np.float64) <= t
+                below = ens.cast(k / f) <= t
                 if not below.any():
                     break
                 k = k + below
             right.append(k / f)
             left.append((k - 1.0) / f)
         return cls(left, right)
+
+    @classmethod
+    def from_estimator(cls, estimator: Any, schema: FeatureSchema) -> SplitEdges | None:
+        """:meth:`from_ensemble`, or ``None`` for a model that is not a supported tree ensemble
+        (the genetic search then refines without edges). No wrapper is unwrapped: pass the
+        :class:`TreeEnsemble` (``problem.trees``) for wrapped models."""
+        try:
+            return cls.from_ensemble(estimator, schema)
+        except UnsupportedModel:
+            return None
 
     def candidates(
         self, j: np.ndarray, x_j: np.ndarray, c: np.ndarray, n_near: int
