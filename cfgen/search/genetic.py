@@ -32,6 +32,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 from deap import base
+from scipy.spatial.distance import cdist
 
 from cfgen.config import BoundsConfig, GAConfig, check_node, setting
 from cfgen.constraints import ClassBounds
@@ -39,12 +40,19 @@ from cfgen.explanation import Explanation
 from cfgen.schema import FeatureSchema
 from cfgen.search.adapters import PerIndividual, deap_operator
 from cfgen.search.algorithm import Evolution, evolve, hall_rows, logbook_records
+from cfgen.search.closest import FlipGrid, flip_search, ruin_and_recreate
 from cfgen.search.distance import MixedDistance, feature_scale, unique_rows
 from cfgen.search.objectives import Evaluator
 from cfgen.search.operators import Operators
 from cfgen.search.reference import QueryGuides, TrainingReference
 from cfgen.search.refine import reset, shrink, thin_anchors, towards_anchors
-from cfgen.search.select import greedy_diverse, nsga2_select
+from cfgen.search.select import (
+    ORDERS,
+    greedy_diverse,
+    max_min_diverse,
+    nsga2_select,
+    representatives,
+)
 from cfgen.search.space import SearchSpace, SpaceFactory
 from cfgen.search.thresholds import SplitEdges
 
@@ -57,6 +65,7 @@ class GeneticSettings:
 
     ga: GAConfig = setting(factory=GAConfig)
     bounds: BoundsConfig = setting(factory=BoundsConfig)
+    select: str = setting("closest", choices=tuple(ORDERS))  # what comes first / k=1 gives
 
 
 class GeneticExplainer:
@@ -76,10 +85,12 @@ class GeneticExplainer:
 
     def __init__(self, problem: Any, schema: FeatureSchema | None = None,
                  class_bounds: ClassBounds | None = None, *, name: str = "dpg_ga",
-                 time_limit: float | None = None, ga: Any = None, bounds: Any = None) -> None:
+                 time_limit: float | None = None, ga: Any = None, bounds: Any = None,
+                 select: str = "closest") -> None:
         from cfgen.predictor import CompiledForest
 
         self.name = name
+        self.select = check_node({"select": select}, GeneticSettings, "method").select
         self.params: GAConfig = check_node(ga or {}, GAConfig, "method.ga")
         self.bounds_cfg: BoundsConfig = check_node(bounds or {}, BoundsConfig, "method.bounds")
         for kind in ("mate", "mutate", "select"):  # a deap.tools operator must exist
@@ -103,6 +114,9 @@ class GeneticExplainer:
         self.edges = SplitEdges.from_estimator(problem.model, self.schema) \
             if problem.trees is not None else None
         self.spaces = SpaceFactory(self.schema, class_bounds)
+        ens = getattr(self.predictor, "trees", None)
+        self.flips = FlipGrid(ens, self.spaces.factor) \
+            if ens is not None and hasattr(self.predictor, "leaf_nodes") else None
 
     # ------------------------------------------------------------------ toolbox
     def _valid_fn(self, target: int, counter: list[int]) -> ValidFn:
@@ -137,7 +151,7 @@ class GeneticExplainer:
         self._register_variation(tb, ops, space, rng)
         tb.register("reset", reset, space=space, metric=self.metric, valid_fn=valid_fn)
         tb.register("shrink", shrink, space=space, metric=self.metric, valid_fn=valid_fn,
-                    edges=self.edges)
+                    edges=self.edges, n_near=16, rounds=3)
         tb.register("towards_anchors", towards_anchors, anchors=guides.anchors, space=space,
                     metric=self.metric, valid_fn=valid_fn, steps=self.params.plausibility_steps)
         tb.register("thin_anchors", thin_anchors, space=space, metric=self.metric,
@@ -186,13 +200,14 @@ class GeneticExplainer:
         evo = evolve(tb.population(max(2, p.population_size)), tb, ev, self.metric, p, deadline,
                      hall_size=4 * max(p.pool_size, k))
         t_loop = time.thread_time() - cpu0
-        cfs, final = self._final(x, target, k, guides, tb, evo, ev, valid_fn)
-        extra = {"evaluations": ev.n_evals + n_pred[0], "anchors": int(len(guides.anchors)),
+        cfs, roles, final = self._final(x, target, k, guides, tb, evo, ev, space)
+        extra = {"evaluations": ev.n_evals + n_pred[0] + final.get("flip_evaluations", 0),
+                 "anchors": int(len(guides.anchors)),
                  "logbook": logbook_records(evo.logbook), "t_setup": t_setup, "t_loop": t_loop,
                  **final}
         return Explanation(
             counterfactuals=cfs, target=target, k=k, seconds=time.perf_counter() - start,
-            reason=self._reason(len(cfs), k, evo), timed_out=evo.timed_out,
+            reason=self._reason(len(cfs), k, evo), timed_out=evo.timed_out, roles=roles,
             best_fitness=np.array(evo.logbook.select("best"), dtype=float),
             mean_fitness=np.array(evo.logbook.select("mean"), dtype=float),
             best_per_generation=np.array(evo.best_rows).reshape(-1, self.d),
@@ -220,17 +235,39 @@ class GeneticExplainer:
                               self.metric, 1.0 / self.d)
         return rows[pick]
 
+    def _flip_rows(self, x: np.ndarray, target: int, space: SearchSpace,
+                   info: dict[str, Any]) -> list[np.ndarray]:
+        """Counterfactuals from the split-flip search (:mod:`cfgen.search.closest`)."""
+        p = self.params
+        if self.flips is None or p.flip_beam <= 0:
+            return []
+        tick = time.thread_time()
+        F, n = flip_search(x, target, space, self.metric, self.predictor, self.flips,
+                           beam=p.flip_beam, layers=p.flip_layers)
+        out = [F]
+        if len(F) and p.flip_restarts > 0:
+            G, m = ruin_and_recreate(F[: p.flip_restarts], x, target, space, self.metric,
+                                     self.predictor, self.flips, beam=p.flip_beam,
+                                     layers=p.flip_layers)
+            out.append(G)
+            n += m
+        info["flip_evaluations"] = n
+        info["t_flips"] = time.thread_time() - tick
+        return out
+
     def _final(self, x: np.ndarray, target: int, k: int, guides: QueryGuides,
-               tb: base.Toolbox, evo: Evolution, ev: Evaluator,
-               valid_fn: ValidFn) -> tuple[np.ndarray, dict[str, Any]]:
-        """Refine a pool of the GA's best, add plausible variants, choose ``k``."""
+               tb: base.Toolbox, evo: Evolution, ev: Evaluator, space: SearchSpace,
+               ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+        """Refine a pool of the GA's best and the flip search's rows, add plausible variants,
+        choose ``k`` with their roles."""
         p = self.params
         pool = self._pool(evo, max(p.pool_size, k))
         info: dict[str, Any] = {"pool": int(len(pool))}
-        cands = [pool, guides.anchors]
+        flips = self._flip_rows(x, target, space, info)
+        cands = [pool, guides.anchors, *flips]
         tick = time.thread_time()
         if p.refine:
-            refined = tb.reset(pool)
+            refined = tb.reset(np.vstack([pool, *flips]))
             info["t_reset"] = time.thread_time() - tick
             refined = tb.shrink(refined)
             info["t_shrink"] = time.thread_time() - tick
@@ -244,25 +281,38 @@ class GeneticExplainer:
             C = C[np.asarray(self.estimator.predict(C)) == target]
         info["candidates"] = int(len(C))
         if len(C) == 0:
-            return C, info
-        out = tb.choose(C, k, ev)
+            return C, [], info
+        out, roles = tb.choose(C, k, ev)
         info["t_choice"] = time.thread_time() - tick
-        return out, info
+        return out, roles, info
 
-    def _choose(self, C: np.ndarray, k: int, ev: Evaluator) -> np.ndarray:
-        """NSGA-II over (distance, changes, implausibility), then greedy max-min."""
+    def _choose(self, C: np.ndarray, k: int, ev: Evaluator) -> tuple[np.ndarray, list[str]]:
+        """The front's representatives (closest, sparsest, most plausible; ``method.select``
+        says which comes first), then max-min diverse members of the NSGA-II shortlist."""
         p = self.params
         C_s = self.metric.scaled(C)
         ev.always_implausibility = True
         o = ev(C, C_s)
         C, C_s, o = C[o.valid], C_s[o.valid], o.take(o.valid)
-        F = np.column_stack([o.distance, o.changes, o.implausibility])
-        front = nsga2_select(F, min(len(C), max(3 * k, 12)))
-        score = (p.w_distance * o.distance + p.w_sparsity * o.changes
-                 + p.w_final_plausibility * o.implausibility)[front]
-        pick = front[greedy_diverse(C_s[front], score, k, p.w_diversity, self.metric,
-                                    1.0 / self.d)]
-        return C[pick]
+        if len(C) == 0:
+            return C, []
+        balanced = (p.w_distance * o.distance + p.w_sparsity * o.changes
+                    + p.w_final_plausibility * o.implausibility)
+        reps = representatives(o.distance, o.changes, o.implausibility, balanced,
+                               self.select)[:k]
+        chosen, roles = [i for i, _ in reps], [r for _, r in reps]
+        if k > len(chosen):
+            F = np.column_stack([o.distance, o.changes, o.implausibility])
+            short = np.union1d(nsga2_select(F, min(len(C), max(3 * k, 12))), chosen)
+            pos = [int(np.searchsorted(short, i)) for i in chosen]
+            # diverse = other features changed (count), then farther apart (scaled L1)
+            L1 = self.metric.pairwise(C_s[short], C_s[short])
+            D = cdist(C[short], C[short], "hamming") + 1e-3 * L1 / (1.0 + L1.max())
+            picked = max_min_diverse(D, pos, k, balanced[short])
+            extra = [int(short[i]) for i in picked[len(pos):]]
+            chosen += extra
+            roles += ["diverse"] * len(extra)
+        return C[chosen], roles
 
 
 __all__ = ["GeneticExplainer", "GeneticSettings"]

@@ -1,0 +1,190 @@
+"""The closest counterfactual of a tree ensemble: a beam search over split flips from the query.
+
+A tree ensemble's prediction only changes when a feature crosses a threshold of a split on the
+point's current decision paths. From any point ``P`` the *flip* moves are therefore: for every
+split node on ``P``'s paths (all trees), move its feature just across the threshold, to the grid
+value nearest it on the other side (:class:`FlipGrid`). A move never brings a feature back
+towards the query, so a point's cost (the search's distance to the query) only grows along a
+sequence of flips, and every counterfactual whose changed features sit at split edges — the
+closest one among them — is the end of such a sequence: uniform-cost search over flips is
+exact. :func:`flip_search` keeps it affordable with a beam: each layer expands every kept point
+by all its flips at once (one leaf look-up and one batched predict), collects the valid ones,
+and keeps the ``beam`` most promising invalid ones, ranked by ``cost + lambda * deficit``
+(``deficit``: how far the target's probability is from winning) for a spread of exchange rates
+``lambda`` (the cheap and the decisive moves both survive). It stops once no kept point is
+cheaper than the best counterfactual found (costs only grow), or after ``layers`` layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cfgen.search.distance import MixedDistance, row_keys
+from cfgen.search.space import SearchSpace
+
+
+class FlipGrid:
+    """Per split node of a :class:`cfgen.trees.TreeEnsemble`: its feature and the grid values
+    just left (``cast(v) <= threshold``) and just right of its threshold.
+
+    ``factor`` is the data's grid per feature (``10**decimals``; 1 for integers and codes).
+    """
+
+    def __init__(self, ens: Any, factor: np.ndarray) -> None:
+        self.ens = ens
+        n = ens.n_nodes
+        split = np.flatnonzero(ens.feature >= 0)
+        f = ens.feature[split]
+        t = ens.threshold[split]
+        fac = np.asarray(factor, dtype=float)[f]
+        k = np.floor(t * fac) - 2.0
+        for _ in range(8):  # smallest k with cast(k / fac) > t
+            below = ens.cast(k / fac) <= t
+            if not below.any():
+                break
+            k = k + below
+        self.feature = np.asarray(ens.feature, dtype=np.intp)
+        self.threshold = np.asarray(ens.threshold, dtype=float)
+        self.left = np.full(n, np.nan)
+        self.right = np.full(n, np.nan)
+        self.right[split] = k / fac
+        self.left[split] = (k - 1.0) / fac
+        self.parent = np.asarray(ens.parent, dtype=np.intp)
+        self.depth = int(ens.max_depth)
+
+    def path_nodes(self, leaves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(row, node)`` of every split node on the paths ending at ``leaves`` (n, T)."""
+        rows = np.repeat(np.arange(leaves.shape[0]), leaves.shape[1])
+        cur = leaves.ravel()
+        out_r, out_n = [], []
+        for _ in range(self.depth):
+            cur = self.parent[cur]
+            keep = cur >= 0
+            if not keep.any():
+                break
+            rows, cur = rows[keep], cur[keep]
+            out_r.append(rows)
+            out_n.append(cur)
+        if not out_r:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        return np.concatenate(out_r), np.concatenate(out_n)
+
+
+def _flips(P: np.ndarray, x: np.ndarray, grid: FlipGrid, predictor: Any, space: SearchSpace,
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(row, feature, value)`` of every flip of the points ``P`` away from ``x``."""
+    rows, nodes = grid.path_nodes(predictor.leaf_nodes(P))
+    j = grid.feature[nodes]
+    cur = P[rows, j]
+    left = grid.ens.cast(cur) <= grid.threshold[nodes]
+    v = np.where(left, grid.right[nodes], grid.left[nodes])
+    xj = x[j]
+    away = (cur == xj) | (((v - xj) * (cur - xj) > 0) & (np.abs(v - xj) > np.abs(cur - xj)))
+    ok = away & space.movable[j] & (v >= space.lo[j]) & (v <= space.hi[j]) & (v != xj)
+    return rows[ok], j[ok], v[ok]  # repeats (one split value in several trees) are dropped later
+
+
+def _deficit(proba: np.ndarray, target: int) -> np.ndarray:
+    """How far the target's probability is from the best other class's (0 when it wins)."""
+    other = proba.copy()
+    other[:, target] = -np.inf
+    return np.maximum(other.max(axis=1) - proba[:, target], 0.0)
+
+
+def _keep(cost: np.ndarray, deficit: np.ndarray, beam: int, rate: float) -> np.ndarray:
+    """Indices of up to ``beam`` rows: the best by ``cost + lambda * deficit`` for several
+    exchange rates ``lambda`` around ``rate`` (cost per unit of probability), in turn."""
+    lambdas = rate * np.array([0.25, 1.0, 4.0, 16.0])
+    orders = []
+    for lam in lambdas:
+        score = cost + lam * deficit
+        top = np.argpartition(score, beam)[:beam] if len(score) > beam else np.arange(len(score))
+        orders.append(top[np.lexsort((top, score[top]))])
+    chosen: list[int] = []
+    seen = np.zeros(len(cost), dtype=bool)
+    pos = 0
+    while len(chosen) < min(beam, len(cost)) and pos < len(orders[0]):
+        for order in orders:
+            i = int(order[pos])
+            if not seen[i]:
+                seen[i] = True
+                chosen.append(i)
+        pos += 1
+    return np.array(chosen[:beam], dtype=np.intp)
+
+
+def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDistance,
+                predictor: Any, grid: FlipGrid, beam: int = 16, layers: int = 12,
+                keep_valid: int = 32, start: np.ndarray | None = None,
+                bound: float = np.inf) -> tuple[np.ndarray, int]:
+    """Valid counterfactuals of ``x`` reached by flips from ``start`` (default: ``x``;
+    cheapest first, at most ``keep_valid``, none costing ``bound`` or more) and the number of
+    rows predicted."""
+    x_s = metric.scaled(x)
+    inv_d = 1.0
+    P = x[None, :].copy() if start is None else np.array(start, dtype=float, ndmin=2)
+    found: list[np.ndarray] = []
+    found_cost: list[np.ndarray] = []
+    best = float(bound)
+    rate = None
+    n_pred = 0
+    seen = row_keys(P)
+    for _ in range(layers):
+        rows, j, v = _flips(P, x, grid, predictor, space)
+        if rows.size == 0:
+            break
+        S = P[rows].copy()
+        S[np.arange(rows.size), j] = v
+        keys = row_keys(S)
+        _, first = np.unique(keys, return_index=True)
+        first = np.sort(first)
+        fresh = first[~np.isin(keys[first], seen)]
+        if fresh.size == 0:
+            break
+        S, keys = S[fresh], keys[fresh]
+        seen = np.concatenate([seen, keys])
+        proba = predictor.predict_proba(S)
+        n_pred += len(S)
+        cost = metric.to(metric.scaled(S), x_s) * inv_d
+        deficit = _deficit(proba, target)
+        valid = np.argmax(proba, axis=1) == target
+        valid &= cost < bound
+        if valid.any():
+            found.append(S[valid])
+            found_cost.append(cost[valid])
+            best = min(best, float(cost[valid].min()))
+        live = ~valid & (cost < best)
+        if not live.any():
+            break
+        if rate is None:  # cost per unit of probability of the first layer's moves
+            gain = _deficit(predictor.predict_proba(P), target).max() - deficit
+            good = gain > 1e-12
+            rate = float(np.median(cost[good] / gain[good])) if good.any() else 1.0
+        idx = np.flatnonzero(live)
+        P = S[idx[_keep(cost[idx], deficit[idx], beam, rate)]]
+    if not found:
+        return np.zeros((0, len(x))), n_pred
+    F, c = np.vstack(found), np.concatenate(found_cost)
+    order = np.argsort(c, kind="stable")[:keep_valid]
+    return F[order], n_pred
+
+
+def ruin_and_recreate(best: np.ndarray, x: np.ndarray, target: int, space: SearchSpace,
+                      metric: MixedDistance, predictor: Any, grid: FlipGrid, beam: int = 16,
+                      layers: int = 12) -> tuple[np.ndarray, int]:
+    """Counterfactuals cheaper than the valid rows ``best``: each row with one changed feature
+    reset to the query is a start of :func:`flip_search`, bounded by the row's cost."""
+    x_s = metric.scaled(x)
+    starts = []
+    for row in np.atleast_2d(best):
+        for j in np.flatnonzero(row != x):
+            r = row.copy()
+            r[j] = x[j]
+            starts.append(r)
+    if not starts:
+        return np.zeros((0, len(x))), 0
+    bound = float(metric.to(metric.scaled(np.atleast_2d(best)), x_s).max())
+    return flip_search(x, target, space, metric, predictor, grid, beam=max(beam, len(starts)),
+                       layers=layers, start=np.vstack(starts), bound=bound)
