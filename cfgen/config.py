@@ -115,9 +115,9 @@ class GAConfig:
     pool_size: int = setting(16, ge=1)
     plausibility_steps: int = setting(4, ge=0)
     w_final_plausibility: float = setting(1.5, ge=0.0)
-    flip_beam: int = setting(16, ge=0)  # split-flip search for the closest (0: off)
+    flip_beam: int = setting(48, ge=0)  # split-flip search for the closest (0: off)
     flip_layers: int = setting(12, ge=1)  # flips per path of that search at most
-    flip_restarts: int = setting(1, ge=0)  # its best rows re-searched with one change undone
+    flip_restarts: int = setting(2, ge=0)  # rounds: polish, search again with one change undone
     operators: OperatorsConfig = setting(factory=OperatorsConfig)
 
     def check_relations(self, prefix: str) -> None:

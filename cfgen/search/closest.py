@@ -123,31 +123,28 @@ def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDis
     cheapest first, at most ``keep_valid``, none costing ``bound`` or more) and the number of
     rows predicted."""
     x_s = metric.scaled(x)
-    inv_d = 1.0
     P = x[None, :].copy() if start is None else np.array(start, dtype=float, ndmin=2)
     found: list[np.ndarray] = []
     found_cost: list[np.ndarray] = []
     best = float(bound)
     rate = None
     n_pred = 0
-    seen = row_keys(P)
     for _ in range(layers):
         rows, j, v = _flips(P, x, grid, predictor, space)
         if rows.size == 0:
             break
         S = P[rows].copy()
         S[np.arange(rows.size), j] = v
-        keys = row_keys(S)
-        _, first = np.unique(keys, return_index=True)
-        first = np.sort(first)
-        fresh = first[~np.isin(keys[first], seen)]
-        if fresh.size == 0:
+        cost = metric.to(metric.scaled(S), x_s)
+        keep = cost < best  # costs only grow: nothing dearer than the best found can win
+        if not keep.any():
             break
-        S, keys = S[fresh], keys[fresh]
-        seen = np.concatenate([seen, keys])
+        S, cost = S[keep], cost[keep]
+        _, first = np.unique(row_keys(S), return_index=True)  # moves never return, so
+        first = np.sort(first)  # points repeat only within a layer
+        S, cost = S[first], cost[first]
         proba = predictor.predict_proba(S)
         n_pred += len(S)
-        cost = metric.to(metric.scaled(S), x_s) * inv_d
         deficit = _deficit(proba, target)
         valid = np.argmax(proba, axis=1) == target
         valid &= cost < bound
