@@ -22,7 +22,6 @@ import argparse
 import platform
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,7 +89,8 @@ def run(datasets: list[str], methods: list[str], n: int, dice_n: int, seed: int)
                     continue
                 e = ex.explain(x, target, 5, np.random.default_rng([seed, q]))
                 r = {"dataset": name, "method": m, "query": q, "row": test_row,
-                     "target": target, "optimum": o["distance"], "optimal": o["status"] == "optimal",
+                     "target": target, "optimum": o["distance"],
+                     "optimal": o["status"] == "optimal",
                      **measure(problem, metric, x, target, e)}
                 rows[m].append(r)
             print(f"{name} q{q:02d} " + " ".join(
@@ -198,11 +198,13 @@ def table() -> None:
     stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
     text = "\n".join([
         "# Quality of the returned sets: cfgen vs the exact optimum, NICE and DiCE", "",
-        f"Written by `python bench/bench_quality.py table` ({stamp} UTC) from the raw rows in bench/results/quality_raw/ (`... run`); Python "
+        f"Written by `python bench/bench_quality.py table` ({stamp} UTC) from the raw rows in "
+        f"bench/results/quality_raw/ (`... run`); Python "
         f"{platform.python_version()}, a shared 2-core machine (times are noisy).", "",
         "Paper forests, 20 test rows per dataset drawn with seed 0 and one target class each "
         "(not the prediction), k=5, every method as the app builds it. DiCE genetic: "
-        "time_limit 30 s, the first 10 queries on datasets with more than 20 features; exact (k=5 row): time_limit 20 s. "
+        "time_limit 30 s, the first 10 queries on datasets with more than 20 features; exact "
+        "(k=5 row): time_limit 20 s. "
         "closest/opt: the closest valid member's distance over the exact optimum (k=1, proven "
         "optimal queries only). sparsest changes: mean over queries of the fewest changes of a "
         "valid member; plausible impl: mean of the smallest distance of a valid member to the "

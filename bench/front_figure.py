@@ -9,7 +9,6 @@ explainer's ``_choose``; the exact optimum (``method=exact``) is drawn as a vert
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib
 

@@ -12,16 +12,20 @@ One search (:meth:`GeneticExplainer.explain`):
    DEAP's ``Statistics``, ``Logbook`` and ``HallOfFame`` (the best distinct valid rows). Fitness is
    a feasibility rule over normalised objectives with a pairwise diversity reward
    (:mod:`cfgen.search.objectives`), one batched predict of the compiled model per generation.
-3. **Final pass** (:mod:`cfgen.search.refine`): a diverse pool of the hall's best is made sparse
-   and close (reset features to the query, then move each change to the nearest split-threshold
-   edge that keeps the prediction — exact for tree ensembles); each result is stepped towards its
-   nearest anchor, and the anchors are thinned (their smallest changes reset).
-4. **Choice** (:mod:`cfgen.search.select`): NSGA-II ranking over (distance, changes,
-   implausibility), then greedy max-min for quality and diversity together, at most ``k``.
+3. **Final pass** (:mod:`cfgen.search.closest`, :mod:`cfgen.search.refine`): a beam search
+   over split flips from the query finds the closest counterfactual (exact for the cells it
+   reaches; polished and searched again from the closest with one change undone); a diverse
+   pool of the hall's best is made sparse and close (reset features to the query, then move
+   each change to the nearest split-threshold edge that keeps the prediction); each result is
+   stepped towards its nearest anchor, and the anchors are thinned (their smallest changes
+   reset).
+4. **Choice** (:mod:`cfgen.search.select`): the front's representatives — closest, sparsest,
+   most plausible (``method.select`` says which comes first, and what ``k=1`` gives) — then
+   max-min diverse members of the NSGA-II shortlist, each named in ``Explanation.roles``.
 
 ``Explanation.extra`` holds ``evaluations`` (rows predicted), ``anchors``, the DEAP ``logbook``
-(gen, valid, best, mean), ``pool`` / ``candidates`` sizes and wall seconds of the phases (``time.thread_time`` measured
-slower than the phases themselves on a sandboxed machine).
+(gen, valid, best, mean), ``pool`` / ``candidates`` sizes, ``flip_evaluations`` and wall
+seconds of the phases (``time.thread_time`` cost more than the phases on a sandboxed machine).
 """
 
 from __future__ import annotations
