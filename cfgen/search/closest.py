@@ -97,49 +97,59 @@ def _keep(cost: np.ndarray, deficit: np.ndarray, beam: int, rate: float) -> np.n
     """Indices of up to ``beam`` rows: the best by ``cost + lambda * deficit`` for several
     exchange rates ``lambda`` around ``rate`` (cost per unit of probability), in turn."""
     lambdas = rate * np.array([0.25, 1.0, 4.0, 16.0])
-    orders = []
-    for lam in lambdas:
-        score = cost + lam * deficit
-        top = np.argpartition(score, beam)[:beam] if len(score) > beam else np.arange(len(score))
-        orders.append(top[np.lexsort((top, score[top]))])
-    chosen: list[int] = []
-    seen = np.zeros(len(cost), dtype=bool)
-    pos = 0
-    while len(chosen) < min(beam, len(cost)) and pos < len(orders[0]):
-        for order in orders:
-            i = int(order[pos])
-            if not seen[i]:
-                seen[i] = True
-                chosen.append(i)
-        pos += 1
-    return np.array(chosen[:beam], dtype=np.intp)
+    score = cost[None, :] + lambdas[:, None] * deficit[None, :]  # (4, n)
+    n = len(cost)
+    if n > beam:
+        top = np.argpartition(score, beam - 1, axis=1)[:, :beam]
+    else:
+        top = np.broadcast_to(np.arange(n), (len(lambdas), n))
+    rank = np.take_along_axis(score, top, axis=1)
+    order = np.lexsort((top, rank), axis=1)  # per lambda: by score, then index
+    ranked = np.take_along_axis(top, order, axis=1).T.ravel()  # in turn: 1st of each, ...
+    _, first = np.unique(ranked, return_index=True)
+    return ranked[np.sort(first)][:beam]
+
+
+def _term(metric: MixedDistance, x: np.ndarray, j: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Feature ``j``'s share of the distance of value ``v`` to the query."""
+    return np.minimum(np.abs(v - x[j]) * metric.inv[j], metric.cap[j])
 
 
 def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDistance,
                 predictor: Any, grid: FlipGrid, beam: int = 16, layers: int = 12,
                 keep_valid: int = 32, start: np.ndarray | None = None,
-                bound: float = np.inf) -> tuple[np.ndarray, int]:
+                bound: float = np.inf, patience: int = 3,
+                sparse: float = 0.0) -> tuple[np.ndarray, int]:
     """Valid counterfactuals of ``x`` reached by flips from ``start`` (default: ``x``;
     cheapest first, at most ``keep_valid``, none costing ``bound`` or more) and the number of
-    rows predicted."""
-    x_s = metric.scaled(x)
+    rows predicted. The cost is the distance to ``x``; with ``sparse > 0`` it is the number of
+    changed features plus ``sparse`` times the distance (the fewest changes, then the
+    closest)."""
     P = x[None, :].copy() if start is None else np.array(start, dtype=float, ndmin=2)
+    P_cost = metric.to(metric.scaled(P), metric.scaled(x))
+    if sparse > 0:
+        P_cost = np.count_nonzero(P != x, axis=1) + sparse * P_cost
+    w = sparse if sparse > 0 else 1.0
     found: list[np.ndarray] = []
     found_cost: list[np.ndarray] = []
     best = float(bound)
     rate = None
     n_pred = 0
+    stale = -1  # layers since the best improved (-1: nothing found yet)
     for _ in range(layers):
         rows, j, v = _flips(P, x, grid, predictor, space)
         if rows.size == 0:
             break
-        S = P[rows].copy()
-        S[np.arange(rows.size), j] = v
-        cost = metric.to(metric.scaled(S), x_s)
+        old = P[rows, j]
+        cost = P_cost[rows] + w * (_term(metric, x, j, v) - _term(metric, x, j, old))
+        if sparse > 0:
+            cost += old == x[j]  # a new changed feature
         keep = cost < best  # costs only grow: nothing dearer than the best found can win
         if not keep.any():
             break
-        S, cost = S[keep], cost[keep]
+        rows, j, v, cost = rows[keep], j[keep], v[keep], cost[keep]
+        S = P[rows]
+        S[np.arange(rows.size), j] = v
         _, first = np.unique(row_keys(S), return_index=True)  # moves never return, so
         first = np.sort(first)  # points repeat only within a layer
         S, cost = S[first], cost[first]
@@ -148,19 +158,22 @@ def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDis
         deficit = _deficit(proba, target)
         valid = np.argmax(proba, axis=1) == target
         valid &= cost < bound
+        stale += stale >= 0
         if valid.any():
             found.append(S[valid])
             found_cost.append(cost[valid])
-            best = min(best, float(cost[valid].min()))
+            if cost[valid].min() < best:
+                best, stale = float(cost[valid].min()), 0
         live = ~valid & (cost < best)
-        if not live.any():
+        if not live.any() or stale >= patience:
             break
         if rate is None:  # cost per unit of probability of the first layer's moves
             gain = _deficit(predictor.predict_proba(P), target).max() - deficit
             good = gain > 1e-12
             rate = float(np.median(cost[good] / gain[good])) if good.any() else 1.0
         idx = np.flatnonzero(live)
-        P = S[idx[_keep(cost[idx], deficit[idx], beam, rate)]]
+        idx = idx[_keep(cost[idx], deficit[idx], beam, rate)]
+        P, P_cost = S[idx], cost[idx]
     if not found:
         return np.zeros((0, len(x))), n_pred
     F, c = np.vstack(found), np.concatenate(found_cost)

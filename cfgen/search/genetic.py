@@ -241,32 +241,39 @@ class GeneticExplainer:
         return rows[pick]
 
     def _flip_rows(self, x: np.ndarray, target: int, space: SearchSpace, tb: base.Toolbox,
-                   info: dict[str, Any]) -> list[np.ndarray]:
-        """Counterfactuals from the split-flip search (:mod:`cfgen.search.closest`), then
-        ``flip_restarts`` rounds of: polish (reset, shrink), search again from the cheapest
-        row with one change undone."""
+                   info: dict[str, Any]) -> np.ndarray:
+        """Distinct polished counterfactuals from the split-flip search
+        (:mod:`cfgen.search.closest`): search, then ``flip_restarts`` rounds of: polish (reset,
+        shrink), search again from the closest row with one change undone."""
         p = self.params
         if self.flips is None or p.flip_beam <= 0:
-            return []
+            return np.zeros((0, self.d))
         tick = time.perf_counter()
         F, n = flip_search(x, target, space, self.metric, self.predictor, self.flips,
-                           beam=p.flip_beam, layers=p.flip_layers)
-        out = [F]
+                           beam=p.flip_beam, layers=p.flip_layers, keep_valid=16)
+        out = []
         x_s = self.metric.scaled(x)
-        for _ in range(p.flip_restarts if len(F) else 0):
+        for r in range(p.flip_restarts + 1):
+            if not len(F):
+                break
             F = tb.shrink(tb.reset(F))
+            out.append(F)
+            if r == p.flip_restarts:
+                break
             best = F[np.argmin(self.metric.to(self.metric.scaled(F), x_s))]
-            G, m = ruin_and_recreate(best, x, target, space, self.metric, self.predictor,
+            F, m = ruin_and_recreate(best, x, target, space, self.metric, self.predictor,
                                      self.flips, beam=p.flip_beam, layers=p.flip_layers)
             n += m
-            out.append(F)
-            if not len(G):
-                break
-            F = G
-        out.append(F)
+        S, m = flip_search(x, target, space, self.metric, self.predictor, self.flips,
+                           beam=p.flip_beam, layers=p.flip_layers, keep_valid=16,
+                           sparse=1e-3)
+        n += m
+        if len(S):
+            out.append(tb.shrink(tb.reset(S)))
+        rows = np.vstack(out) if out else np.zeros((0, self.d))
         info["flip_evaluations"] = n
         info["t_flips"] = time.perf_counter() - tick
-        return out
+        return rows[unique_rows(rows)] if len(rows) else rows
 
     def _final(self, x: np.ndarray, target: int, k: int, guides: QueryGuides,
                tb: base.Toolbox, evo: Evolution, ev: Evaluator, space: SearchSpace,
@@ -276,15 +283,16 @@ class GeneticExplainer:
         p = self.params
         pool = self._pool(evo, max(p.pool_size, k))
         info: dict[str, Any] = {"pool": int(len(pool))}
-        flips = self._flip_rows(x, target, space, tb, info)
-        cands = [pool, guides.anchors, *flips]
+        flips = self._flip_rows(x, target, space, tb, info)  # already polished
+        cands = [pool, guides.anchors, flips]
         tick = time.perf_counter()
         if p.refine:
-            refined = tb.reset(np.vstack([pool, *flips]))
+            refined = tb.reset(pool)
             info["t_reset"] = time.perf_counter() - tick
             refined = tb.shrink(refined)
             info["t_shrink"] = time.perf_counter() - tick
-            cands += [refined, tb.towards_anchors(refined), tb.thin_anchors(guides.anchors)]
+            cands += [refined, tb.towards_anchors(np.vstack([refined, flips])),
+                      tb.thin_anchors(guides.anchors)]
             info["t_paths"] = time.perf_counter() - tick
         C = np.vstack(cands)
         C = C[np.count_nonzero(C != x, axis=1) > 0]
