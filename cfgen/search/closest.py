@@ -51,25 +51,21 @@ class FlipGrid:
         self.right = np.full(n, np.nan)
         self.right[split] = k / fac
         self.left[split] = (k - 1.0) / fac
-        self.parent = np.asarray(ens.parent, dtype=np.intp)
-        self.depth = int(ens.max_depth)
+        parent = np.asarray(ens.parent, dtype=np.intp)
+        # ancestors of every node, nearest first, -1 padded: a leaf's path is one gather
+        depth = max(int(ens.max_depth), 1)
+        anc = np.full((n, depth), -1, dtype=np.intp)
+        cur = np.arange(n)
+        for level in range(depth):
+            cur = np.where(cur >= 0, parent[np.maximum(cur, 0)], -1)
+            anc[:, level] = cur
+        self.ancestors = anc
 
     def path_nodes(self, leaves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(row, node)`` of every split node on the paths ending at ``leaves`` (n, T)."""
-        rows = np.repeat(np.arange(leaves.shape[0]), leaves.shape[1])
-        cur = leaves.ravel()
-        out_r, out_n = [], []
-        for _ in range(self.depth):
-            cur = self.parent[cur]
-            keep = cur >= 0
-            if not keep.any():
-                break
-            rows, cur = rows[keep], cur[keep]
-            out_r.append(rows)
-            out_n.append(cur)
-        if not out_r:
-            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-        return np.concatenate(out_r), np.concatenate(out_n)
+        A = self.ancestors[leaves]  # (n, T, depth)
+        rows, _, _ = np.nonzero(A >= 0)
+        return rows, A[A >= 0]
 
 
 def _flips(P: np.ndarray, x: np.ndarray, grid: FlipGrid, predictor: Any, space: SearchSpace,

@@ -162,6 +162,7 @@ class GeneticExplainer:
         tb.register("thin_anchors", thin_anchors, space=space, metric=self.metric,
                     valid_fn=valid_fn)
         tb.register("choose", self._choose)
+        tb.register("valid", valid_fn)
         return tb
 
     def _uses_python_random(self) -> bool:
@@ -265,7 +266,7 @@ class GeneticExplainer:
                                      self.flips, beam=p.flip_beam, layers=p.flip_layers)
             n += m
         S, m = flip_search(x, target, space, self.metric, self.predictor, self.flips,
-                           beam=p.flip_beam, layers=p.flip_layers, keep_valid=16,
+                           beam=max(1, p.flip_beam // 3), layers=p.flip_layers, keep_valid=16,
                            sparse=1e-3)
         n += m
         if len(S):
@@ -274,6 +275,26 @@ class GeneticExplainer:
         info["flip_evaluations"] = n
         info["t_flips"] = time.perf_counter() - tick
         return rows[unique_rows(rows)] if len(rows) else rows
+
+    def _plausible_rows(self, space: SearchSpace, target: int, valid_fn: ValidFn,
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """The target class's training rows that the actionable box moves least, projected
+        onto it and kept where still valid: the most plausible feasible counterfactuals. Returns
+        the rows and their source rows (scaled; added to the implausibility reference)."""
+        n = self.params.plausible_rows
+        R = self.reference.rows.get(target, np.zeros((0, self.d)))
+        if n <= 0 or len(R) == 0:
+            return np.zeros((0, self.d)), np.zeros((0, self.d))
+        m = self.metric
+        proj = space.repair(np.clip(R, space.lo, space.hi))
+        R_s, P_s = m.scaled(R), m.scaled(proj)
+        gap = m.to(P_s, R_s)
+        near = m.to(P_s, m.scaled(space.x))
+        take = np.argpartition(gap, 2 * n - 1)[: 2 * n] if len(R) > 2 * n else np.arange(len(R))
+        take = take[np.lexsort((take, near[take], gap[take]))]
+        ok = valid_fn(proj[take]) & (np.count_nonzero(proj[take] != space.x, axis=1) > 0)
+        take = take[ok][:n]
+        return proj[take], R_s[take]
 
     def _final(self, x: np.ndarray, target: int, k: int, guides: QueryGuides,
                tb: base.Toolbox, evo: Evolution, ev: Evaluator, space: SearchSpace,
@@ -284,7 +305,10 @@ class GeneticExplainer:
         pool = self._pool(evo, max(p.pool_size, k))
         info: dict[str, Any] = {"pool": int(len(pool))}
         flips = self._flip_rows(x, target, space, tb, info)  # already polished
-        cands = [pool, guides.anchors, flips]
+        plausible, sources = self._plausible_rows(space, target, tb.valid)
+        if len(sources):  # their implausibility is measured against their own source rows too
+            ev.ref_s = np.vstack([ev.ref_s, sources])
+        cands = [pool, guides.anchors, flips, plausible]
         tick = time.perf_counter()
         if p.refine:
             refined = tb.reset(pool)
@@ -324,7 +348,7 @@ class GeneticExplainer:
         chosen, roles = [i for i, _ in reps], [r for _, r in reps]
         if k > len(chosen):
             F = np.column_stack([o.distance, o.changes, o.implausibility])
-            short = np.union1d(nsga2_select(F, min(len(C), max(3 * k, 12))), chosen)
+            short = np.union1d(nsga2_select(F, min(len(C), max(3 * k, p.diverse_shortlist))), chosen)
             pos = [int(np.searchsorted(short, i)) for i in chosen]
             # diverse = other features changed (count), then farther apart (scaled L1)
             L1 = self.metric.pairwise(C_s[short], C_s[short])
