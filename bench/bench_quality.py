@@ -22,6 +22,7 @@ import argparse
 import platform
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,8 @@ from cfgen.search.distance import MixedDistance, feature_scale
 
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "quality_raw"
+TIMING = RESULTS / "quality_timing"  # dpg_ga, nice_sparsity, dice_genetic interleaved, CPU too
+TIMED = ("dpg_ga", "nice_sparsity", "dice_genetic")
 CACHE = RESULTS / ".exact_cache"
 METHODS = ("dpg_ga", "exact", "nice_sparsity", "nice_proximity", "nice_plausibility",
            "dice_genetic")
@@ -70,8 +73,9 @@ def measure(problem: Any, metric: MixedDistance, x: np.ndarray, target: int, e: 
     return row
 
 
-def run(datasets: list[str], methods: list[str], n: int, dice_n: int, seed: int) -> None:
-    RAW.mkdir(parents=True, exist_ok=True)
+def run(datasets: list[str], methods: list[str], n: int, dice_n: int, seed: int,
+        raw: Path = RAW) -> None:
+    raw.mkdir(parents=True, exist_ok=True)
     for name in datasets:
         problem = load(name)
         qs = queries(problem, n, seed)
@@ -87,17 +91,19 @@ def run(datasets: list[str], methods: list[str], n: int, dice_n: int, seed: int)
             for m, ex in exs.items():
                 if m == "dice_genetic" and problem.d > 20 and q >= dice_n:
                     continue
+                cpu = time.process_time()
                 e = ex.explain(x, target, 5, np.random.default_rng([seed, q]))
+                cpu = time.process_time() - cpu
                 r = {"dataset": name, "method": m, "query": q, "row": test_row,
                      "target": target, "optimum": o["distance"],
                      "optimal": o["status"] == "optimal",
-                     **measure(problem, metric, x, target, e)}
+                     "cpu_seconds": cpu, **measure(problem, metric, x, target, e)}
                 rows[m].append(r)
             print(f"{name} q{q:02d} " + " ".join(
                 f"{m}={rows[m][-1].get('closest', np.nan):.3g}/{rows[m][-1]['seconds']:.2f}s"
                 for m in methods if rows[m] and rows[m][-1]["query"] == q), flush=True)
         for m in methods:
-            pd.DataFrame(rows[m]).to_csv(RAW / f"{name}.{m}.csv", index=False)
+            pd.DataFrame(rows[m]).to_csv(raw / f"{name}.{m}.csv", index=False)
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -115,6 +121,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
             "sparsest changes": g.min_changes.mean(),
             "plausible impl": g.min_implausibility.mean(),
             "count div": g.count_diversity.mean(), "ms median": 1000 * g.seconds.median(),
+            "cpu ms median": 1000 * g.cpu_seconds.median() if "cpu_seconds" in g else np.nan,
             "violations": int(g.violations.fillna(0).sum() + g.out_of_range.fillna(0).sum()),
             "timed out": int(g.timed_out.sum()),
         })
@@ -132,8 +139,9 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def targets(s: pd.DataFrame) -> list[str]:
-    """The task's targets, met or not, per dataset where exact proves the optimum."""
+def targets(s: pd.DataFrame, t: pd.DataFrame | None) -> list[str]:
+    """The task's targets, met or not (times: the interleaved timing run when there is one,
+    CPU medians)."""
     lines = []
     per = {name: g.set_index("method") for name, g in s.groupby("dataset", sort=False)}
 
@@ -155,10 +163,13 @@ def targets(s: pd.DataFrame) -> list[str]:
                               "implausibility ≤ NICE-plausibility's"),
                              ("count div", "dice_genetic", "count diversity ≥ DiCE genetic's")):
         sign = -1 if col == "count div" else 1
-        both = [n for n in cf if not np.isnan(val(n, peer, col))
-                and not np.isnan(val(n, "dpg_ga", col))]
-        win = [n for n in both if sign * val(n, "dpg_ga", col) <= sign * val(n, peer, col) + 1e-12]
-        lines.append(f"- {label}: {len(win)}/{len(both)}" + _miss(both, win))
+        # a peer that found nothing loses to any result; neither found anything: left out
+        both = [n for n in cf if not (np.isnan(val(n, peer, col))
+                                      and np.isnan(val(n, "dpg_ga", col)))]
+        win = [n for n in both if np.isnan(val(n, peer, col)) or
+               sign * val(n, "dpg_ga", col) <= sign * val(n, peer, col) + 1e-12]
+        lines.append(f"- {label}: {len(win)}/{len(both)}" + _miss(both, win)
+                     + _peer_none(both, peer, val))
     valid = [n for n in cf if val(n, "dpg_ga", "valid %") >= 100.0 - 1e-9]
     lines.append(f"- 100 % valid: {len(valid)}/{len(cf)}" + _miss(cf, valid))
     kf = [n for n in cf if val(n, "dpg_ga", "k found %") >= 95.0]
@@ -166,16 +177,25 @@ def targets(s: pd.DataFrame) -> list[str]:
     viol = [n for n in cf if val(n, "dpg_ga", "violations") == 0]
     lines.append(f"- zero actionability / range violations: {len(viol)}/{len(cf)}"
                  + _miss(cf, viol))
-    fast = [n for n in cf if val(n, "dice_genetic", "ms median") >= 10 * val(n, "dpg_ga",
-                                                                                "ms median")]
-    lines.append(f"- ≥ 10× faster than DiCE genetic (median ms): {len(fast)}/{len(cf)}"
-                 + _miss(cf, fast))
-    wide = [n for n in cf if load_d(n) > 20]
-    nice_t = [n for n in wide if val(n, "dpg_ga", "ms median") <= val(n, "nice_sparsity",
-                                                                       "ms median")]
-    lines.append(f"- no slower than NICE-sparsity (median ms, > 20 features): "
+    col = "ms median"
+    if t is not None and len(t):
+        per = {name: g.set_index("method") for name, g in t.groupby("dataset", sort=False)}
+        col = "cpu ms median"
+    timed = [n for n in cf if n in per and "dpg_ga" in per[n].index]
+    both = [n for n in timed if not np.isnan(val(n, "dice_genetic", col))]
+    fast = [n for n in both if val(n, "dice_genetic", col) >= 10 * val(n, "dpg_ga", col)]
+    lines.append(f"- ≥ 10× faster than DiCE genetic ({col}): {len(fast)}/{len(both)}"
+                 + _miss(both, fast))
+    wide = [n for n in timed if load_d(n) > 20]
+    nice_t = [n for n in wide if val(n, "dpg_ga", col) <= val(n, "nice_sparsity", col)]
+    lines.append(f"- no slower than NICE-sparsity ({col}, > 20 features): "
                  f"{len(nice_t)}/{len(wide)}" + _miss(wide, nice_t))
     return lines
+
+
+def _peer_none(names: list[str], peer: str, val) -> str:
+    none = [n for n in names if np.isnan(val(n, peer, "sparsest changes"))]
+    return f" ({peer} found nothing on: {', '.join(none)})" if none else ""
 
 
 def load_d(name: str) -> int:
@@ -187,14 +207,40 @@ def _miss(all_: list[str], ok: list[str]) -> str:
     return f" (not: {', '.join(miss)})" if miss else ""
 
 
-def table() -> None:
-    frames = [pd.read_csv(p) for p in sorted(RAW.glob("*.csv"))]
+def _read(raw: Path) -> pd.DataFrame | None:
+    frames = [pd.read_csv(p) for p in sorted(raw.glob("*.csv"))]
+    if not frames:
+        return None
     df = pd.concat(frames, ignore_index=True)
     order = {n: i for i, n in enumerate(DATASETS)}
     morder = {m: i for i, m in enumerate(METHODS)}
-    df = df.sort_values(["dataset", "method", "query"], key=lambda c: c.map(order) if c.name ==
-                        "dataset" else (c.map(morder) if c.name == "method" else c))
+    return df.sort_values(["dataset", "method", "query"], key=lambda c: c.map(order) if c.name ==
+                          "dataset" else (c.map(morder) if c.name == "method" else c))
+
+
+def timing_table(t: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (name, m), g in t.groupby(["dataset", "method"], sort=False):
+        rows.append({"dataset": name, "method": m, "queries": len(g),
+                     "ms median": 1000 * g.seconds.median(),
+                     "cpu ms median": 1000 * g.cpu_seconds.median(),
+                     "cpu ms p90": 1000 * g.cpu_seconds.quantile(0.9)})
+    return pd.DataFrame(rows)
+
+
+def table() -> None:
+    df = _read(RAW)
+    assert df is not None, f"no raw rows in {RAW}: run `bench_quality.py run` first"
     s = summary(df)
+    traw = _read(TIMING)
+    t = timing_table(traw) if traw is not None else None
+    timing_md = [] if t is None else [
+        "## Per-query time, interleaved", "",
+        "`bench_quality.py timing`: dpg_ga, NICE-sparsity and DiCE genetic query by query in "
+        "one process, the first 5 queries per dataset (DiCE: 3 on datasets with more than 20 "
+        "features). CPU ms = `time.process_time` around `explain` (all threads of the "
+        "process): on this shared machine wall time was up to 4× CPU time, from other "
+        "processes.", "", markdown(t), ""]
     stamp = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M}"
     text = "\n".join([
         "# Quality of the returned sets: cfgen vs the exact optimum, NICE and DiCE", "",
@@ -212,14 +258,16 @@ def table() -> None:
         "two valid members differ (pairs of one set); violations: actionability + range, over "
         "all rows; valid %: valid rows / returned rows; healthcare_dataset_stroke: 19 of 20 "
         "queries are proven infeasible under its actionability rules.", "",
-        markdown(s), "", "## Targets (cfgen default settings)", "", *targets(s), ""])
+        markdown(s), "", *timing_md, "## Targets (cfgen default settings)", "",
+        *targets(s, t), ""])
     (RESULTS / "quality.md").write_text(text)
     print(text)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("run", "table", "all"), nargs="?", default="all")
+    ap.add_argument("what", choices=("run", "timing", "table", "all"), nargs="?",
+                    default="all")
     ap.add_argument("--datasets", nargs="*", default=list(DATASETS))
     ap.add_argument("--methods", nargs="*", default=list(METHODS))
     ap.add_argument("--queries", type=int, default=20)
@@ -230,7 +278,10 @@ def main(argv: list[str] | None = None) -> None:
     if a.what in ("run", "all"):
         run(a.datasets, a.methods, a.queries, a.dice_queries, a.seed)
         print(f"ran in {time.perf_counter() - started:.0f} s")
-    if a.what in ("table", "all"):
+    if a.what == "timing":
+        run(a.datasets, [m for m in TIMED if m in a.methods], min(a.queries, 5), 3, a.seed,
+            raw=TIMING)
+    if a.what in ("table", "all", "timing"):
         table()
 
 
