@@ -94,9 +94,10 @@ def test_flip_search_finds_the_enumerated_optimum_on_iris():
     m = ex.metric
     for x, target in queries("iris", 6):
         want, _ = brute_force_closest(prob, x, target, prob.schema)
-        F, n = flip_search(x, target, ex.spaces.build(x, target), m, prob.predictor,
-                           FlipGrid(prob.predictor.trees, ex.spaces.factor))
-        assert n > 0 and len(F)
+        F, n, complete = flip_search(x, target, ex.spaces.build(x, target), m, prob.predictor,
+                                     FlipGrid(prob.predictor.trees, ex.spaces.factor), beam=10**6,
+                                     layers=64, patience=10**6)
+        assert n > 0 and len(F) and complete  # no beam limit: uniform-cost search, exact
         assert np.all(prob.estimator.predict(F) == target)
         got = m.to(m.scaled(F), m.scaled(x)).min()
         assert got == pytest.approx(want, rel=1e-9)

@@ -115,12 +115,14 @@ def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDis
                 predictor: Any, grid: FlipGrid, beam: int = 16, layers: int = 12,
                 keep_valid: int = 32, start: np.ndarray | None = None,
                 bound: float = np.inf, patience: int = 3,
-                sparse: float = 0.0) -> tuple[np.ndarray, int]:
+                sparse: float = 0.0) -> tuple[np.ndarray, int, bool]:
     """Valid counterfactuals of ``x`` reached by flips from ``start`` (default: ``x``;
     cheapest first, at most ``keep_valid``, none costing ``bound`` or more) and the number of
-    rows predicted. The cost is the distance to ``x``; with ``sparse > 0`` it is the number of
-    changed features plus ``sparse`` times the distance (the fewest changes, then the
-    closest)."""
+    rows predicted, and whether the search was *complete* (no point ever pruned by the beam,
+    no stop by ``patience`` or ``layers``: then the first row is the cheapest counterfactual
+    whose changed features sit at split edges). The cost is the distance to ``x``; with
+    ``sparse > 0`` it is the number of changed features plus ``sparse`` times the distance
+    (the fewest changes, then the closest)."""
     P = x[None, :].copy() if start is None else np.array(start, dtype=float, ndmin=2)
     P_cost = metric.to(metric.scaled(P), metric.scaled(x))
     if sparse > 0:
@@ -132,9 +134,11 @@ def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDis
     rate = None
     n_pred = 0
     stale = -1  # layers since the best improved (-1: nothing found yet)
+    complete = beam_full = False
     for _ in range(layers):
         rows, j, v = _flips(P, x, grid, predictor, space)
         if rows.size == 0:
+            complete = True
             break
         old = P[rows, j]
         cost = P_cost[rows] + w * (_term(metric, x, j, v) - _term(metric, x, j, old))
@@ -142,6 +146,7 @@ def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDis
             cost += old == x[j]  # a new changed feature
         keep = cost < best  # costs only grow: nothing dearer than the best found can win
         if not keep.any():
+            complete = True
             break
         rows, j, v, cost = rows[keep], j[keep], v[keep], cost[keep]
         S = P[rows]
@@ -161,25 +166,31 @@ def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDis
             if cost[valid].min() < best:
                 best, stale = float(cost[valid].min()), 0
         live = ~valid & (cost < best)
-        if not live.any() or stale >= patience:
+        if not live.any():
+            complete = True
+            break
+        if stale >= patience:
             break
         if rate is None:  # cost per unit of probability of the first layer's moves
             gain = _deficit(predictor.predict_proba(P), target).max() - deficit
             good = gain > 1e-12
             rate = float(np.median(cost[good] / gain[good])) if good.any() else 1.0
         idx = np.flatnonzero(live)
-        idx = idx[_keep(cost[idx], deficit[idx], beam, rate)]
+        if len(idx) > beam:
+            beam_full = True
+            idx = idx[_keep(cost[idx], deficit[idx], beam, rate)]
         P, P_cost = S[idx], cost[idx]
+    complete &= not beam_full
     if not found:
-        return np.zeros((0, len(x))), n_pred
+        return np.zeros((0, len(x))), n_pred, complete
     F, c = np.vstack(found), np.concatenate(found_cost)
     order = np.argsort(c, kind="stable")[:keep_valid]
-    return F[order], n_pred
+    return F[order], n_pred, complete
 
 
 def ruin_and_recreate(best: np.ndarray, x: np.ndarray, target: int, space: SearchSpace,
                       metric: MixedDistance, predictor: Any, grid: FlipGrid, beam: int = 16,
-                      layers: int = 12) -> tuple[np.ndarray, int]:
+                      layers: int = 12) -> tuple[np.ndarray, int, bool]:
     """Counterfactuals cheaper than the valid rows ``best``: each row with one changed feature
     reset to the query is a start of :func:`flip_search`, bounded by the row's cost."""
     x_s = metric.scaled(x)
@@ -190,7 +201,7 @@ def ruin_and_recreate(best: np.ndarray, x: np.ndarray, target: int, space: Searc
             r[j] = x[j]
             starts.append(r)
     if not starts:
-        return np.zeros((0, len(x))), 0
+        return np.zeros((0, len(x))), 0, True
     bound = float(metric.to(metric.scaled(np.atleast_2d(best)), x_s).max())
     return flip_search(x, target, space, metric, predictor, grid, beam=max(beam, len(starts)),
                        layers=layers, start=np.vstack(starts), bound=bound)

@@ -157,6 +157,8 @@ class GeneticExplainer:
         tb.register("reset", reset, space=space, metric=self.metric, valid_fn=valid_fn)
         tb.register("shrink", shrink, space=space, metric=self.metric, valid_fn=valid_fn,
                     edges=self.edges, n_near=16, rounds=3)
+        tb.register("polish", shrink, space=space, metric=self.metric, valid_fn=valid_fn,
+                    edges=self.edges, n_near=4, rounds=1)  # flip rows: changes sit at edges
         tb.register("towards_anchors", towards_anchors, anchors=guides.anchors, space=space,
                     metric=self.metric, valid_fn=valid_fn, steps=self.params.plausibility_steps)
         tb.register("thin_anchors", thin_anchors, space=space, metric=self.metric,
@@ -250,29 +252,30 @@ class GeneticExplainer:
         if self.flips is None or p.flip_beam <= 0:
             return np.zeros((0, self.d))
         tick = time.perf_counter()
-        F, n = flip_search(x, target, space, self.metric, self.predictor, self.flips,
-                           beam=p.flip_beam, layers=p.flip_layers, keep_valid=16)
+        F, n, complete = flip_search(x, target, space, self.metric, self.predictor, self.flips,
+                                     beam=p.flip_beam, layers=p.flip_layers, keep_valid=16)
         out = []
         x_s = self.metric.scaled(x)
         for r in range(p.flip_restarts + 1):
             if not len(F):
                 break
-            F = tb.shrink(tb.reset(F))
+            F = tb.polish(tb.reset(F))
             out.append(F)
-            if r == p.flip_restarts:
+            if r == p.flip_restarts or complete:  # complete: nothing closer to find
                 break
             best = F[np.argmin(self.metric.to(self.metric.scaled(F), x_s))]
-            F, m = ruin_and_recreate(best, x, target, space, self.metric, self.predictor,
+            F, m, _ = ruin_and_recreate(best, x, target, space, self.metric, self.predictor,
                                      self.flips, beam=p.flip_beam, layers=p.flip_layers)
             n += m
-        S, m = flip_search(x, target, space, self.metric, self.predictor, self.flips,
+        S, m, _ = flip_search(x, target, space, self.metric, self.predictor, self.flips,
                            beam=max(1, p.flip_beam // 3), layers=p.flip_layers, keep_valid=16,
                            sparse=1e-3)
         n += m
         if len(S):
-            out.append(tb.shrink(tb.reset(S)))
+            out.append(tb.polish(tb.reset(S)))
         rows = np.vstack(out) if out else np.zeros((0, self.d))
         info["flip_evaluations"] = n
+        info["flip_complete"] = bool(complete)
         info["t_flips"] = time.perf_counter() - tick
         return rows[unique_rows(rows)] if len(rows) else rows
 
