@@ -351,7 +351,8 @@ class GeneticExplainer:
         chosen, roles = [i for i, _ in reps], [r for _, r in reps]
         if k > len(chosen):
             F = np.column_stack([o.distance, o.changes, o.implausibility])
-            short = np.union1d(nsga2_select(F, min(len(C), max(3 * k, p.diverse_shortlist))), chosen)
+            size = min(len(C), max(3 * k, p.diverse_shortlist))
+            short = np.union1d(nsga2_select(F, size), chosen)
             pos = [int(np.searchsorted(short, i)) for i in chosen]
             # diverse = other features changed (count), then farther apart (scaled L1)
             L1 = self.metric.pairwise(C_s[short], C_s[short])
