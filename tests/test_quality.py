@@ -172,3 +172,19 @@ def test_closest_member_is_never_closer_than_the_optimum_and_within_tolerance(da
         if opt.extra["objective"] > 0:
             ratios.append(out["distances"][0] / opt.extra["objective"])
     assert ratios and max(ratios) <= 1.02
+
+
+@pytest.mark.parametrize("model", ["xgboost", "logistic_regression"])
+def test_other_models_get_valid_sets_with_roles(model):
+    """Boosted trees use the flip search too (their own split rule); other models skip it."""
+    cfg = compose_config(["dataset=diabetes", f"model={model}", "method/ga=quick"])
+    prob = Problem.from_config(cfg.dataset, cfg.model)
+    factory = method_factory(cfg.method)
+    bounds, _ = resolve_bounds(prob, factory, cfg.method, prob.X_train)
+    ex = factory(prob, prob.schema, bounds)
+    assert (ex.flips is not None) == (model == "xgboost")
+    for x, target in [(prob.X_test[i], int(1 - prob.estimator.predict(prob.X_test[i:i + 1])[0]))
+                      for i in range(2)]:
+        e = ex.explain(x, target, 3, np.random.default_rng(1))
+        assert e.n_found == 3 and e.roles[0] == "closest" and set(e.roles) <= ROLES
+        assert np.all(np.asarray(prob.estimator.predict(e.counterfactuals)) == target)
