@@ -16,7 +16,6 @@ import argparse
 import platform
 import sys
 import time
-import types
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,10 @@ except ModuleNotFoundError:  # running from a checkout without the package insta
     sys.path.insert(0, str(ROOT))
 
 from cfgen.constraints import mine_class_bounds  # noqa: E402
-from cfgen.data import load_dataset  # noqa: E402
 from cfgen.exact import ExactExplainer  # noqa: E402
 from cfgen.exact.oracle import assert_no_method_closer  # noqa: E402
-from cfgen.models import fit_model  # noqa: E402
-from cfgen.search import GAParams, GeneticExplainer  # noqa: E402
+from cfgen.methods import method_factory  # noqa: E402
+from cfgen.problem import Problem  # noqa: E402
 
 DATASETS = ("iris", "diabetes", "german_credit", "satimage", "us_crime", "yeast_ml8",
             "education_dataset")
@@ -57,39 +55,37 @@ def compose(overrides: list[str]):
 
 
 def run_dataset(name: str, n_queries: int, seed: int, time_limit: float, ga: bool) -> list[dict]:
-    cfg = compose([f"dataset={name}", "model=random_forest"])
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
-    problem = types.SimpleNamespace(estimator=model.estimator, predictor=model.predictor,
-                                    X_train=data.X_train, schema=data.schema)
-    exact = ExactExplainer(problem, data.schema, time_limit=time_limit)
+    cfg = compose([f"dataset={name}", "model=random_forest", "method=dpg_ga"])
+    problem = Problem.from_config(cfg.dataset, cfg.model)
+    exact = ExactExplainer(problem, problem.schema, time_limit=time_limit)
     peer = None
     if ga:
-        bounds = mine_class_bounds(model.estimator, data.schema, mode="dpg", X_train=data.X_train)
-        peer = GeneticExplainer(model.estimator, model.predictor, data.schema, data.X_train,
-                                data.y_train, bounds, GAParams.from_config(cfg.ga))
+        bounds = mine_class_bounds(problem.model, problem.schema, mode="dpg",
+                                   X_train=problem.X_train)
+        peer = method_factory(cfg.method)(problem, problem.schema, bounds)
     rng = np.random.default_rng(seed)
-    idx = rng.choice(len(data.X_test), size=min(n_queries, len(data.X_test)), replace=False)
-    est: Any = model.estimator
-    pred = est.predict(data.X_test[idx])
+    X_test = problem.X_test
+    idx = rng.choice(len(X_test), size=min(n_queries, len(X_test)), replace=False)
+    pred = problem.predict(X_test[idx])
+    est: Any = problem.model
     info = {"dataset": name, "trees": len(est.estimators_), "max_depth": cfg.model.max_depth,
-            "features": len(data.schema), "classes": data.n_classes}
+            "features": len(problem.schema), "classes": problem.n_classes}
     out = []
     for q, (i, p) in enumerate(zip(idx, pred, strict=True)):
-        x = data.X_test[i]
-        target = int(rng.choice([c for c in range(data.n_classes) if c != p]))
+        x = X_test[i]
+        target = int(rng.choice([c for c in range(problem.n_classes) if c != p]))
         e = exact.explain(x, target, 1, rng)
         row = {**info, "query": int(i), "target": target, "exact_s": e.seconds,
                "status": e.extra["status"], "gap": e.extra["gap"],
                "distance": e.extra["objective"], "binaries": e.extra.get("n_binaries", 0),
-               "valid": bool(e.n_found and est.predict(e.counterfactuals)[0] == target)}
+               "valid": bool(e.n_found and problem.predict(e.counterfactuals)[0] == target)}
         if peer is not None:
             g = peer.explain(x, target, 1, np.random.default_rng([seed, q]))
             row["ga_s"] = g.seconds
             row["ga_distance"] = np.nan
             if g.n_found and e.n_found:
                 check = assert_no_method_closer(problem, g.counterfactuals, e.extra["objective"],
-                                                x=x, target=target, schema=data.schema)
+                                                x=x, target=target, schema=problem.schema)
                 if check["compared"]:
                     row["ga_distance"] = check["distances"][0]
         out.append(row)

@@ -39,8 +39,10 @@ def app(cfg: DictConfig) -> float:
     if cfg.output.table:
         _print_tables(cfg, result, run_dir)
     s = result.summary
-    failed = f"{s['n_failed']} failed" + (f", {s['n_timed_out']} timed out"
+    failed = f"{s['n_failed']} failed" + (f", {s['n_timed_out']} over the time limit"
                                           if s.get("n_timed_out") else "")
+    if s.get("model_warning"):
+        print(f"WARNING: {s['model_warning']}")
     print(f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({failed}) · "
           f"{s['wall_seconds']:.1f} s\nrun directory: {run_dir}  (report.html)")
     return float(s["validity"])

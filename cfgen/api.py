@@ -61,6 +61,25 @@ class CounterfactualResult:
     seconds: float
     history: pd.DataFrame
     explanation: Explanation = field(repr=False)
+    diff: Any = field(default=None, repr=False)  # cfgen.changes.Diff: the query vs each row
+
+    def changes(self) -> pd.DataFrame:
+        """One row per counterfactual: role, predicted class and probability, distance,
+        number of changes, and ``from → to`` for each changed feature (as ``changes.csv``)."""
+        return self.diff.wide()
+
+    def to_frame(self, only_changes: bool = False) -> pd.DataFrame:
+        """The counterfactuals' values; ``only_changes=True`` marks unchanged cells ``-``
+        (DiCE's ``show_only_changes``)."""
+        return self.diff.to_frame(only_changes=only_changes)
+
+    def __str__(self) -> str:
+        own, target = (getattr(v, "item", lambda v=v: v)() for v in (self.query_class,
+                                                                      self.target))
+        head = f"query predicted {own} → target {target}: {len(self)} counterfactual(s)"
+        if self.reason:
+            head += f" ({self.reason})"
+        return head + ("\n" + str(self.diff) if len(self) else "")
 
     def __len__(self) -> int:
         return int(self.explanation.n_found)
@@ -174,6 +193,9 @@ class CounterfactualExplainer:
         self.bounds, self.bounds_info = resolve_bounds(self.problem, factory, node,
                                                        self.problem.X_train)
         self.explainer = factory(self.problem, self.problem.schema, self.bounds)
+        from cfgen.changes import mh_distance
+
+        self._distance = mh_distance(self.problem.schema, self.problem.X_train)
         self.model = model
         self.classes_ = np.asarray(model.classes_)
         self._class_index = {c: i for i, c in enumerate(self.classes_.tolist())}
@@ -236,11 +258,13 @@ class CounterfactualExplainer:
             t = self._target_index(target, proba[i])
             rng = np.random.default_rng(derive_seed(seed, ids[i], t, 0, 0))
             exp = self.explainer.explain(x, t, k, rng)
-            out.append(self._result(X_query, i, int(np.argmax(proba[i])), t, exp))
+            out.append(self._result(X_query, i, int(np.argmax(proba[i])), t, x, exp))
         return out[0] if single else out
 
-    def _result(self, X_query: Any, i: int, own: int, t: int,
+    def _result(self, X_query: Any, i: int, own: int, t: int, x: np.ndarray,
                 exp: Explanation) -> CounterfactualResult:
+        from cfgen.changes import Diff
+
         cfs = exp.counterfactuals
         pred_idx = self.problem.predict(cfs) if len(cfs) else np.zeros(0, dtype=int)
         predicted = self.classes_[pred_idx]
@@ -260,10 +284,14 @@ class CounterfactualExplainer:
             query = q if q.ndim == 1 else q[i]
         history = pd.DataFrame({"generation": np.arange(len(exp.best_fitness)),
                                 "best": exp.best_fitness, "mean": exp.mean_fitness})
+        diff = Diff.build(x, cfs, self.problem.decode,
+                          predict_proba=self.problem.predictor.predict_proba,
+                          class_names=[str(c) for c in self.classes_],
+                          distance=self._distance, roles=exp.roles or None)
         return CounterfactualResult(
             query=query, query_class=self.classes_[own], target=self.classes_[t],
             counterfactuals=decoded, predicted=predicted, reason=exp.reason,
-            seconds=exp.seconds, history=history, explanation=exp,
+            seconds=exp.seconds, history=history, explanation=exp, diff=diff,
         )
 
 

@@ -54,9 +54,9 @@ def _expand(overrides: list[str]) -> Iterator[list[str]]:
         if o.is_sweep_override():
             values = list(o.sweep_string_iterator())
             sweeps.append((key, values))
-            base.append(f"{key}={values[0]}" if values else o.input_line)
+            base.append(f"{key}={values[0]}" if values else str(o.input_line))
         else:
-            base.append(o.input_line)
+            base.append(str(o.input_line))
     yield base
     for key, values in sweeps:
         for v in values[1:]:

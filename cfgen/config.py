@@ -261,8 +261,8 @@ def _type_ok(value: Any, tp: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if tp is str:
         return isinstance(value, str)
-    if dataclasses.is_dataclass(tp):
-        return isinstance(value, Mapping) or isinstance(value, tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return isinstance(value, (Mapping, tp))
     return True
 
 
@@ -304,8 +304,8 @@ def check_node(node: Any, schema: type, prefix: str, skip: tuple[str, ...] = ())
     ``prefix.key``; missing keys keep their defaults. Nested dataclass fields recurse.
     """
     values = _plain(node)
-    if isinstance(values, schema):
-        values = dataclasses.asdict(values)
+    if isinstance(values, schema) and not isinstance(values, type):
+        values = dataclasses.asdict(values)  # type: ignore[call-overload]
     if not isinstance(values, Mapping):
         raise ConfigError(f"{prefix}={values!r} is not allowed: expected a mapping of "
                           f"{schema.__name__} keys")

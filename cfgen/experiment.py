@@ -26,7 +26,7 @@ from cfgen.errors import ConfigError
 from cfgen.journal import Journal
 from cfgen.launcher import TaskResult, WorkerContext, run_tasks
 from cfgen.methods import method_factory, needs_bounds
-from cfgen.metrics import METRIC_NAMES, MetricContext, aggregate
+from cfgen.metrics import MetricContext, combination_schemas, metrics_frame, summarize_rows
 from cfgen.plan import Combinations, Task, choose_queries, count_text, iter_targets, plan_tasks
 from cfgen.problem import Problem
 from cfgen.tracking import make_tracker
@@ -50,6 +50,11 @@ class RunResult:
 
 
 # ----------------------------------------------------------------------------- bounds
+def _mapping(node: Any) -> dict[str, Any]:
+    plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    return {str(k): v for k, v in plain.items()} if isinstance(plain, dict) else {}
+
+
 def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any,
                    X_train: np.ndarray) -> tuple[Any, dict[str, Any]]:
     """Mine the class bounds the method needs (or none), and say what was done.
@@ -64,8 +69,8 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
     if not needs_bounds(factory):
         return None, {"uses_bounds": False, "bounds_mode": "none",
                       "bounds_note": "the method does not use class bounds"}
-    conf = dict(OmegaConf.to_container(method_cfg.bounds, resolve=True)) \
-        if OmegaConf.is_config(method_cfg) else dict(method_cfg.get("bounds", {}))
+    node = method_cfg.bounds if OmegaConf.is_config(method_cfg) else method_cfg.get("bounds", {})
+    conf: dict[str, Any] = dict(_mapping(node))
     mode = conf.pop("mode", "auto")
     if problem.trees is None:
         if mode not in ("auto", "none"):
@@ -84,35 +89,28 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
     if mode == "none":
         return None, {"uses_bounds": False, "bounds_mode": "none",
                       "bounds_note": "method.bounds.mode=none"}
-    bounds = mine_class_bounds(problem.model, problem.schema, mode=mode, X_train=X_train, **conf)
+    bounds = mine_class_bounds(problem.trees, problem.schema, mode=mode, X_train=X_train,
+                               key="method.bounds", **conf)
+    assert bounds is not None  # mode is a miner here
     log.info("class bounds (%s) mined in %.3f s", mode, bounds.seconds)
     return bounds, {"uses_bounds": True, "bounds_mode": mode, "bounds_note": ""}
 
 
-# ----------------------------------------------------------------------------- metrics
-def task_metrics(ctx: MetricContext, problem: Problem, combinations: Combinations,
-                 tasks: list[Task], results: list[TaskResult], k: int) -> pd.DataFrame:
-    """One row per task: coordinates, the full metric suite, and how the search ended."""
-    schemas: dict[int, Any] = {}
-    rows = []
-    by_index = {r.index: r for r in results}
-    for t in tasks:
-        r = by_index[t.index]
-        if t.combination not in schemas:
-            schemas[t.combination] = problem.schema.with_rules(combinations[t.combination])
-        row: dict[str, Any] = {"query": t.query, "target": t.target,
-                               "combination": t.combination, "replication": t.replication}
-        row.update(ctx.compute(problem.X_test[t.query], r.counterfactuals, t.target, k,
-                               r.seconds, schema=schemas[t.combination]))
-        row.update(
-            generations=r.generations,
-            final_fitness=float(r.best_fitness[-1]) if len(r.best_fitness) else np.nan,
-            timed_out=bool(getattr(r, "timed_out", False)),
-            reason=r.reason or "",
-            error=r.error.splitlines()[0] if r.error else "",
-        )
-        rows.append(row)
-    return pd.DataFrame(rows)
+def model_warning(problem: Problem) -> str:
+    """A model not worth explaining, said loudly: one predicted class, or a test accuracy at or
+    below the majority-class rate (empty when neither)."""
+    y = problem.y_test
+    if len(y) == 0:
+        return ""
+    pred = problem.predict(problem.X_test)
+    majority = float(np.bincount(y).max() / len(y))
+    if len(np.unique(pred)) == 1:
+        return (f"the model predicts one class ({problem.class_names[int(pred[0])]}) for every "
+                "test row: its counterfactuals explain a constant")
+    if problem.test_accuracy <= majority:
+        return (f"test accuracy {problem.test_accuracy:.3f} is at or below the majority-class "
+                f"rate {majority:.3f}: the model has learnt nothing a constant does not know")
+    return ""
 
 
 # ----------------------------------------------------------------------------- the run
@@ -143,7 +141,16 @@ def _setup(cfg: DictConfig, run_dir: Path, tracker: Any) -> tuple[Problem, Any, 
     log.info("model %s: train accuracy %.3f, test accuracy %.3f", type(problem.model).__name__,
              problem.train_accuracy, problem.test_accuracy)
     factory = method_factory(cfg.method)
+    preflight = getattr(factory.func, "preflight", None)  # a method may refuse up front
+    if preflight is not None:
+        from cfgen.launcher import available_memory
+
+        preflight(factory.keywords, problem, cfg.experiment_params.num_counterfactuals,
+                  available_memory())
     bounds, info = resolve_bounds(problem, factory, cfg.method, problem.X_train)
+    info["model_warning"] = model_warning(problem)
+    if info["model_warning"]:
+        log.warning("MODEL WARNING: %s", info["model_warning"])
     bounds_dict = bounds.to_dict(problem.class_names) if bounds is not None else \
         {"mode": "none", "note": info["bounds_note"]}
     store.write_json(run_dir / store.CONSTRAINTS, bounds_dict)
@@ -175,7 +182,7 @@ def _explained(cfg: DictConfig, problem: Problem, run_dir: Path) -> tuple[Proble
         positions = choose_queries(len(problem.X_test), ep.num_samples, ep.sample_indices,
                                    ep.seed)
         ids = np.asarray(getattr(data, "row_id_test", np.full(len(problem.X_test), -1)))
-    frame = queries_frame(data, explained.X_test[positions], ids[positions],
+    frame = queries_frame(data, explained.X_test[positions], ids[positions].tolist(),
                           problem.predictor.predict_proba)
     frame["query"] = positions
     store.write_frame(run_dir / store.QUERIES, frame)
@@ -204,8 +211,7 @@ def _plan(cfg: DictConfig, problem: Problem, queries: list[int],
 
 def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
              queries: list[int], metrics: pd.DataFrame, started: float) -> dict[str, Any]:
-    failed = int((metrics["error"] != "").sum()) if len(metrics) else 0
-    timed_out = int(metrics["timed_out"].sum()) if len(metrics) else 0
+    told = summarize_rows(metrics)  # one definition of failure: errors and time-outs
     return {
         "dataset": problem.name,
         "class_names": list(problem.class_names),
@@ -220,15 +226,17 @@ def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
         "n_test": len(problem.X_test),
         "train_accuracy": problem.train_accuracy,
         "test_accuracy": problem.test_accuracy,
+        "model_warning": info["model_warning"],
         "model_seconds": problem.model_seconds,
         "bounds_seconds": info["bounds_seconds"],
-        "n_tasks": len(tasks),
-        "n_failed": failed,
-        "n_timed_out": timed_out,
+        "n_tasks": told["n_tasks"],
+        "n_failed": told["n_failed"],
+        "n_timed_out": told["n_timed_out"],
+        "n_errors": told["n_errors"],
         "queries": queries,
-        "validity": float(metrics["perc_valid_cf_all"].mean()) if len(metrics) else 0.0,
+        "validity": told["validity"],
         "metrics_compat": cfg.metrics.compat,
-        "metrics": aggregate(metrics[list(METRIC_NAMES)].to_dict("records")),
+        "metrics": told["metrics"],
         "wall_seconds": time.perf_counter() - started,
     }
 
@@ -248,15 +256,16 @@ def _files(cfg: DictConfig, run_dir: Path, problem: Problem, explained: Problem,
         changes = run_changes(explained, tasks, results, problem.predictor.predict_proba,
                               cfg.method.name, mh_distance(problem.schema, problem.X_train))
         store.write_frame(run_dir / store.CHANGES, changes)
-    with phase("metrics", total=len(tasks)):
+    with phase("metrics", total=len(tasks)) as shown:
         metric_ctx = MetricContext(problem.schema, problem.X_train, problem.y_train,
-                                   problem.X_test, problem.predictor.predict_proba,
+                                   explained.X_test, problem.predictor.predict_proba,
                                    compat=cfg.metrics.compat)
-        metrics = task_metrics(metric_ctx, explained, comb, tasks, results,
-                               ep.num_counterfactuals)
+        metrics = metrics_frame(metric_ctx, tasks, results, ep.num_counterfactuals,
+                                combination_schemas(problem.schema, comb, tasks))
         metrics.insert(0, "method", cfg.method.name)
         metrics.insert(0, "dataset", problem.name)
         store.write_frame(run_dir / store.METRICS, metrics)
+        shown.advance(len(tasks))
     return cf_frame, metrics
 
 

@@ -48,12 +48,13 @@ def method_class(node: Mapping[str, Any], prefix: str = "method") -> type:
 def _check_signature(cls: type, own: Mapping[str, Any], prefix: str) -> None:
     from cfgen.config import _type_name, _type_ok, unknown_key
 
-    params = inspect.signature(cls.__init__).parameters
+    init = cls.__dict__.get("__init__") or getattr(cls, "__init__")  # noqa: B009
+    params = inspect.signature(init).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     allowed = [n for n in params if n not in CALL_ARGS and n not in BASE_KEYS]
     try:
-        hints = get_type_hints(cls.__init__)
+        hints = get_type_hints(init)
     except Exception:  # noqa: BLE001 - unresolvable annotations: check names only
         hints = {}
     for key, value in own.items():

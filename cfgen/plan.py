@@ -28,7 +28,7 @@ WARN_TASKS = 20_000  # a plan larger than this is run, with a warning naming the
 class Task(NamedTuple):
     """One search: small and picklable (workers hold the heavy objects)."""
 
-    index: int  # position in the plan; results are written in this order
+    index: int  # type: ignore[assignment]  # position in the plan; results are written in order
     query: int  # position of the query row in the test split
     target: int
     combination: int  # index into the actionability combinations (see Combinations)

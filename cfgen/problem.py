@@ -120,7 +120,8 @@ class Problem:
         from cfgen.models import build_estimator
 
         data = load_dataset(dataset_cfg)
-        est = build_estimator(model_cfg, categorical=np.flatnonzero(data.schema.categorical))
+        est = build_estimator(model_cfg,
+                              categorical=np.flatnonzero(data.schema.categorical).tolist())
         start = time.perf_counter()
         try:
             est.fit(data.X_train, data.y_train)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -10,8 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from cfgen.data import Dataset
-from cfgen.launcher import TaskResult
+from cfgen.metrics import explanation_of
 from cfgen.plan import Task
 
 COUNTERFACTUALS = "counterfactuals.csv"
@@ -50,35 +50,52 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def counterfactual_frame(
-    data: Dataset, tasks: Sequence[Task], results: Sequence[TaskResult], predict, method: str
+    data: Any, tasks: Sequence[Task], results: Sequence[Any], predict, method: str
 ) -> pd.DataFrame:
-    """One row per counterfactual, decoded into the data's own values, in task order."""
+    """One row per counterfactual, decoded into the data's own values, in task order.
+
+    ``data`` has ``decode``, ``class_names`` and ``schema`` (a Dataset or Problem); ``results``
+    are the runner's task results (their ``explanation``; the older flattened result works too).
+    All tasks' rows are stacked, predicted and decoded once. ``role`` is the method's reason for
+    each row (``explanation.roles``; empty when it gives none).
+    """
     by_index = {r.index: r for r in results}
-    blocks = []
+    d = len(data.schema)
+    owners, sets, roles = [], [], []
     for t in tasks:
         r = by_index.get(t.index)
-        if r is None or len(r.counterfactuals) == 0:
+        if r is None:
             continue
-        cfs = r.counterfactuals
-        frame = data.decode(cfs)
-        pred = np.asarray(predict(cfs))
-        meta = pd.DataFrame(
-            {
-                "query": t.query,
-                "method": method,
-                "combination": t.combination,
-                "replication": t.replication,
-                "target": data.class_names[t.target],
-                "cf": np.arange(len(cfs)),
-            }
-        )
-        frame["predicted"] = [data.class_names[int(p)] for p in pred]
-        blocks.append(pd.concat([meta, frame], axis=1))
-    if not blocks:
+        exp = explanation_of(r, d)
+        m = len(exp.counterfactuals)
+        if m == 0:
+            continue
+        owners.append(t)
+        sets.append(np.asarray(exp.counterfactuals, dtype=float))
+        given = list(exp.roles or [])
+        roles.extend(given if len(given) == m else [""] * m)
+    if not sets:
         cols = ["query", "method", "combination", "replication", "target", "cf",
-                *data.schema.names, "predicted"]
+                *data.schema.names, "predicted", "role"]
         return pd.DataFrame(columns=cols)
-    return pd.concat(blocks, ignore_index=True)
+    counts = np.array([len(c) for c in sets])
+    cfs = np.vstack(sets)
+    names = np.asarray(data.class_names, dtype=object)
+    rep = functools.partial(np.repeat, repeats=counts)
+    meta = pd.DataFrame(
+        {
+            "query": rep(np.array([t.query for t in owners], dtype=np.int64)),
+            "method": method,
+            "combination": rep(np.array([t.combination for t in owners], dtype=np.int64)),
+            "replication": rep(np.array([t.replication for t in owners], dtype=np.int64)),
+            "target": rep(names[[t.target for t in owners]]),
+            "cf": np.arange(len(cfs)) - rep(np.cumsum(counts) - counts),
+        }
+    )
+    frame = data.decode(cfs)
+    frame["predicted"] = names[np.asarray(predict(cfs)).astype(int)]
+    frame["role"] = roles
+    return pd.concat([meta, frame], axis=1)
 
 
 def write_frame(path: Path, frame: pd.DataFrame) -> None:

@@ -244,7 +244,7 @@ class WandbTracker:
         self._warned: set[str] = set()
         self._tasks: list[dict[str, Any]] = []
         self._curves: list[tuple[str, np.ndarray, np.ndarray]] = []
-        self._wandb = None
+        self._wandb: Any = None  # the wandb module, imported when a run starts
 
     @classmethod
     def start(cls, cfg, run_dir: Path) -> Tracker:
@@ -273,7 +273,7 @@ class WandbTracker:
         )
         timeout = float(lg.get("init_timeout") or 60.0)
 
-        def init(m: str):
+        def init(m: Any) -> Any:
             settings = wandb.Settings(init_timeout=timeout, console="off", silent=True)
             return wandb.init(mode=m, settings=settings, reinit="finish_previous", **kwargs)
 
@@ -395,8 +395,8 @@ class WandbTracker:
                 columns=["task", "generation", "best_fitness", "mean_fitness"], data=rows)
             for name, pick in (("best", 1), ("mean", 2)):
                 ys = [np.nan_to_num(c[pick], nan=0.0).tolist() for c in curves
-                      if c[pick].size]
-                keys = [c[0] for c in curves if c[pick].size]
+                      if np.asarray(c[pick]).size]
+                keys = [c[0] for c in curves if np.asarray(c[pick]).size]
                 if ys:
                     xs = [list(range(len(y))) for y in ys]
                     payload[f"fitness/{name}"] = wandb.plot.line_series(
@@ -501,24 +501,9 @@ def _records(path: Path):
             continue
         else:
             payload, pending = pending + chunk, b""
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]
         rec.ParseFromString(payload)
         yield rec
-
-
-def _apply(target: dict, item, remove: bool = False) -> None:
-    keys = [item.key] if item.key else list(item.nested_key)
-    if not keys:
-        return
-    node = target
-    for k in keys[:-1]:
-        node = node.setdefault(k, {})
-        if not isinstance(node, dict):
-            return
-    if remove:
-        node.pop(keys[-1], None)
-    else:
-        node[keys[-1]] = json.loads(item.value_json)
 
 
 def _has_exit(path: Path) -> bool:
@@ -542,67 +527,3 @@ def wait_until_complete(run_folder: str | Path, timeout: float = 10.0) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
-
-
-def find_offline_runs(run_dir: str | Path) -> list[Path]:
-    """The offline W&B run folders under a cfgen run directory, oldest first."""
-    return sorted(Path(run_dir).glob("wandb/offline-run-*"))
-
-
-def read_offline_run(path: str | Path, wait: float = 10.0) -> dict[str, Any]:
-    """What a W&B run logged, read back from its ``.wandb`` file (no server needed).
-
-    ``path`` is the ``.wandb`` file, its ``offline-run-*`` folder, or a cfgen run directory (its
-    latest offline run); up to ``wait`` seconds are spent waiting for a run that is still being
-    written to reach its exit record. Returns ``{"id", "project", "group", "job_type", "name",
-    "tags", "config", "summary", "history", "artifacts", "files", "exit_code"}``; ``history`` is
-    a list of logged rows (dicts), ``summary`` the final summary.
-    """
-    path = Path(path)
-    if path.is_dir() and not path.name.startswith(("offline-run-", "run-")):
-        runs = find_offline_runs(path)
-        if not runs:
-            raise FileNotFoundError(f"no offline W&B run under {path}/wandb")
-        path = runs[-1]
-    if path.is_dir():
-        files = sorted(path.glob("*.wandb"))
-        if not files:
-            raise FileNotFoundError(f"no .wandb file in {path}")
-        path = files[0]
-    if wait > 0:
-        wait_until_complete(path.parent, timeout=wait)
-    out: dict[str, Any] = {"config": {}, "summary": {}, "history": [], "artifacts": [],
-                           "files": [], "tags": [], "exit_code": None}
-    for rec in _records(path):
-        kind = rec.WhichOneof("record_type")
-        if kind == "run":
-            r = rec.run
-            out.update(id=r.run_id, project=r.project, entity=r.entity, group=r.run_group,
-                       job_type=r.job_type, name=r.display_name, tags=list(r.tags))
-            for item in r.config.update:
-                _apply(out["config"], item)
-        elif kind == "config":
-            for item in rec.config.update:
-                _apply(out["config"], item)
-            for item in rec.config.remove:
-                _apply(out["config"], item, remove=True)
-        elif kind == "summary":
-            for item in rec.summary.update:
-                _apply(out["summary"], item)
-            for item in rec.summary.remove:
-                _apply(out["summary"], item, remove=True)
-        elif kind == "history":
-            row: dict[str, Any] = {}
-            for item in rec.history.item:
-                _apply(row, item)
-            out["history"].append(row)
-        elif kind == "artifact":
-            a = rec.artifact
-            out["artifacts"].append({"name": a.name, "type": a.type,
-                                     "files": [c.path for c in a.manifest.contents]})
-        elif kind == "files":
-            out["files"].extend(f.path for f in rec.files.files)
-        elif kind == "exit":
-            out["exit_code"] = rec.exit.exit_code
-    out["config"].pop("_wandb", None)
-    return out

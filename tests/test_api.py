@@ -226,3 +226,19 @@ def test_models_that_cannot_be_explained_get_one_line(iris):
         with pytest.raises(ConfigError) as err:
             CounterfactualExplainer(bad, X, yc)
         assert str(err.value).startswith("model:") and message in str(err.value), err.value
+
+
+def test_result_shows_the_changes(iris):
+    X, y, model = iris
+    r = explain(model, X, y, X.iloc[0], target="virginica", k=3, seed=0)
+    text = str(r)
+    assert text.startswith("query predicted setosa → target virginica: 3 counterfactual(s)")
+    ch = r.changes()
+    assert len(ch) == len(r) == 3 and (ch["predicted"] == "virginica").all()
+    changed = [c for c in X.columns if c in ch and (ch[c] != "").any()]
+    assert changed and all("→" in v for c in changed for v in ch[c] if v)
+    only = r.to_frame(only_changes=True)
+    full = r.to_frame()
+    for c in X.columns:
+        same = full[c].to_numpy() == X.iloc[0][c]
+        assert ((only[c] == "-") == same).all()

@@ -209,7 +209,7 @@ def test_queries_from_a_csv_and_the_queries_frame(users, tmp_path):
     Xb, idb = load_queries([10, 20], data)
     out = queries_frame(data, np.vstack([X, Xb]), [*ids, *idb], model.predict_proba)
     assert list(out.columns) == ["query", "row_id", "plan", "region", "active", "age", "spend",
-                                 "predicted", "proba_churn", "proba_stay"]
+                                 "predicted", "probability", "proba_churn", "proba_stay"]
     assert out["row_id"].isna().tolist() == [True, True, True, False, False]
     assert out["row_id"].iloc[3:].tolist() == [10, 20]
     assert out[["plan", "region", "age"]].iloc[:3].values.tolist() == \

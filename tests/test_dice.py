@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,19 +42,8 @@ def plugin(file: str, problem, schema=None, **overrides):
     return instantiate(method_config(file, **overrides))(problem, schema or problem.schema, None)
 
 
-@dataclass(frozen=True)
-class PermittedFeature(Feature):
-    """A Feature carrying the optional ``permitted`` range the data helper is adding."""
-
-    permitted: tuple[float, float] | None = None
-
-
 def with_permitted(schema: FeatureSchema, **ranges: tuple[float, float]) -> FeatureSchema:
-    feats = []
-    for f in schema.features:
-        fields = {k: getattr(f, k) for k in Feature.__dataclass_fields__}
-        feats.append(PermittedFeature(**fields, permitted=ranges.get(f.name)))
-    return FeatureSchema(tuple(feats))
+    return FeatureSchema(tuple(replace(f, permitted=ranges.get(f.name)) for f in schema.features))
 
 
 def other_target(problem, q: int) -> tuple[np.ndarray, int]:
@@ -87,13 +76,13 @@ def check(problem, x, target, exp, schema=None):
 def test_box_by_hand():
     """Rules cap / floor at the query, permitted ranges intersect, integers round inwards."""
     s = FeatureSchema((
-        PermittedFeature("a", Kind.CONTINUOUS, 0.0, 10.0, permitted=(2.0, 8.0)),
-        PermittedFeature("b", Kind.INTEGER, 0.0, 10.0, rule=Rule.NON_DECREASING,
-                         permitted=(0.5, 6.5)),
-        PermittedFeature("c", Kind.CATEGORICAL, 0.0, 3.0, ("w", "x", "y", "z"),
-                         rule=Rule.NON_INCREASING),
-        PermittedFeature("d", Kind.CONTINUOUS, 0.0, 1.0, rule=Rule.NO_CHANGE),
-        PermittedFeature("e", Kind.CONTINUOUS, 0.0, 1.0),
+        Feature("a", Kind.CONTINUOUS, 0.0, 10.0, permitted=(2.0, 8.0)),
+        Feature("b", Kind.INTEGER, 0.0, 10.0, rule=Rule.NON_DECREASING,
+                permitted=(0.5, 6.5)),
+        Feature("c", Kind.CATEGORICAL, 0.0, 3.0, ("w", "x", "y", "z"),
+                rule=Rule.NON_INCREASING),
+        Feature("d", Kind.CONTINUOUS, 0.0, 1.0, rule=Rule.NO_CHANGE),
+        Feature("e", Kind.CONTINUOUS, 0.0, 1.0),
     ))
     box = allowed_box(s, np.array([5.0, 3.0, 2.0, 0.25, 1.5]))
     assert box.lo.tolist() == [2.0, 3.0, 0.0, 0.25, 0.0]

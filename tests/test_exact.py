@@ -3,10 +3,8 @@ rules, integrality and ties, and no other method (the GA) gets closer."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
-import types
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from sklearn.tree import DecisionTreeClassifier
 from cfgen.errors import ConfigError
 from cfgen.exact import ExactExplainer
 from cfgen.exact.oracle import assert_no_method_closer, brute_force_closest
+from cfgen.problem import Problem
 from cfgen.schema import Feature, FeatureSchema, Kind, Rule, actionability_violations
 from cfgen.search.distance import MixedDistance, feature_scale
 
@@ -27,13 +26,6 @@ RNG = np.random.default_rng(0)
 
 
 # ---------------------------------------------------------------------- a small synthetic problem
-@dataclasses.dataclass(frozen=True)
-class PermittedFeature(Feature):
-    """A feature carrying a permitted range, as the data helper's schema will."""
-
-    permitted: object = None
-
-
 SCHEMA = FeatureSchema((
     Feature("c", Kind.CONTINUOUS, 0.0, 6.0, decimals=1),
     Feature("i", Kind.INTEGER, 0.0, 9.0, decimals=0),
@@ -51,11 +43,9 @@ def _synthetic_xy(n: int = 300, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return np.column_stack([c, i, k]), y
 
 
-def _problem(estimator, X, y, schema=SCHEMA):
-    """The Problem attributes the exact method uses (cfgen.problem.Problem once it lands)."""
+def _problem(estimator, X, y, schema=SCHEMA) -> Problem:
     estimator.fit(X, y)
-    return types.SimpleNamespace(estimator=estimator, X_train=X, y_train=y, schema=schema,
-                                 n_classes=int(y.max()) + 1)
+    return Problem.from_fitted(estimator, X, y, schema=schema)
 
 
 MODELS = {
@@ -100,12 +90,10 @@ def _grid_values(f: Feature, x: float) -> np.ndarray:
         vals = vals[vals <= x]
     elif f.rule is Rule.NON_DECREASING:
         vals = vals[vals >= x]
-    permitted = getattr(f, "permitted", None)
-    if permitted is not None:
-        if f.kind is Kind.CATEGORICAL:
-            vals = vals[np.isin(vals, [f.categories.index(p) for p in permitted])]
-        else:
-            vals = vals[(vals >= permitted[0]) & (vals <= permitted[1])]
+    if f.permitted is not None:
+        lo = -np.inf if f.permitted[0] is None else f.permitted[0]
+        hi = np.inf if f.permitted[1] is None else f.permitted[1]
+        vals = vals[(vals >= lo) & (vals <= hi)]
     return np.union1d(vals, [x])
 
 
@@ -165,7 +153,7 @@ def test_optimum_equals_exhaustive_enumeration(problems, model, warm_start):
 def test_boosted_optimum_equals_exhaustive_enumeration(model, classes):
     X, y = _synthetic_xy()
     problem = _problem(BOOSTED[model](), X, np.minimum(y, classes - 1))
-    for x in _queries(6, seed=13):
+    for x in _queries(4, seed=13):
         for target in range(classes):
             _check(problem, SCHEMA, x, target)
 
@@ -187,17 +175,20 @@ def test_actionability_rules_are_honoured(problems):
 
 def test_permitted_ranges_are_honoured(problems):
     schema = FeatureSchema((
-        PermittedFeature("c", Kind.CONTINUOUS, 0.0, 6.0, decimals=1, permitted=(1.5, 4.0)),
-        Feature("i", Kind.INTEGER, 0.0, 9.0, decimals=0),
-        PermittedFeature("k", Kind.CATEGORICAL, 0.0, 2.0, categories=("a", "b", "z"),
-                         decimals=0, permitted=("a", "z")),
+        Feature("c", Kind.CONTINUOUS, 0.0, 6.0, decimals=1, permitted=(1.5, 4.0)),
+        Feature("i", Kind.INTEGER, 0.0, 9.0, decimals=0, permitted=(None, 6.0)),  # type: ignore[arg-type]
+        Feature("k", Kind.CATEGORICAL, 0.0, 2.0, categories=("a", "b", "z"), decimals=0,
+                permitted=(1.0, 2.0)),
     ))
     for x in _queries(9, seed=5):
         for target in range(3):
             e = _check(problems["rf"], schema, x, target)
             for row in e.counterfactuals:
                 assert row[0] == x[0] or 1.5 <= row[0] <= 4.0
-                assert row[2] == x[2] or row[2] in (0.0, 2.0)
+                assert row[1] == x[1] or row[1] <= 6.0
+                assert row[2] == x[2] or row[2] in (1.0, 2.0)
+            assert not actionability_violations(x, e.counterfactuals, schema.rules,
+                                                permitted=schema.permitted).any()
 
 
 def test_ties_go_to_the_lowest_class_and_fixups_keep_rows_valid(problems):
@@ -292,26 +283,34 @@ def test_non_tree_model_is_rejected():
 
 
 def test_config_builds_the_plugin(problems):
+    from conftest import compose_config
+
+    from cfgen.methods import method_factory, needs_bounds
+
     cfg = OmegaConf.load(CONF)
     assert cfg.name == "exact" and cfg.time_limit == 60 and cfg._partial_ is True
     ex = instantiate(cfg)(problems["rf"], SCHEMA, None)
     assert isinstance(ex, ExactExplainer) and ex.time_limit == 60 and not ex.needs_bounds
+    factory = method_factory(compose_config(["method=exact", "method.mip_gap=0.001"]).method)
+    assert not needs_bounds(factory)
+    ex = factory(problems["rf"], SCHEMA, None)
+    assert ex.settings["mip_gap"] == 0.001 and ex.time_limit == 60
+
+
+def test_a_problem_without_tree_view_is_refused():
+    X, y = _synthetic_xy(80)
+    problem = _problem(RandomForestClassifier(n_estimators=2, random_state=0), X, y)
+    problem.trees = None  # e.g. a model fitted on the user's own (non-encoded) columns
+    with pytest.raises(ConfigError, match="^model: RandomForestClassifier is fitted on other"):
+        ExactExplainer(problem, SCHEMA)
 
 
 # ---------------------------------------------------------------------- the paper's forests
 def _paper(dataset: str):
     from conftest import compose_config
 
-    from cfgen.data import load_dataset
-    from cfgen.models import fit_model
-
-    cfg = compose_config([f"dataset={dataset}", "model=random_forest"])
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
-    problem = types.SimpleNamespace(
-        estimator=model.estimator, predictor=model.predictor, X_train=data.X_train,
-        y_train=data.y_train, X_test=data.X_test, schema=data.schema, n_classes=data.n_classes)
-    return cfg, data, model, problem
+    cfg = compose_config([f"dataset={dataset}", "model=random_forest", "method=dpg_ga"])
+    return cfg, Problem.from_config(cfg.dataset, cfg.model)
 
 
 @pytest.fixture(scope="module")
@@ -321,46 +320,39 @@ def iris():
 
 @pytest.mark.parametrize("dataset", ["iris", "diabetes"])
 def test_paper_forests_are_solved_to_optimality(dataset, iris):
-    _, data, model, problem = iris if dataset == "iris" else _paper(dataset)
-    ex = ExactExplainer(problem, data.schema, time_limit=60)
-    pred = model.estimator.predict(data.X_test)
+    _, problem = iris if dataset == "iris" else _paper(dataset)
+    ex = ExactExplainer(problem, problem.schema, time_limit=60)
+    pred = problem.predict(problem.X_test)
     for i in range(4):
-        x = data.X_test[i]
-        for target in set(range(data.n_classes)) - {int(pred[i])}:
+        x = problem.X_test[i]
+        for target in set(range(problem.n_classes)) - {int(pred[i])}:
             e = ex.explain(x, target, 1, RNG)
             assert e.extra["status"] == "optimal" and e.extra["gap"] <= 1e-6 and not e.timed_out
-            assert model.estimator.predict(e.counterfactuals)[0] == target
+            assert problem.predict(e.counterfactuals)[0] == target
             if dataset == "iris":  # small enough to enumerate every cell's nearest value
-                want, _ = brute_force_closest(problem, x, target, data.schema)
+                want, _ = brute_force_closest(problem, x, target, problem.schema)
                 assert e.extra["objective"] == pytest.approx(want, rel=1e-9)
 
 
 def test_no_ga_counterfactual_is_closer_than_the_optimum(iris):
     from cfgen.constraints import mine_class_bounds
-    from cfgen.search import GAParams, GeneticExplainer
+    from cfgen.methods import method_factory
 
-    cfg, data, model, problem = iris
-    bounds = mine_class_bounds(model.estimator, data.schema, mode="dpg", X_train=data.X_train)
-    ga = GeneticExplainer(model.estimator, model.predictor, data.schema, data.X_train,
-                          data.y_train, bounds, GAParams.from_config(compose_quick_ga()))
-    ex = ExactExplainer(problem, data.schema, time_limit=60)
-    pred = model.estimator.predict(data.X_test)
+    cfg, problem = iris
+    bounds = mine_class_bounds(problem.model, problem.schema, mode="dpg", X_train=problem.X_train)
+    ga = method_factory(cfg.method)(problem, problem.schema, bounds)
+    ex = ExactExplainer(problem, problem.schema, time_limit=60)
+    pred = problem.predict(problem.X_test)
     compared = 0
     for i in range(3):
-        x = data.X_test[i]
-        for target in set(range(data.n_classes)) - {int(pred[i])}:
+        x = problem.X_test[i]
+        for target in set(range(problem.n_classes)) - {int(pred[i])}:
             best = ex.explain(x, target, 1, RNG).extra["objective"]
             found = ga.explain(x, target, 4, np.random.default_rng(i))
             out = assert_no_method_closer(problem, found.counterfactuals, best, x=x,
-                                          target=target, schema=data.schema)
+                                          target=target, schema=problem.schema)
             compared += out["compared"]
     assert compared > 0
-
-
-def compose_quick_ga():
-    from conftest import compose_config
-
-    return compose_config(["ga=quick"]).ga
 
 
 def test_oracle_catches_a_closer_row(problems):
@@ -379,3 +371,27 @@ def test_oracle_catches_a_closer_row(problems):
     off = row + np.array([[0.01, 0.0, 0.0]])  # off the grid (or invalid): not comparable
     assert assert_no_method_closer(problem, off, np.inf, x=x, target=target,
                                    schema=SCHEMA)["compared"] == 0
+
+
+@pytest.mark.slow  # a fresh interpreter importing cfgen, sklearn and HiGHS
+def test_a_query_prints_nothing_on_stdout(tmp_path):
+    """HiGHS's banner (once per process, on fd 1) must not reach a worker's console."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from sklearn.tree import DecisionTreeClassifier\n"
+        "from cfgen.exact import ExactExplainer; from cfgen.problem import Problem\n"
+        "from cfgen.schema import Feature, FeatureSchema, Kind\n"
+        "X = np.arange(20.0).reshape(10, 2); y = (X[:, 0] > 8).astype(int)\n"
+        "s = FeatureSchema((Feature('a', Kind.INTEGER, 0, 18, decimals=0),"
+        " Feature('b', Kind.INTEGER, 1, 19, decimals=0)))\n"
+        "p = Problem.from_fitted(DecisionTreeClassifier().fit(X, y), X, y, schema=s)\n"
+        "e = ExactExplainer(p, s).explain(X[0], 1, 1, np.random.default_rng(0))\n"
+        "assert e.extra['status'] == 'optimal', e.extra\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""

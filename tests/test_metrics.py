@@ -30,22 +30,30 @@ Rules of the combination: b non_increasing, c no_change.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.tree import DecisionTreeClassifier
 
 from cfgen.explanation import Explanation
 from cfgen.metrics import (
+    COLUMNS,
+    COUNT_LIKE,
     DIRECTIONS,
     METRIC_NAMES,
     MetricContext,
     aggregate,
     guarded_mad,
+    metrics_frame,
+    summarize_rows,
+    task_row,
 )
+from cfgen.plan import Task
 from cfgen.schema import Feature, FeatureSchema, Kind, Rule
 
 S2 = math.sqrt(2.0)
@@ -494,6 +502,192 @@ def test_aggregate_ci_matches_normal_theory():
     assert abs(d["ci_high"] - (v.mean() + half)) < 0.1 * half
     narrow = aggregate([{"x": float(x)} for x in v], seed=1, confidence=0.5)["x"]
     assert d["ci_low"] < narrow["ci_low"] < narrow["ci_high"] < d["ci_high"]
+
+
+# ------------------------------------------------------------------------------ mixed distance
+
+
+def test_distance_mixed(row, erow):
+    # MAD-scaled L1 over a, b (MAD 2, .75) + 1 per changed categorical (c):
+    #   cf0 [4,0,0]: 3/2 = 1.5;  cf1 [3,2,1]: 2/2 + 2/.75 + 1 = 14/3;
+    #   cf2 [2,1,0]: 1/2 + 1/.75 = 11/6
+    v = [1.5, 14 / 3, 11 / 6]
+    for r in (row, erow):  # cfgen's definition in both modes (not part of the original suite)
+        assert close(r["distance_mixed"], np.mean(v))
+        assert close(r["distance_mixed_min"], 1.5) and close(r["distance_mixed_max"], 14 / 3)
+
+
+def test_distance_mixed_is_what_the_search_optimises(ctx):
+    from cfgen.search.distance import MixedDistance, feature_scale
+
+    rng = np.random.default_rng(0)
+    x = X_TRAIN[3]
+    cfs = np.column_stack([rng.uniform(-3, 9, 6), rng.integers(0, 4, 6), rng.integers(0, 3, 6)])
+    metric = MixedDistance(feature_scale(X_TRAIN, SCHEMA), SCHEMA.categorical)
+    expected = metric.to(metric.scaled(cfs), metric.scaled(x))
+    r = ctx.compute(x, cfs, 1, 6, 0.0)
+    assert close(r["distance_mixed"], expected.mean(), 1e-12)
+    assert close(r["distance_mixed_max"], expected.max(), 1e-12)
+
+
+def test_scales_directions_and_docs():
+    from cfgen.metrics import COUNT_LIKE, SCALES
+
+    assert set(SCALES) == set(DIRECTIONS) == set(METRIC_NAMES)
+    assert SCALES["nbr_valid_cf"] == "count" and SCALES["perc_valid_cf_all"] == "share"
+    assert SCALES["avg_nbr_changes_per_cf"] == "count" and SCALES["avg_nbr_changes"] == "share"
+    assert SCALES["distance_mixed"] == "distance" and DIRECTIONS["distance_mixed"] == "down"
+    assert all(n.startswith(("nbr_", "perc_")) for n in COUNT_LIKE) and len(COUNT_LIKE) == 10
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
+    for name in METRIC_NAMES:  # every column is documented (a family row covers _min/_max)
+        base = name.removesuffix("_min").removesuffix("_max")
+        assert f"`{name}`" in doc or f"`{base}`" in doc, name
+
+
+# ------------------------------------------------------------------------------ batches
+
+
+def _random_case(seed: int, n_tasks: int = 40):
+    """Three classes, a categorical with 4 codes, an integer; sets of 0..6 with repeats."""
+    rng = np.random.default_rng(seed)
+    Xt = np.column_stack([rng.normal(0, 2, 200), rng.integers(0, 5, 200), rng.integers(0, 4, 200)])
+    yt = (Xt[:, 0] > 0).astype(int) + (Xt[:, 2] >= 2)
+    model = DecisionTreeClassifier(max_depth=4, random_state=0).fit(Xt, yt)
+    schema = FeatureSchema(
+        (
+            Feature("a", Kind.CONTINUOUS, -6.0, 6.0),
+            Feature("b", Kind.INTEGER, 0.0, 4.0, decimals=0),
+            Feature("c", Kind.CATEGORICAL, 0.0, 3.0, categories=("p", "q", "r", "s")),
+        )
+    )
+    rules = [schema, schema.with_rules({"b": Rule.NON_INCREASING, "c": Rule.NO_CHANGE}),
+             schema.with_rules({"a": Rule.NON_DECREASING})]
+    X = Xt[rng.integers(0, 200, n_tasks)]
+    sets = []
+    for t in range(n_tasks):
+        m = int(rng.integers(0, 7))
+        cfs = Xt[rng.integers(0, 200, m)].copy()
+        if m >= 2 and t % 3 == 0:
+            cfs[1] = cfs[0]  # a duplicate: zero-distance pairs and kNN ties
+        sets.append(cfs)
+    targets = rng.integers(0, 3, n_tasks)
+    schemas = [rules[t % 3] for t in range(n_tasks)]
+    return Xt[:120], yt[:120], Xt[120:], model, schema, X, sets, targets, schemas
+
+
+@pytest.mark.parametrize("compat", ["cfgen", "ece"])
+def test_batch_equals_one_query_at_a_time(compat):
+    Xtr, ytr, Xte, model, schema, X, sets, targets, schemas = _random_case(1)
+    ctx = MetricContext(schema, Xtr, ytr, Xte, model.predict_proba, compat=compat)
+    runtimes = np.arange(len(X)) / 10
+    cols = ctx.evaluate(X, sets, targets, 4, runtimes, schemas)
+    assert list(cols) == list(METRIC_NAMES)
+    for t in range(len(X)):
+        one = ctx.compute(X[t], sets[t], int(targets[t]), 4, runtimes[t], schema=schemas[t])
+        for name, v in one.items():
+            assert cols[name][t] == pytest.approx(v, rel=1e-12, abs=1e-12, nan_ok=True), (t, name)
+    # the sizes really cover empty, single and larger sets
+    assert {0, 1, 2, 6} <= {len(s) for s in sets}
+
+
+def test_evaluate_without_tasks(ctx):
+    cols = ctx.evaluate(np.zeros((0, 3)), [], [], 4, [])
+    assert list(cols) == list(METRIC_NAMES) and all(len(v) == 0 for v in cols.values())
+
+
+# ------------------------------------------------------------------------------ run rows
+
+
+@dataclasses.dataclass
+class NewTaskResult:
+    """The runner's TaskResult(index, explanation, error, peak_rss, pid) (until it lands)."""
+
+    index: int
+    explanation: Explanation
+    error: str | None = None
+    peak_rss: int = 0
+    pid: int = 0
+
+
+def _three_tasks():
+    # query t1 = [.5, 0, 0] (class 0), target 1, k 4; the tree puts CFS in classes [1, 1, 0]
+    tasks = [Task(i, 1, 1, 0, i, seed=i) for i in range(3)]
+    ok = Explanation(CFS, 1, K, 0.5, best_fitness=np.array([3.0, 2.0]), generations=2)
+    late = Explanation(CFS, 1, K, 0.0125, reason="time limit", timed_out=True, generations=1)
+    crashed = Explanation.empty(3, 1, K, 0.25, reason="failed")
+    results = [NewTaskResult(0, ok), NewTaskResult(1, late),
+               NewTaskResult(2, crashed, error="ValueError: boom\nTraceback ...")]
+    return tasks, results
+
+
+def test_timed_out_and_failed_tasks_are_failures(ctx):
+    tasks, results = _three_tasks()
+    frame = metrics_frame(ctx, tasks, results, K, {0: RULES})
+    assert list(frame.columns) == list(COLUMNS)
+    ok, late, crashed = (frame.iloc[i] for i in range(3))
+    assert ok["perc_valid_cf_all"] == 0.5 and ok["nbr_cf"] == 3 and ok["final_fitness"] == 2.0
+    # over the limit: a failure whatever it returned (before: validity 1.0 · 0 failed)
+    for r in (late, crashed):
+        assert all(r[n] == 0 for n in COUNT_LIKE)
+        assert math.isnan(r["distance_mixed"]) and math.isnan(r["lof"])
+    assert late["runtime"] == 0.0125 and bool(late["timed_out"]) and late["reason"] == "time limit"
+    assert crashed["runtime"] == 0.25 and crashed["error"] == "ValueError: boom"
+    s = summarize_rows(frame)
+    assert (s["n_tasks"], s["n_failed"], s["n_timed_out"], s["n_errors"]) == (3, 2, 1, 1)
+    assert close(s["validity"], 0.5 / 3)
+    assert s["metrics"]["perc_valid_cf_all"]["n"] == 3
+    assert s["metrics"]["distance_mixed"]["n"] == 1
+
+
+def test_summarize_rows_from_csv_text(ctx, tmp_path):
+    tasks, results = _three_tasks()
+    frame = metrics_frame(ctx, tasks, results, K)
+    frame.loc[1, "error"] = "also raised"  # timed out *and* raised: one failure
+    path = tmp_path / "metrics.csv"
+    frame.to_csv(path, index=False)
+    back = pd.read_csv(path)
+    s, t = summarize_rows(back), summarize_rows(frame.to_dict("records"))
+    assert (s["n_failed"], s["n_timed_out"], s["n_errors"]) == (2, 1, 2)
+    assert s["validity"] == t["validity"] and s["n_failed"] == t["n_failed"]
+    assert summarize_rows([])["n_tasks"] == 0 and summarize_rows([])["validity"] == 0.0
+
+
+def test_task_row_is_the_frame_row(ctx):
+    tasks, results = _three_tasks()
+    frame = metrics_frame(ctx, tasks, results, K, {0: RULES})
+    for t, r in zip(tasks, results, strict=True):
+        row = task_row(ctx, t, r, K, RULES)
+        assert list(row) == list(COLUMNS)
+        for name, v in row.items():
+            w = frame.iloc[t.index][name]
+            assert v == w or (math.isnan(v) and math.isnan(w)), name
+
+
+def test_real_search_over_its_time_limit_counts_as_failed(cfg_factory):
+    # the genetic search with a limit it cannot meet: every task is timed out; the run must
+    # not report them as valid (issue 17 #2: "validity 1.000 · 4 tasks (0 failed)")
+    from cfgen.launcher import WorkerContext, run_tasks
+    from cfgen.methods import method_factory
+    from cfgen.plan import Combinations
+    from cfgen.problem import Problem
+
+    cfg = cfg_factory("method.time_limit=0.0001", "method.bounds.mode=none")
+    problem = Problem.from_config(cfg.dataset, cfg.model)
+    comb = Combinations.for_schema(problem.schema, ["none"])
+    queries = [0, 3, 5, 10]
+    targets = (problem.predict(problem.X_test[queries]) + 1) % problem.n_classes
+    tasks = [Task(i, q, int(t), 0, 0, seed=i)
+             for i, (q, t) in enumerate(zip(queries, targets, strict=True))]
+    wctx = WorkerContext(problem, method_factory(cfg.method), None, comb, 3)
+    results = run_tasks(tasks, wctx, False, None, progress=False)
+    assert all(r.timed_out for r in results)
+    assert any(len(r.counterfactuals) for r in results)  # it did return something
+    mctx = MetricContext(problem.schema, problem.X_train, problem.y_train, problem.X_test,
+                         problem.predictor.predict_proba)
+    frame = metrics_frame(mctx, tasks, results, 3)
+    s = summarize_rows(frame)
+    assert s["n_failed"] == s["n_timed_out"] == 4 and s["validity"] == 0.0
+    assert (frame["nbr_valid_cf"] == 0).all() and (frame["runtime"] > 0).all()
 
 
 # ------------------------------------------------------------------------------ plots

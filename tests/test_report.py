@@ -438,7 +438,8 @@ def test_paper_preset_sweeps_every_dataset_and_method(datasets_dir):
     assert set(params["dataset"]) == csvs | {"iris"}
     presets = {p.stem for p in (ROOT / "cfgen" / "conf" / "dataset").glob("*.yaml")}
     assert set(params["dataset"]) <= presets
-    assert params["method"] == ["dpg_ga", "dice_random", "dice_genetic", "dice_kdtree"]
+    assert params["method"] == ["dpg_ga", "dice_random", "dice_genetic", "dice_kdtree",
+                                "nice_sparsity", "nice_proximity", "nice_plausibility", "exact"]
     # the preset's time limit survives choosing another method (experiment after method)
     cfg = _compose_with_hydra(["experiment=paper", "method=dice_genetic"])
     assert cfg.method.name == "dice_genetic" and cfg.method.time_limit == 30
@@ -449,7 +450,8 @@ def test_paper_quick_preset():
     assert cfg.experiment_params.num_samples == 5 and cfg.experiment_params.num_replications == 1
     assert cfg.method.ga.population_size <= 30  # method/ga=quick
     assert _sweep_params(cfg)["dataset"] == ["iris", "education_dataset", "diabetes"]
-    assert len(_sweep_params(cfg)["method"]) == 4
+    assert _sweep_params(cfg)["method"] == ["dpg_ga_quick", "dice_random", "dice_genetic",
+                                            "dice_kdtree", "nice_sparsity", "exact"]
     assert "paper_quick" in cfg.hydra.sweep.dir
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfgen.trees import TreeEnsemble
+from cfgen.trees import TreeEnsemble, unsupported
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,11 @@ def ensemble_of(problem) -> Ensemble:
     Raises :class:`cfgen.trees.UnsupportedModel` (a ``ConfigError``) for any other model.
     """
     view = getattr(problem, "trees", None)
+    if view is None and hasattr(problem, "trees"):  # a Problem without a tree view
+        model = getattr(problem, "model", problem.estimator)
+        TreeEnsemble.from_model(model)  # not a tree ensemble: its own line
+        raise unsupported(model, "is fitted on other columns than cfgen's encoded features "
+                                 "(method=exact needs its trees over them)")
     if not isinstance(view, TreeEnsemble):
         view = TreeEnsemble.from_model(problem.estimator)
     return Ensemble(_split(view), n_classes=view.n_classes, n_features=view.n_features,

@@ -3,9 +3,10 @@
 A feature's *domain* for one query ``x``: the grid values ``k / factor`` (``factor =
 10**decimals`` for continuous features, 1 for integers) inside the schema box widened to
 contain ``x`` (as ``cfgen.search.space`` does), narrowed by the actionability rule and by the
-feature's permitted range when it has one, plus ``x`` itself (always allowed: an unchanged
-feature, even when ``x`` is off the grid or outside the permitted range). A categorical
-feature's domain is a set of codes ``0..n-1`` (every code is a valid value).
+feature's permitted ``(low, high)`` when it has one (``Feature.permitted``; ``None`` sides
+open), plus ``x`` itself (always allowed: an unchanged feature, even when ``x`` is off the grid
+or outside the permitted range). A categorical feature's domain is a set of codes ``0..n-1``
+(every code is a valid value; a permitted range bounds the codes).
 
 A split (``cast(v) <= t`` goes left; ``cast`` is the library's reading, float32 for sklearn)
 sends a grid value right exactly when its index ``k`` is at least :func:`first_right` of ``t``.
@@ -16,12 +17,11 @@ is among them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from cfgen.errors import ConfigError
 from cfgen.schema import Feature, FeatureSchema, Kind, Rule
 
 Cast = Callable[[np.ndarray], np.ndarray]
@@ -119,20 +119,10 @@ def within(dom: Domain, reach: float) -> Domain:
     return Domain(dom.x, f, False, klo=klo, khi=khi)
 
 
-def _permitted_codes(feature: Feature, permitted: Iterable, n: int) -> np.ndarray:
-    codes = []
-    for p in permitted:
-        if isinstance(p, str):
-            if p not in feature.categories:
-                raise ConfigError(
-                    f"{feature.name}.permitted: {p!r} is not a category of {feature.name} "
-                    f"(categories: {', '.join(feature.categories)})"
-                )
-            codes.append(feature.categories.index(p))
-        else:
-            codes.append(int(p))
-    out = np.asarray(codes, dtype=float)
-    return out[(out >= 0) & (out < n)]
+def _bounds(permitted) -> tuple[float, float]:
+    """A permitted ``(low, high)`` with ``None`` sides open."""
+    lo, hi = permitted
+    return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
 
 
 def _categorical_domain(feature: Feature, x: float) -> Domain:
@@ -147,7 +137,8 @@ def _categorical_domain(feature: Feature, x: float) -> Domain:
         codes = codes[codes >= x]
     permitted = getattr(feature, "permitted", None)
     if permitted is not None:
-        codes = codes[np.isin(codes, _permitted_codes(feature, permitted, n))]
+        p_lo, p_hi = _bounds(permitted)
+        codes = codes[(codes >= p_lo) & (codes <= p_hi)]
     return Domain(x=x, factor=1.0, categorical=True, codes=np.union1d(codes, [x]))
 
 
@@ -160,9 +151,8 @@ def _numeric_domain(feature: Feature, x: float) -> Domain:
         lo = x
     permitted = getattr(feature, "permitted", None)
     if permitted is not None:
-        p_lo, p_hi = (float(v) if v is not None else np.nan for v in permitted)
-        lo = max(lo, p_lo) if np.isfinite(p_lo) else lo
-        hi = min(hi, p_hi) if np.isfinite(p_hi) else hi
+        p_lo, p_hi = _bounds(permitted)
+        lo, hi = max(lo, p_lo), min(hi, p_hi)
     klo = float(np.ceil(lo * factor - 1e-7))
     khi = float(np.floor(hi * factor + 1e-7))
     return Domain(x=x, factor=factor, categorical=False, klo=klo, khi=khi)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 import highspy
@@ -21,6 +23,28 @@ class Solved:
     gap: float
     bound: float
     seconds: float
+
+
+_quiet = False
+
+
+def _highs() -> highspy.Highs:
+    """A HiGHS instance; the first one of a process is made with fd 1 muted (HiGHS prints its
+    copyright banner on stdout once per process, which would land in every worker's console)."""
+    global _quiet
+    if _quiet:
+        return highspy.Highs()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _quiet = True
+    return h
 
 
 def _lp(form: Formulation) -> highspy.HighsLp:
@@ -54,7 +78,7 @@ def solve(form: Formulation, time_limit: float | None, mip_gap: float, threads: 
     incumbent ``start`` when given (HiGHS drops it if it is infeasible)."""
     if not form.cost:  # nothing can move: the query itself is the only row (feasible or not)
         return Solved("infeasible", None, np.inf, np.inf, np.inf, 0.0)
-    h = highspy.Highs()
+    h = _highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", int(threads))
     h.setOptionValue("random_seed", int(seed))

@@ -91,7 +91,7 @@ def evolve(pop: np.ndarray, toolbox: base.Toolbox, ev: Evaluator, metric: MixedD
     elite = min(ga.elite, n - 1)
     stats = _stats()
     out = Evolution(hall_of_fame(hall_size), tools.Logbook())
-    out.logbook.header = ["gen", "valid", "best", "mean"]
+    out.logbook.header = ["gen", "valid", "valid_mean", "best", "mean"]
     best_so_far, stale, arrival = np.inf, 0, 0
     hard_cap = 3 * ga.max_generations  # while nothing valid is found
     for gen in range(hard_cap):
@@ -103,7 +103,9 @@ def evolve(pop: np.ndarray, toolbox: base.Toolbox, ev: Evaluator, metric: MixedD
         arrival = update_hall(out.hall, pop[obj.valid], q[obj.valid], arrival)
         b = int(np.argmin(score))
         out.best_rows.append(pop[b].copy())
-        out.logbook.record(gen=gen, valid=int(obj.valid.sum()), **stats.compile([score]))
+        valid_mean = float(q[obj.valid].mean()) if obj.valid.any() else float("nan")
+        out.logbook.record(gen=gen, valid=int(obj.valid.sum()), valid_mean=valid_mean,
+                           **stats.compile([score]))
         if best_so_far - score[b] > ga.delta_threshold:
             best_so_far, stale = score[b], 0
         else:
@@ -131,5 +133,9 @@ def hall_rows(hall: tools.HallOfFame, d: int) -> tuple[np.ndarray, np.ndarray]:
 
 def logbook_records(logbook: tools.Logbook) -> list[dict[str, Any]]:
     """The logbook as plain JSON-able dicts."""
-    return [{k: (float(v) if isinstance(v, (np.floating, float)) else int(v))
-             for k, v in rec.items()} for rec in logbook]
+    def plain(v: Any) -> Any:
+        if isinstance(v, (np.floating, float)):
+            return float(v) if np.isfinite(v) else None  # JSON: no NaN
+        return int(v)
+
+    return [{k: plain(v) for k, v in rec.items()} for rec in logbook]

@@ -41,6 +41,7 @@ from scipy.spatial.distance import cdist
 
 from cfgen.config import BoundsConfig, GAConfig, check_node, setting
 from cfgen.constraints import ClassBounds
+from cfgen.errors import ConfigError
 from cfgen.explanation import Explanation
 from cfgen.schema import FeatureSchema
 from cfgen.search.adapters import PerIndividual, deap_operator
@@ -105,8 +106,11 @@ class GeneticExplainer:
         self.schema = schema if schema is not None else problem.schema
         self.estimator = problem.estimator
         self.predictor = problem.predictor
-        self.exact = bool(getattr(self.predictor, "exact", isinstance(self.predictor,
-                                                                      CompiledForest)))
+        # a compiled voting forest is bit-for-bit the model: its verdict is final; any other
+        # predictor (boosted margins within 1e-9, a plain predict_proba) is re-checked
+        trees = problem.trees
+        self.exact = isinstance(self.predictor, CompiledForest) and trees is not None \
+            and getattr(trees, "kind", "vote") == "vote"
         self.bounds = class_bounds
         self.time_limit = time_limit
         self.d = len(self.schema)
@@ -116,12 +120,32 @@ class GeneticExplainer:
         self.n_classes = int(problem.n_classes)
         predicted = np.argmax(self.predictor.predict_proba(X_train), axis=1)
         self.reference = TrainingReference(X_train, problem.y_train, predicted, self.metric)
-        self.edges = SplitEdges.from_estimator(problem.model, self.schema) \
+        self.edges = SplitEdges.from_estimator(problem.trees, self.schema) \
             if problem.trees is not None else None
         self.spaces = SpaceFactory(self.schema, class_bounds)
         ens = getattr(self.predictor, "trees", None)
         self.flips = FlipGrid(ens, self.spaces.factor) \
             if ens is not None and hasattr(self.predictor, "leaf_nodes") else None
+
+    @staticmethod
+    def memory_bytes(ga: GAConfig, d: int, k: int) -> int:
+        """Peak memory of one search, estimated: the valid individuals' pairwise distance matrix
+        (the diversity reward) dominates, ``n * n`` floats and a boolean mask, plus the
+        population arrays and the hall of fame."""
+        n = max(2, ga.population_size)
+        return int(n * n * 17 + 40 * n * d * 8 + 4 * max(ga.pool_size, k) * d * 8 * 8)
+
+    @classmethod
+    def preflight(cls, settings: Any, problem: Any, k: int, available: int | None) -> None:
+        """Refuse, before anything starts, a population that cannot fit in a worker's memory."""
+        ga: GAConfig = check_node(dict(settings).get("ga") or {}, GAConfig, "method.ga")
+        need = cls.memory_bytes(ga, int(problem.d), int(k))
+        if available is not None and need > available:
+            raise ConfigError(
+                f"method.ga.population_size={ga.population_size} is not allowed here: one search "
+                f"needs about {need / 2**30:.1f} GiB (its pairwise distances grow with the "
+                f"square of the population) and {available / 2**30:.1f} GiB are available: "
+                "lower method.ga.population_size")
 
     # ------------------------------------------------------------------ toolbox
     def _valid_fn(self, target: int, counter: list[int]) -> ValidFn:

@@ -79,7 +79,9 @@ class TrainingReference:
             cand, cand_dist = rows[mask], dist[mask]
         if len(cand) == 0:
             return QueryGuides(ref_s, np.zeros((0, d)), np.zeros((0, d)))
-        a_min, a_max = self.span[target]
+        span = self.span[target]
+        assert span is not None  # there are anchor candidates
+        a_min, a_max = span
         ruled = np.flatnonzero((space.lo > np.minimum(a_min, space.x))
                                | (space.hi < np.maximum(a_max, space.x)))
         if ruled.size:  # distances after projection onto the box: correct the clipped columns

@@ -115,6 +115,9 @@ class SpaceFactory:
         d = len(schema)
         self.d = d
         self.lows, self.highs = schema.lows, schema.highs
+        perm = schema.permitted
+        self.p_lo = np.array([-np.inf if p is None else p[0] for p in perm], dtype=float)
+        self.p_hi = np.array([np.inf if p is None else p[1] for p in perm], dtype=float)
         self.no_change = schema.rule_mask(Rule.NO_CHANGE)
         self.non_inc = schema.rule_mask(Rule.NON_INCREASING) | self.no_change
         self.non_dec = schema.rule_mask(Rule.NON_DECREASING) | self.no_change
@@ -149,7 +152,8 @@ class SpaceFactory:
         luts, offsets, allowed_codes, off = [], [], [], 0
         for j, n in zip(self.cat_idx, self.n_codes, strict=True):
             codes = np.arange(n)
-            lut = np.ones(n, dtype=bool) if allowed[j] is None else np.isin(codes, allowed[j])
+            codes_j = allowed[j]
+            lut = np.ones(n, dtype=bool) if codes_j is None else np.isin(codes, codes_j)
             luts.append(lut)
             allowed_codes.append(codes[lut])
             offsets.append(off)
@@ -170,6 +174,12 @@ class SpaceFactory:
         hi = np.maximum(self.highs, x)
         hi = np.where(self.non_inc, x, hi)
         lo = np.where(self.non_dec, x, lo)
+        # permitted ranges (dataset.ranges): a move must land inside; a query value already
+        # outside its range may only stay (leaving it alone is not an action)
+        outside = (x < self.p_lo) | (x > self.p_hi)
+        lo = np.where(outside, x, np.maximum(lo, self.p_lo))
+        hi = np.where(outside, x, np.minimum(hi, self.p_hi))
+        hi = np.maximum(hi, lo)
         off_grid = np.round(x * f) / f != x
         glo = np.minimum(_grid_up(lo, f), hi)
         ghi = np.maximum(_grid_down(hi, f), lo)

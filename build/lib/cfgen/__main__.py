@@ -1,0 +1,93 @@
+"""``python -m cfgen [overrides]``: the Hydra app (single runs and ``-m`` sweeps)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from cfgen.cli import CONF_DIR, CONFIG_NAME, precheck, report_error
+from cfgen.config import register
+from cfgen.datasets import open_dict_overrides
+from cfgen.errors import ConfigError
+from cfgen.rundir import OutputError, ignore_sigxfsz
+
+log = logging.getLogger("cfgen")
+register()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
+def app(cfg: DictConfig) -> float:
+    """Run one experiment in Hydra's run directory; the return value is the sweep objective."""
+    from cfgen.experiment import run
+
+    run_dir = HydraConfig.get().runtime.output_dir
+    try:
+        result = run(cfg, run_dir)
+    except ConfigError as exc:
+        report_error(exc)
+        sys.exit(2)
+    except OutputError as exc:
+        report_error(exc)
+        sys.exit(1)
+    if cfg.output.table:
+        _print_tables(cfg, result, run_dir)
+    s = result.summary
+    failed = f"{s['n_failed']} failed" + (f", {s['n_timed_out']} over the time limit"
+                                          if s.get("n_timed_out") else "")
+    print(f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({failed}) · "
+          f"{s['wall_seconds']:.1f} s\nrun directory: {run_dir}  (report.html)")
+    return float(s["validity"])
+
+
+def _print_tables(cfg: DictConfig, result: Any, run_dir: str) -> None:
+    """The per-query table, the combinations table, then up to output.show diff tables."""
+    import pandas as pd
+
+    from cfgen.changes import read_changes
+    from cfgen.console import combination_table, console_table, diff_tables
+
+    ep = cfg.experiment_params
+    print(console_table(result.problem, result.metrics, k=ep.num_counterfactuals))
+    if len({t.combination for t in result.tasks}) > 1:
+        print(combination_table(result.tasks, result.results, result.combinations,
+                                ep.num_counterfactuals))
+    if cfg.output.show:
+        run = Path(run_dir)
+        diffs = diff_tables(read_changes(run / "changes.csv"), cfg.output.show,
+                            pd.read_csv(run / "queries.csv"))
+        if diffs:
+            print("\n" + diffs)
+
+
+def main() -> None:
+    """Check the overrides (one clear line on bad input), then hand over to Hydra."""
+    ignore_sigxfsz()  # `ulimit -f` exceeded: EFBIG, reported as one line, not a kill
+    # dataset.actionability.<feature>=... and dataset.ranges.<feature>=... need no "+"
+    sys.argv[1:] = open_dict_overrides(sys.argv[1:])
+    lock = None
+    if os.environ.get("HYDRA_FULL_ERROR") != "1":
+        try:  # also locks a fixed run directory before Hydra writes .hydra/ into it
+            lock = precheck(sys.argv[1:])
+        except ConfigError as exc:
+            report_error(exc)
+            sys.exit(2)
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("cfgen: interrupted: finished tasks are kept in the run's journal/; rerun the same "
+              "command with experiment_params.resume=true to finish", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+if __name__ == "__main__":
+    main()
