@@ -115,6 +115,11 @@ class GAConfig:
     pool_size: int = setting(16, ge=1)
     plausibility_steps: int = setting(4, ge=0)
     w_final_plausibility: float = setting(1.5, ge=0.0)
+    flip_beam: int = setting(48, ge=0)  # split-flip search for the closest (0: off)
+    flip_layers: int = setting(12, ge=1)  # flips per path of that search at most
+    flip_restarts: int = setting(2, ge=0)  # rounds: polish, search again with one change undone
+    plausible_rows: int = setting(16, ge=0)  # target rows nearest the actionable box, as candidates
+    diverse_shortlist: int = setting(40, ge=1)  # NSGA-II-ranked rows diverse members come from
     operators: OperatorsConfig = setting(factory=OperatorsConfig)
 
     def check_relations(self, prefix: str) -> None:
