@@ -35,9 +35,15 @@ FAST = [
 ]
 
 
+def _fast(extra: tuple[str, ...]) -> list[str]:
+    """FAST, without the GA override when another method (no ``ga`` settings) is chosen."""
+    method = next((e.split("=", 1)[1] for e in extra if e.startswith("method=")), "dpg_ga")
+    return [f for f in FAST if method.startswith("dpg_ga") or not f.startswith("method/ga")]
+
+
 @pytest.fixture
 def cfg_factory():
-    return lambda *extra: compose_config([*FAST, *extra])
+    return lambda *extra: compose_config([*_fast(extra), *extra])
 
 
 @pytest.fixture(scope="session")

@@ -649,3 +649,22 @@ def test_run_report_holds_setup_diffs_metrics_and_plots(german_report):
         assert f"<th>{f}</th>" in page
         for c in cells:
             assert c.replace("<", "&lt;").replace(">", "&gt;") in page
+
+
+def test_report_gains_closest_over_optimum_when_exact_ran(cfg_factory, tmp_path):
+    """dpg_ga and the exact MILP on the same queries: the report adds the table, the exact
+    method sits at 1 and no method is below it."""
+    from cfgen.experiment import run
+
+    root = tmp_path / "multirun"
+    for job, method in enumerate(("dpg_ga", "exact")):
+        run(cfg_factory("dataset=iris", f"method={method}", "experiment_params.num_samples=3",
+                        "experiment_params.num_replications=1"), root / f"{job}_{method}")
+    rep = build_report([root])
+    written = write_report(rep, root / "report", plot=False)
+    table = pd.read_csv(written["closest_over_optimum.csv"])
+    by = table.set_index("method")
+    assert set(by.index) == {"dpg_ga", "exact"}
+    assert by.loc["exact", "closest_over_optimum_median"] == pytest.approx(1.0)
+    assert (table["closest_over_optimum_median"] >= 1.0 - 1e-9).all()
+    assert "Closest counterfactual ÷ proven optimum" in written["report.md"].read_text()

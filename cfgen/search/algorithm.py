@@ -15,6 +15,7 @@ defaults) or on one individual at a time (``deap.tools`` operators, through
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +53,20 @@ def var_and(pop: np.ndarray, toolbox: base.Toolbox) -> np.ndarray:
     return toolbox.mutate(toolbox.mate(pop))
 
 
+class RowHall(tools.HallOfFame):
+    """DEAP's HallOfFame, keeping the offered individual itself: each is a fresh row never
+    changed after it is offered, so DEAP's deep copy on insertion (a third of the loop on small
+    datasets) buys nothing."""
+
+    def insert(self, item: Any) -> None:
+        i = bisect_right(self.keys, item.fitness)
+        self.items.insert(len(self) - i, item)
+        self.keys.insert(i, item.fitness)
+
+
 def hall_of_fame(size: int) -> tools.HallOfFame:
-    """DEAP's HallOfFame of array rows; rows are alike when their keys (exact values) match."""
-    return tools.HallOfFame(size, similar=lambda a, b: a.key == b.key)
+    """A HallOfFame of array rows; rows are alike when their keys (exact values) match."""
+    return RowHall(size, similar=lambda a, b: a.key == b.key)
 
 
 def update_hall(hall: tools.HallOfFame, rows: np.ndarray, quality: np.ndarray,
