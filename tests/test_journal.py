@@ -782,3 +782,18 @@ def test_cli_kill_9_of_the_parent_then_resume_loses_nothing(tmp_path):
     assert f"resuming: {saved} of 80 tasks already finished" in again.stdout
     assert (d / "counterfactuals.csv").read_bytes() == \
         (tmp_path / "ref" / "counterfactuals.csv").read_bytes()
+
+
+def test_one_list_of_launch_only_keys():
+    """The journal's fingerprint and Hydra's job directory names ignore the same keys."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from cfgen.cli import CONF_DIR
+    from cfgen.journal import launch_only_keys
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        full = compose("config", return_hydra_config=True)
+    assert list(full.hydra.job.config.override_dirname.exclude_keys) == launch_only_keys()
+    assert "experiment_params.parallel_replications" in launch_only_keys()
