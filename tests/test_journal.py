@@ -790,8 +790,10 @@ def test_one_list_of_launch_only_keys():
     from hydra.core.global_hydra import GlobalHydra
 
     from cfgen.cli import CONF_DIR
+    from cfgen.config import register
     from cfgen.journal import launch_only_keys
 
+    register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         full = compose("config", return_hydra_config=True)
