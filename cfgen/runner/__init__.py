@@ -14,7 +14,7 @@ Everything a caller needs is importable from here; submitit is imported only for
 from cfgen.runner.context import WorkerContext
 from cfgen.runner.errors import RunnerError
 from cfgen.runner.executors import EXECUTORS, run_tasks
-from cfgen.runner.forkserver import warm_up
+from cfgen.runner.forkserver import warm_up, warm_up_for
 from cfgen.runner.pool import MAX_CRASHES, WorkersDied
 from cfgen.runner.resources import resolve_workers, usable_cpus
 from cfgen.runner.task import TaskResult, failed_result, run_task
@@ -22,5 +22,5 @@ from cfgen.runner.task import TaskResult, failed_result, run_task
 __all__ = [
     "EXECUTORS", "MAX_CRASHES", "RunnerError", "TaskResult", "WorkerContext", "WorkersDied",
     "failed_result", "resolve_workers", "run_task", "run_tasks",
-    "usable_cpus", "warm_up",
+    "usable_cpus", "warm_up", "warm_up_for",
 ]

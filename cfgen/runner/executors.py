@@ -31,8 +31,10 @@ from cfgen.runner.cost import CostMeter
 from cfgen.runner.pool import MAX_CRASHES, ChunkPool, Record
 from cfgen.runner.progress import Progress
 from cfgen.runner.resources import (
+    CpuSampler,
     cap_workers,
     check_max_workers,
+    pool_speedup,
     resolve_workers,
     worker_memory,
 )
@@ -42,8 +44,8 @@ log = logging.getLogger("cfgen.runner")
 
 EXECUTORS = ("process", "local", "slurm")
 POOL_START_SECONDS = 0.15  # a pool's own start once the forkserver serves forks
-MEASURE_TASKS = 3  # tasks measured here before the automatic choice
-MEASURE_SECONDS = 0.25  # ... or this long with two of them (4 × as long with one)
+MEASURE_TASKS = 3  # tasks measured here before a run too small for any pool stays here
+MEASURE_SECONDS = 0.25  # otherwise this long (the machine's load too; 4 × as long for 1 task)
 
 
 def run_tasks(
@@ -152,35 +154,43 @@ def run_pool(tasks: Sequence[Task], ctx: WorkerContext, record: Record, workers:
                  worker_memory(len(payload)) / 2**20)
 
 
-def pool_pays(n_left: int, meter: CostMeter, workers: int, wait: float) -> bool:
-    """Whether moving ``n_left`` tasks to ``workers`` processes, ready in ``wait`` seconds
-    (this process keeps working meanwhile), finishes sooner than running them here."""
+def pool_pays(n_left: int, meter: CostMeter, speedup: float, wait: float) -> bool:
+    """Whether moving ``n_left`` tasks to workers that finish ``speedup`` × faster, ready in
+    ``wait`` seconds (this process keeps working meanwhile), beats running them here."""
     per = meter.per_task
-    if per is None or workers < 2:
+    if per is None or speedup <= 1.0:
         return False
     left = n_left * per - wait  # work still left when the pool can start
     start = POOL_START_SECONDS + meter.setup  # workers also build the explainer first
-    return left * (1 - 1 / workers) > start
+    return left * (1 - 1 / speedup) > start
 
 
 def run_auto(tasks: Sequence[Task], ctx: WorkerContext, record: Record,
              max_crashes: int = MAX_CRASHES, start_method: str | None = None) -> None:
-    """``max_workers: null``: here while the pool starts, then on the pool if it pays."""
-    workers = resolve_workers(None, len(tasks))
-    if workers >= 2:
+    """``max_workers: null``: here while the pool starts, then on the pool if it pays.
+
+    The gain of one worker per usable CPU is discounted by the CPUs other processes keep busy
+    (measured while the first tasks run here): on a machine others saturate, a pool cannot
+    be faster, and the run stays here."""
+    usable = resolve_workers(None, len(tasks))
+    if usable >= 2:
         forkserver.mp_context(start_method)  # start it now; it imports while we work
+    sampler = CpuSampler([os.getpid(), *filter(None, [forkserver.server_pid()])])
     queue, meter = deque(tasks), CostMeter()
-    start, announced = time.perf_counter(), False
+    start, speedup, others, announced = time.perf_counter(), 0.0, None, False
     while queue:
         elapsed = time.perf_counter() - start
-        measured = meter.n >= MEASURE_TASKS or (meter.n >= 2 and elapsed >= MEASURE_SECONDS) \
-            or elapsed >= 4 * MEASURE_SECONDS
-        if measured:
+        small = meter.n >= MEASURE_TASKS and not pool_pays(len(queue), meter, usable, 0.0)
+        if small or (meter.n >= 2 and elapsed >= MEASURE_SECONDS) \
+                or elapsed >= 4 * MEASURE_SECONDS:
             wait = forkserver.seconds_until_ready()
-            pays = pool_pays(len(queue), meter, workers, wait)
+            if not announced:  # the machine's load over the measuring, once
+                others = sampler.others() if usable >= 2 and not small else None
+                speedup = pool_speedup(usable, others) if usable >= 2 else 1.0
+            pays = not small and pool_pays(len(queue), meter, speedup, wait)
             if not announced:
                 announced = True
-                _announce(len(tasks), meter, workers, pays, wait)
+                _announce(len(tasks), meter, usable, speedup, others, pays, wait)
             if not pays:
                 run_here(list(queue), ctx, record, meter)
                 return
@@ -192,14 +202,24 @@ def run_auto(tasks: Sequence[Task], ctx: WorkerContext, record: Record,
         meter.add(time.perf_counter() - t0)
         record(t, r)
     if queue:
-        run_pool(list(queue), ctx, record, workers, max_crashes, start_method, meter)
+        run_pool(list(queue), ctx, record, usable, max_crashes, start_method, meter)
 
 
-def _announce(n: int, meter: CostMeter, workers: int, pays: bool, wait: float) -> None:
+def _announce(n: int, meter: CostMeter, workers: int, speedup: float, others: float | None,
+              pays: bool, wait: float) -> None:
     per = meter.per_task or 0.0
+    busy = f"other processes keep {others:.1f} CPUs busy" if others and others >= 0.5 else ""
     if pays:
-        log.info("%d tasks ≈ %.1f s: %d worker processes (this process works until they are "
-                 "up, ≈ %.1f s)", n, n * per, workers, wait)
+        log.info("%d tasks ≈ %.1f s: %d worker processes (≈ %.1f× faster%s; this process works "
+                 "until they are up, ≈ %.1f s)", n, n * per, workers, speedup,
+                 f", {busy}" if busy else "", wait)
+        return
+    if workers < 2:
+        why = "one usable CPU"
+    elif speedup > 1:
+        why = f"a pool, ≈ {speedup:.1f}× faster, would not pay for its start"
     else:
-        why = "" if workers >= 2 else " (one usable CPU)"
-        log.info("%d tasks ≈ %.1f s: running in this process%s", n, n * per, why)
+        why = ""
+    why = ", ".join(w for w in (why, busy) if w)
+    log.info("%d tasks ≈ %.1f s: running in this process%s", n, n * per,
+             f" ({why})" if why else "")

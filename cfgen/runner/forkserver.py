@@ -83,6 +83,23 @@ def warm_up() -> None:
             threading.Thread(target=_probe, name="cfgen-forkserver-probe", daemon=True).start()
 
 
+def warm_up_for(cfg: Any) -> bool:
+    """:func:`warm_up` if the run ``cfg`` describes will run tasks on worker processes here
+    (``executor: process`` with ``parallel_replications``, and either ``max_workers`` set or
+    more than one usable CPU); whether it did. Cheap; for the command line, once the config is
+    composed (the earlier, the more of the forkserver's imports overlap with the run's own)."""
+    from cfgen.runner.resources import usable_cpus
+
+    ep = getattr(cfg, "experiment_params", None)
+    if ep is None or not ep.get("parallel_replications", True) \
+            or ep.get("executor", "process") != "process":
+        return False
+    if ep.get("max_workers") is None and usable_cpus() < 2:
+        return False
+    warm_up()
+    return True
+
+
 def _probe() -> None:
     """Fork one no-op process: returns once the forkserver has imported its preload."""
     global _ready

@@ -196,3 +196,54 @@ def cap_workers(workers: int, context_bytes: int) -> int:
     if why:
         log.warning("open files: %s", why)
     return workers
+
+
+def _ticks(pid: int | str) -> int:
+    """CPU ticks used by process ``pid`` and its reaped children (0 when it is gone)."""
+    text = _read(f"/proc/{pid}/stat")
+    if not text:
+        return 0
+    fields = text[text.rindex(")") + 2:].split()
+    return sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+
+
+def _machine_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine so far (/proc/stat)."""
+    line = (_read("/proc/stat") or "").splitlines()[:1]
+    if not line or not line[0].startswith("cpu "):
+        return None
+    v = [int(x) for x in line[0].split()[1:9]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+class CpuSampler:
+    """How many CPUs *other* processes keep busy, between construction and :meth:`others`.
+
+    ``ours`` are the pids whose CPU is this run's own (this process, its forkserver): the
+    runner should not count its own forkserver's imports as load that would slow a pool down.
+    """
+
+    def __init__(self, ours: list[int]) -> None:
+        self.ours = ours
+        self.start = _machine_ticks()
+        self.start_ours = sum(_ticks(p) for p in ours)
+
+    def others(self) -> float | None:
+        """Busy CPUs (0 .. CPU count) of other processes since the start; None if unknown."""
+        end = _machine_ticks()
+        if self.start is None or end is None or end[1] <= self.start[1]:
+            return None
+        cpus = os.cpu_count() or 1
+        busy = end[0] - self.start[0] - (sum(_ticks(p) for p in self.ours) - self.start_ours)
+        return max(0.0, min(float(cpus), busy / (end[1] - self.start[1]) * cpus))
+
+
+def pool_speedup(workers: int, others: float | None) -> float:
+    """How much faster ``workers`` processes finish than this one alone, when other processes
+    keep ``others`` CPUs busy: fair shares of the machine's CPUs (all of them when idle)."""
+    if others is None:
+        return float(workers)
+    cpus = float(os.cpu_count() or workers)
+    alone = min(1.0, cpus / (others + 1.0))
+    pool = min(float(workers), workers * cpus / (others + workers))
+    return pool / alone if alone > 0 else float(workers)

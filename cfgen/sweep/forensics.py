@@ -243,6 +243,82 @@ def _job_return_error(jr: Any) -> str | None:
 # ------------------------------------------------------------------------------ summary -------
 
 
+def _identify(rep: JobReport, sub: _Submitted | None, run_dir: Path | None,
+              job: dict | None) -> None:
+    """Scheduler id, overrides and run directory of one job, from whatever holds them."""
+    if sub is not None:
+        rep.scheduler_id = sub.job_id
+        rep.overrides = rep.overrides or sub.overrides
+    if job:
+        rep.scheduler_id = rep.scheduler_id or job.get("scheduler_id")
+        rep.overrides = rep.overrides or list(job.get("overrides") or [])
+    if run_dir is not None:
+        rep.run_dir = str(run_dir)
+        if not rep.overrides and (run_dir / ".hydra" / "overrides.yaml").is_file():
+            try:
+                from omegaconf import OmegaConf
+
+                rep.overrides = list(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _recorded_error(sub: _Submitted | None, job: dict | None) -> str | None:
+    """What failed, from the most to the least specific evidence (None: nothing recorded)."""
+    if job and job.get("status") == "FAILED":
+        return job.get("error") or "the Hydra job failed"
+    if sub is not None and sub.result is not None:
+        kind, value = sub.result
+        return f"job raised: {_one_line(value)}" if kind == "error" else _job_return_error(value)
+    return None
+
+
+def _failure_reason(rep: JobReport, state: str, sub: _Submitted | None, run_dir: Path | None,
+                    job: dict | None) -> str:
+    """Why a job without results (and without a recorded error) counts as failed."""
+    if state:
+        reason = f"Slurm state {rep.scheduler_state}"
+        if state == "COMPLETED":
+            reason += f", but no {SUMMARY} (reported COMPLETED, results missing)"
+        logged = sub.log_error() if sub is not None else None
+        if logged and not state.startswith("CANCELLED"):
+            reason += f"; log: {logged}"
+        return reason
+    if job and job.get("status") == "RUNNING":
+        return f"started on {job.get('host', '?')} but ended without {SUMMARY}"
+    if run_dir is not None:
+        return f"no {SUMMARY} in its run directory"
+    return "never started (no run directory)"
+
+
+def _job_report(num: int, planned: list[str], sub: _Submitted | None, run_dir: Path | None,
+                states: dict[str, str]) -> JobReport:
+    rep = JobReport(num=num, overrides=list(planned))
+    job = _read_json(run_dir / JOB_FILE) if run_dir else None
+    _identify(rep, sub, run_dir, job)
+    error = _recorded_error(sub, job)
+    if sub is not None and sub.result is None and rep.scheduler_id in states:
+        rep.scheduler_state = states[rep.scheduler_id]
+    summary = _read_json(run_dir / SUMMARY) if run_dir else None
+    if summary is not None and error is None:
+        rep.status = "finished"
+        rep.validity = summary.get("validity")
+        rep.n_tasks = summary.get("n_tasks")
+        rep.n_failed_tasks = summary.get("n_failed")
+        if rep.n_tasks and rep.n_failed_tasks:
+            rep.reason = f"{rep.n_failed_tasks} of {rep.n_tasks} tasks failed"
+        return rep
+    state = (rep.scheduler_state or "").split()[0] if rep.scheduler_state else ""
+    if error is None and state in ACTIVE_STATES:
+        rep.status, rep.reason = "running", f"Slurm state {rep.scheduler_state}"
+    elif error is None and not state and job and _alive_here(job):
+        rep.status, rep.reason = "running", f"process {job.get('pid')} is still running"
+    else:
+        rep.status = "failed"
+        rep.reason = error or _failure_reason(rep, state, sub, run_dir, job)
+    return rep
+
+
 def summarize(sweep_dir: str | Path, query_scheduler: bool = True) -> list[JobReport]:
     """One report per job of the sweep in ``sweep_dir``, in job-number order."""
     sweep_dir = Path(sweep_dir)
@@ -252,86 +328,16 @@ def summarize(sweep_dir: str | Path, query_scheduler: bool = True) -> list[JobRe
     run_dirs = _run_dirs(sweep_dir)
     submitted = _submitit_jobs(sweep_dir)
     by_num: dict[int, _Submitted] = {s.num: s for s in submitted if s.num is not None}
-    unmatched = [s for s in submitted if s.num is None]
-    nums = sorted(set(planned) | set(run_dirs) | set(by_num))
-
     pending_ids = [s.job_id for s in submitted if s.result is None]
     states = slurm_states(pending_ids) if query_scheduler else {}
-
-    reports = []
-    for num in nums:
-        rep = JobReport(num=num, overrides=planned.get(num, []))
-        sub = by_num.get(num)
-        if sub is not None:
-            rep.scheduler_id = sub.job_id
-            rep.overrides = rep.overrides or sub.overrides
-        run_dir = run_dirs.get(num)
-        job = _read_json(run_dir / JOB_FILE) if run_dir else None
-        if job:
-            rep.scheduler_id = rep.scheduler_id or job.get("scheduler_id")
-            rep.overrides = rep.overrides or list(job.get("overrides") or [])
-        if run_dir is not None:
-            rep.run_dir = str(run_dir)
-            if not rep.overrides and (run_dir / ".hydra" / "overrides.yaml").is_file():
-                try:
-                    from omegaconf import OmegaConf
-
-                    rep.overrides = list(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
-                except Exception:  # noqa: BLE001
-                    pass
-
-        # what failed, from the most to the least specific evidence
-        error = None
-        if job and job.get("status") == "FAILED":
-            error = job.get("error") or "the Hydra job failed"
-        if sub is not None and sub.result is not None and error is None:
-            kind, value = sub.result
-            if kind == "error":
-                error = f"job raised: {_one_line(value)}"
-            else:
-                error = _job_return_error(value)
-        if sub is not None and sub.result is None and rep.scheduler_id in states:
-            rep.scheduler_state = states[rep.scheduler_id]
-
-        summary = _read_json(run_dir / SUMMARY) if run_dir else None
-        if summary is not None and error is None:
-            rep.status = "finished"
-            rep.validity = summary.get("validity")
-            rep.n_tasks = summary.get("n_tasks")
-            rep.n_failed_tasks = summary.get("n_failed")
-            if rep.n_tasks and rep.n_failed_tasks:
-                rep.reason = f"{rep.n_failed_tasks} of {rep.n_tasks} tasks failed"
-            reports.append(rep)
+    reports = [_job_report(num, planned.get(num, []), by_num.get(num), run_dirs.get(num), states)
+               for num in sorted(set(planned) | set(run_dirs) | set(by_num))]
+    for sub in submitted:  # submitit jobs whose submission pickle could not be read
+        if sub.num is not None or (sub.result and sub.result[0] == "success"
+                                   and _job_return_error(sub.result[1]) is None):
             continue
-        state = (rep.scheduler_state or "").split()[0] if rep.scheduler_state else ""
-        if error is None and state in ACTIVE_STATES:
-            rep.status, rep.reason = "running", f"Slurm state {rep.scheduler_state}"
-        elif error is None and not state and job and _alive_here(job):
-            rep.status, rep.reason = "running", f"process {job.get('pid')} is still running"
-        else:
-            rep.status = "failed"
-            if error:
-                rep.reason = error
-            elif state:
-                rep.reason = f"Slurm state {rep.scheduler_state}"
-                if state == "COMPLETED":
-                    rep.reason += f", but no {SUMMARY} (reported COMPLETED, results missing)"
-                logged = sub.log_error() if sub is not None else None
-                if logged and not state.startswith("CANCELLED"):
-                    rep.reason += f"; log: {logged}"
-            elif job and job.get("status") == "RUNNING":
-                rep.reason = f"started on {job.get('host', '?')} but ended without {SUMMARY}"
-            elif run_dir is not None:
-                rep.reason = f"no {SUMMARY} in its run directory"
-            else:
-                rep.reason = "never started (no run directory)"
-        reports.append(rep)
-    for sub in unmatched:  # submitit jobs whose submission pickle could not be read
-        rep = JobReport(num=None, scheduler_id=sub.job_id, status="failed",
-                        reason="unknown job (unreadable submission pickle)")
-        if sub.result and sub.result[0] == "success" and _job_return_error(sub.result[1]) is None:
-            continue
-        reports.append(rep)
+        reports.append(JobReport(num=None, scheduler_id=sub.job_id, status="failed",
+                                 reason="unknown job (unreadable submission pickle)"))
     return reports
 
 
