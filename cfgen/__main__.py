@@ -19,6 +19,7 @@ from cfgen.errors import ConfigError
 from cfgen.rundir import OutputError, ignore_sigxfsz
 
 log = logging.getLogger("cfgen")
+WARM_UP_TASKS = 60  # fewer planned searches than this (before targets) rarely pay for a pool
 register()
 
 
@@ -26,10 +27,13 @@ register()
 def app(cfg: DictConfig) -> float:
     """Run one experiment in Hydra's run directory; the return value is the sweep objective."""
     ep = cfg.experiment_params
-    if ep.parallel_replications and ep.executor == "process":
-        from cfgen.runner import warm_up
+    # a run of at least WARM_UP_TASKS searches will likely use a pool: its forkserver imports
+    # while this process loads data and fits the model (a small run stays here: no cost)
+    if ep.num_samples * ep.num_replications * (ep.num_combinations_to_test or 1) \
+            >= WARM_UP_TASKS:
+        from cfgen.runner.forkserver import warm_up_for
 
-        warm_up()  # the forkserver imports while this process loads data and fits the model
+        warm_up_for(cfg)
     from cfgen.experiment import run
     from cfgen.runner import RunnerError
 
