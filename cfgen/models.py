@@ -53,15 +53,18 @@ def model_overrides(argv: Sequence[str]) -> list[str]:
 
     ``model._target_=pkg.Class`` without a ``model=<preset>`` starts from the empty preset
     ``model=custom`` (not from the default random forest's settings, which another class does
-    not take), and ``model.<arg>=v`` becomes ``++model.<arg>=v`` (struct mode would refuse a
-    keyword argument no preset declares). Misspelt arguments are still caught, with the
-    estimator's own argument names, by :func:`check_model_config`.
+    not take; ``~model.<key>`` deletions of those settings are then moot and dropped), and
+    ``model.<arg>=v`` becomes ``++model.<arg>=v`` (struct mode would refuse a keyword argument
+    no preset declares). Misspelt arguments are still caught, with the estimator's own
+    argument names, by :func:`check_model_config`.
     """
     bare = [a.lstrip("+~") for a in argv]
     chooses = any(b.startswith(("model=", "model@")) for b in bare)
-    out = [f"model={CUSTOM}"] if not chooses and any(
-        b.startswith("model._target_=") for b in bare) else []
+    custom = not chooses and any(b.startswith("model._target_=") for b in bare)
+    out = [f"model={CUSTOM}"] if custom else []
     for arg, b in zip(argv, bare, strict=True):
+        if custom and arg.startswith("~model."):
+            continue
         out.append(f"++{arg}" if arg == b and b.startswith("model.") and "=" in b else arg)
     return out
 
@@ -183,7 +186,8 @@ def check_kind(model: Any, arg: str = "model") -> None:
     last = final_step(model)
     what = f"a Pipeline ending in {type(last).__name__}" if last is not model else name
     if is_regressor(last):
-        raise ConfigError(f"{arg}: {what} is a regressor, not a classifier; expected {SUPPORTED}")
+        raise ConfigError(f"{arg}: {what} is not a classifier (a regressor); expected "
+                          f"{SUPPORTED}")
     if not is_classifier(last) and not hasattr(last, "classes_") \
             and not hasattr(last, "predict_proba"):
         raise ConfigError(f"{arg}: {what} is not a classifier; expected {SUPPORTED}")
