@@ -107,6 +107,31 @@ def test_cli_xgboost_end_to_end(tmp_path):
     assert summary["validity"] == 1.0
 
 
+@pytest.mark.parametrize("name", ["german_credit", "diabetes"])
+def test_encoded_prep_equals_scikit_learns_column_transformer(name):
+    """The presets' numpy preprocessing gives scikit-learn's numbers exactly, unseen codes
+    included (all zeros, like handle_unknown="ignore")."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from cfgen.data import load_dataset
+    from cfgen.models import EncodedPrep
+
+    data = load_dataset(compose_config([f"dataset={name}"]).dataset)
+    cat = np.flatnonzero(data.schema.categorical).tolist()
+    assert bool(cat) == (name == "german_credit")
+    ref = ColumnTransformer(
+        [("c", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cat)] if cat
+        else [], remainder=StandardScaler()).fit(data.X_train)
+    ours = EncodedPrep(cat).fit(data.X_train)
+    X = data.X_test.copy()
+    if cat:
+        X[0, cat[0]] = 99  # a code the encoder never saw
+    assert np.array_equal(ours.transform(X), ref.transform(X))
+    with pytest.raises(ValueError, match="expected"):
+        ours.transform(X[:, :-1])
+
+
 # ----------------------------------------------------------------------------- any estimator
 def test_model_overrides_rewrites_only_what_needs_it():
     assert model_overrides(["model._target_=a.B", "model.C=1"]) == \
