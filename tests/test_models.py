@@ -170,6 +170,45 @@ def test_bare_target_logistic_regression_from_the_cli(tmp_path):
     assert summary["validity"] == 1.0
 
 
+def test_unsupported_tree_model_runs_as_a_black_box(tmp_path):
+    """LightGBM treating zero as missing is refused by the tree view (cfgen.trees); the model
+    is then explained through its own predict_proba, without class bounds."""
+    result = run(compose_config(["model=lightgbm", "model.zero_as_missing=true", *RUN]),
+                 tmp_path)
+    assert result.problem.model.get_params()["zero_as_missing"] is True
+    assert result.problem.trees is None
+    assert result.summary["bounds_mode"] == "none"
+    assert _check_valid(result, tmp_path) > 0 and result.summary["validity"] == 1.0
+
+
+@pytest.mark.slow
+def test_categorical_splits_run_as_a_black_box(tmp_path):
+    """HistGradientBoosting with categorical splits (german_credit's codes) is not compiled."""
+    over = [o for o in RUN if not o.startswith("dataset=")]
+    result = run(compose_config(["dataset=german_credit", "model=hist_gradient_boosting",
+                                 "model.categorical_features=[0,2,3]",
+                                 "experiment_params.num_samples=1", *over]), tmp_path)
+    assert result.problem.model.is_categorical_.any()
+    assert result.problem.trees is None and result.summary["bounds_mode"] == "none"
+    assert _check_valid(result, tmp_path) > 0
+
+
+@pytest.mark.slow
+def test_a_model_folder_in_config_dir(tmp_path):
+    """--config-dir DIR with DIR/model/<name>.yaml adds a preset of your own."""
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "knn.yaml").write_text("_target_: cfgen.models.preprocessed\n"
+                                   "classifier:\n"
+                                   "  _target_: sklearn.neighbors.KNeighborsClassifier\n"
+                                   "  n_neighbors: 7\n")
+    proc = _cli(tmp_path, "--config-dir", str(tmp_path / "conf"), "model=knn", *RUN)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["model_target"] == "cfgen.models.preprocessed"
+    assert summary["bounds_mode"] == "none" and summary["validity"] == 1.0
+
+
 def test_removing_a_preset_key_gives_the_library_default():
     cfg = compose_config(["~model.n_estimators", "dataset=diabetes"])
     assert "n_estimators" not in cfg.model
