@@ -16,6 +16,7 @@ from cfgen.cli import CONF_DIR, CONFIG_NAME, precheck, report_error
 from cfgen.config import register
 from cfgen.datasets import open_dict_overrides
 from cfgen.errors import ConfigError
+from cfgen.models import model_overrides
 from cfgen.rundir import OutputError, ignore_sigxfsz
 
 log = logging.getLogger("cfgen")
@@ -82,7 +83,9 @@ def main() -> None:
     """Check the overrides (one clear line on bad input), then hand over to Hydra."""
     ignore_sigxfsz()  # `ulimit -f` exceeded: EFBIG, reported as one line, not a kill
     # dataset.actionability.<feature>=... and dataset.ranges.<feature>=... need no "+"
-    sys.argv[1:] = open_dict_overrides(sys.argv[1:])
+    # and model._target_=pkg.Class starts from an empty model node (model=custom), its
+    # keyword arguments need no "+" either
+    sys.argv[1:] = model_overrides(open_dict_overrides(sys.argv[1:]))
     lock = None
     if os.environ.get("HYDRA_FULL_ERROR") != "1":
         try:  # also locks a fixed run directory before Hydra writes .hydra/ into it
