@@ -209,8 +209,8 @@ def test_console_diff_tables_show_the_changed_features_only(german_run):
     shown = [ln.split("  ")[0].strip() for ln in text.splitlines()[2:]]
     changed = [f for f in res.problem.schema.names if rows[f].str.len().gt(0).any()]
     assert shown[: len(changed)] == changed  # the changed features, in schema order
-    assert shown[len(changed): len(changed) + 4] == ["predicted", "probability", "distance_mh",
-                                                     "nbr_changes"]
+    assert shown[len(changed): len(changed) + 5] == ["role", "predicted", "probability",
+                                                     "distance_mh", "nbr_changes"]
     table = diff_table(rows)
     for f in changed:  # every cell: the new value, or "-" where that cf leaves the feature
         for i in range(len(rows)):

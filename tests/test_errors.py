@@ -10,10 +10,11 @@ import pytest
 
 from cfgen.cli import precheck
 from cfgen.errors import ConfigError
+from cfgen.models import model_overrides
 from cfgen.experiment import run
 
-MODELS = ("decision_tree, extra_trees, gradient_boosting, hist_gradient_boosting, lightgbm, "
-          "logistic_regression, mlp, random_forest, xgboost")
+MODELS = ("custom, decision_tree, extra_trees, gradient_boosting, hist_gradient_boosting, "
+          "lightgbm, logistic_regression, mlp, random_forest, xgboost")
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,9 @@ def test_good_overrides_pass():
     precheck(["method/ga=quick", "method/bounds=paths", "method.ga.operators.mate=cxBlend",
               "method.ga.operators.mate_args={alpha: 0.5}"])
     precheck(["model=xgboost", "model.n_estimators=10"])
-    precheck(["model._target_=sklearn.linear_model.LogisticRegression", "~model.n_estimators"])
+    # the command line's own rewriting (cfgen.models.model_overrides), as __main__ applies it
+    precheck(model_overrides(["model._target_=sklearn.linear_model.LogisticRegression",
+                              "~model.n_estimators"]))
 
 
 def test_missing_file_names_path_and_variable(cfg_factory, tmp_path, monkeypatch):
