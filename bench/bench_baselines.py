@@ -18,9 +18,14 @@ from pathlib import Path
 import numpy as np
 from test_dice import load, other_target, plugin
 
-METHODS = [("dice_random", {}), ("dice_genetic", {}), ("dice_kdtree", {}),
-           ("nice", {"mode": "sparsity"}), ("nice", {"mode": "proximity"}),
-           ("nice", {"mode": "plausibility"})]
+METHODS = [
+    ("dice_random", {}),
+    ("dice_genetic", {}),
+    ("dice_kdtree", {}),
+    ("nice", {"mode": "sparsity"}),
+    ("nice", {"mode": "proximity"}),
+    ("nice", {"mode": "plausibility"}),
+]
 
 
 def main() -> None:
@@ -29,11 +34,16 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=20)
     ap.add_argument("--datasets", nargs="+", default=["iris", "diabetes", "german_credit"])
     args = ap.parse_args()
-    lines = ["# Baselines: per-query time", "",
-             f"{args.queries} test rows (0..{args.queries - 1}), target = next class, k=5, "
-             f"time_limit=30 s, {args.rounds} interleaved rounds; medians over queries x rounds.",
-             "", "| dataset | method | build s | median ms | p90 ms | max ms | found | "
-             "timed out | mean changes |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Baselines: per-query time",
+        "",
+        f"{args.queries} test rows (0..{args.queries - 1}), target = next class, k=5, "
+        f"time_limit=30 s, {args.rounds} interleaved rounds; medians over queries x rounds.",
+        "",
+        "| dataset | method | build s | median ms | p90 ms | max ms | found | "
+        "timed out | mean changes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in args.datasets:
         p = load(name)
         exs, build = {}, {}
@@ -59,10 +69,12 @@ def main() -> None:
         n = args.rounds * args.queries
         for m in exs:
             s = np.array(secs[m]) * 1000
-            lines.append(f"| {name} | {m} | {build[m]:.2f} | {np.median(s):.1f} | "
-                         f"{np.percentile(s, 90):.1f} | {s.max():.1f} | {found[m]}/{n} | "
-                         f"{tout[m]} | {np.mean(changes[m]) if changes[m] else float('nan'):.2f} |")
-        print("\n".join(lines[-len(exs):]), flush=True)
+            lines.append(
+                f"| {name} | {m} | {build[m]:.2f} | {np.median(s):.1f} | "
+                f"{np.percentile(s, 90):.1f} | {s.max():.1f} | {found[m]}/{n} | "
+                f"{tout[m]} | {np.mean(changes[m]) if changes[m] else float('nan'):.2f} |"
+            )
+        print("\n".join(lines[-len(exs) :]), flush=True)
     out = Path(__file__).parent / "results" / "baselines.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")

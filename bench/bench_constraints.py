@@ -46,13 +46,28 @@ DECIMALS, PERC_VAR = 3, 1e-7
 
 # name: (csv file or None for sklearn's iris, target, paper RF settings)
 DATASETS = {
-    "iris": (None, None, dict(n_estimators=7, max_depth=4, max_features=0.5,
-                              min_impurity_decrease=0.1)),
-    "diabetes": ("diabetes.csv", "Outcome", dict(n_estimators=12, max_depth=5, max_features=None,
-                                                 min_impurity_decrease=0.01)),
+    "iris": (
+        None,
+        None,
+        dict(n_estimators=7, max_depth=4, max_features=0.5, min_impurity_decrease=0.1),
+    ),
+    "diabetes": (
+        "diabetes.csv",
+        "Outcome",
+        dict(n_estimators=12, max_depth=5, max_features=None, min_impurity_decrease=0.01),
+    ),
     "satimage": ("satimage.csv", "target", dict(n_estimators=20, max_depth=10, max_features=0.3)),
-    "us_crime": ("us_crime.csv", "target", dict(n_estimators=10, max_depth=8, max_features=0.3,
-                                                min_samples_split=15, criterion="entropy")),
+    "us_crime": (
+        "us_crime.csv",
+        "target",
+        dict(
+            n_estimators=10,
+            max_depth=8,
+            max_features=0.3,
+            min_samples_split=15,
+            criterion="entropy",
+        ),
+    ),
 }
 
 
@@ -80,12 +95,15 @@ def boosted_rows(names: list[str], repeats: int) -> list[dict]:
 
     models = {
         "GB": lambda: GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=42),
-        "HGB": lambda: HistGradientBoostingClassifier(max_iter=100, early_stopping=False,
-                                                      random_state=42),
-        "XGB": lambda: xgboost.XGBClassifier(n_estimators=100, max_depth=6, n_jobs=1,
-                                             random_state=42, verbosity=0),
-        "LGBM": lambda: lightgbm.LGBMClassifier(n_estimators=100, n_jobs=1, verbose=-1,
-                                                random_state=42),
+        "HGB": lambda: HistGradientBoostingClassifier(
+            max_iter=100, early_stopping=False, random_state=42
+        ),
+        "XGB": lambda: xgboost.XGBClassifier(
+            n_estimators=100, max_depth=6, n_jobs=1, random_state=42, verbosity=0
+        ),
+        "LGBM": lambda: lightgbm.LGBMClassifier(
+            n_estimators=100, n_jobs=1, verbose=-1, random_state=42
+        ),
     }
     rows = []
     for name in names:
@@ -96,9 +114,12 @@ def boosted_rows(names: list[str], repeats: int) -> list[dict]:
         y = np.unique(frame.pop(target).to_numpy(), return_inverse=True)[1]
         X, feat = frame.to_numpy(dtype=float), [str(c) for c in frame.columns]
         X_tr, _, y_tr, _ = train_test_split(X, y, test_size=0.2, stratify=y, random_state=42)
-        schema = FeatureSchema(tuple(
-            Feature(n, Kind.CONTINUOUS, float(X_tr[:, j].min()), float(X_tr[:, j].max()))
-            for j, n in enumerate(feat)))
+        schema = FeatureSchema(
+            tuple(
+                Feature(n, Kind.CONTINUOUS, float(X_tr[:, j].min()), float(X_tr[:, j].max()))
+                for j, n in enumerate(feat)
+            )
+        )
         for label, make in models.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -111,13 +132,19 @@ def boosted_rows(names: list[str], repeats: int) -> list[dict]:
                     t0 = time.perf_counter()
                     b = mine_class_bounds(model, schema, mode, X_train=X_tr)
                     ts.append(time.perf_counter() - t0)
-                inside = [b.contains(X_tr[pred == c], c).all(axis=1).mean()
-                          for c in range(b.n_classes) if (pred == c).any()]
+                inside = [
+                    b.contains(X_tr[pred == c], c).all(axis=1).mean()
+                    for c in range(b.n_classes)
+                    if (pred == c).any()
+                ]
                 row[mode] = statistics.median(ts)
                 row[f"{mode}_inside"] = float(np.mean(inside))
             rows.append(row)
-            print(f"{name:<10} {label:<5} paths {row['paths'] * 1e3:7.1f} ms "
-                  f"mass {row['mass'] * 1e3:7.1f} ms", flush=True)
+            print(
+                f"{name:<10} {label:<5} paths {row['paths'] * 1e3:7.1f} ms "
+                f"mass {row['mass'] * 1e3:7.1f} ms",
+                flush=True,
+            )
     return rows
 
 
@@ -127,15 +154,21 @@ def package_bounds(model, names, X_tr) -> tuple[dict, float, float]:
     from dpg import DecisionPredicateGraph
     from metrics.graph import GraphMetrics
 
-    cfg = {"dpg": {
-        "default": {"perc_var": PERC_VAR, "decimal_threshold": DECIMALS, "n_jobs": 1},
-        "graph_construction": {"mode": "aggregated_transitions", "context_order": 1},
-    }}
+    cfg = {
+        "dpg": {
+            "default": {"perc_var": PERC_VAR, "decimal_threshold": DECIMALS, "n_jobs": 1},
+            "graph_construction": {"mode": "aggregated_transitions", "context_order": 1},
+        }
+    }
     sink = io.StringIO()
     # n_jobs=1 everywhere: the config knob covers tracing; the bounds step hard-codes a joblib
     # pool (n_jobs=-1), which the sequential backend turns into an in-process loop
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), \
-            warnings.catch_warnings(), joblib.parallel_config(backend="sequential"):
+    with (
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+        warnings.catch_warnings(),
+        joblib.parallel_config(backend="sequential"),
+    ):
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         builder = DecisionPredicateGraph(model, names, dpg_config=cfg)
@@ -161,9 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.datasets:
         model, names, X_tr = load(name)
-        schema = FeatureSchema(tuple(
-            Feature(n, Kind.CONTINUOUS, float(X_tr[:, j].min()), float(X_tr[:, j].max()))
-            for j, n in enumerate(names)))
+        schema = FeatureSchema(
+            tuple(
+                Feature(n, Kind.CONTINUOUS, float(X_tr[:, j].min()), float(X_tr[:, j].max()))
+                for j, n in enumerate(names)
+            )
+        )
         pkg_graph, pkg_bounds, pkg_total = [], [], []
         for _ in range(args.repeats):
             bounds, tg, tb = package_bounds(model, names, X_tr)
@@ -175,33 +211,47 @@ def main(argv: list[str] | None = None) -> int:
             ts = []
             for _ in range(args.cfgen_repeats):
                 t0 = time.perf_counter()
-                ours = mine_class_bounds(model, schema, mode, X_train=X_tr,
-                                         decimal_threshold=DECIMALS, perc_var=PERC_VAR)
+                ours = mine_class_bounds(
+                    model, schema, mode, X_train=X_tr, decimal_threshold=DECIMALS, perc_var=PERC_VAR
+                )
                 ts.append(time.perf_counter() - t0)
             ours_t[mode] = statistics.median(ts)
-        ours = mine_class_bounds(model, schema, "dpg", X_train=X_tr,
-                                 decimal_threshold=DECIMALS, perc_var=PERC_VAR)
+        ours = mine_class_bounds(
+            model, schema, "dpg", X_train=X_tr, decimal_threshold=DECIMALS, perc_var=PERC_VAR
+        )
         low, high = parse_bound_strings(bounds, names, model.classes_)
         same = np.array_equal(low, ours.raw_low) and np.array_equal(high, ours.raw_high)
         n_nodes = sum(t.tree_.node_count for t in model.estimators_)
         row = dict(
-            name=name, trees=len(model.estimators_), nodes=n_nodes, rows=len(X_tr),
-            features=len(names), classes=len(model.classes_),
-            pkg=statistics.median(pkg_total), pkg_graph=statistics.median(pkg_graph),
-            pkg_bounds=statistics.median(pkg_bounds), ours=ours_t["dpg"],
-            paths=ours_t["paths"], mass=ours_t["mass"], same=same,
+            name=name,
+            trees=len(model.estimators_),
+            nodes=n_nodes,
+            rows=len(X_tr),
+            features=len(names),
+            classes=len(model.classes_),
+            pkg=statistics.median(pkg_total),
+            pkg_graph=statistics.median(pkg_graph),
+            pkg_bounds=statistics.median(pkg_bounds),
+            ours=ours_t["dpg"],
+            paths=ours_t["paths"],
+            mass=ours_t["mass"],
+            same=same,
         )
         rows.append(row)
-        print(f"{name:<10} package {row['pkg']:8.3f} s  cfgen {row['ours'] * 1e3:8.2f} ms  "
-              f"x{row['pkg'] / row['ours']:7.0f}  identical={same}", flush=True)
+        print(
+            f"{name:<10} package {row['pkg']:8.3f} s  cfgen {row['ours'] * 1e3:8.2f} ms  "
+            f"x{row['pkg'] / row['ours']:7.0f}  identical={same}",
+            flush=True,
+        )
 
     boosted = boosted_rows(args.datasets, max(3, args.cfgen_repeats // 10))
     write_report(rows, boosted, args, getattr(dpg, "__version__", "0.3.4"))
     return 0
 
 
-def write_report(rows: list[dict], boosted: list[dict], args: argparse.Namespace,
-                 dpg_version: str) -> None:
+def write_report(
+    rows: list[dict], boosted: list[dict], args: argparse.Namespace, dpg_version: str
+) -> None:
     """The Markdown tables of the run."""
     lines = [
         "# Class bounds: native `dpg` mode vs the dpg package",
@@ -263,8 +313,10 @@ def write_report(rows: list[dict], boosted: list[dict], args: argparse.Namespace
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in boosted:
-        lines.append(f"| {r['name']} | {r['model']} | {r['paths']:.4f} | "
-                     f"{r['paths_inside']:.2f} | {r['mass']:.4f} | {r['mass_inside']:.2f} |")
+        lines.append(
+            f"| {r['name']} | {r['model']} | {r['paths']:.4f} | "
+            f"{r['paths_inside']:.2f} | {r['mass']:.4f} | {r['mass_inside']:.2f} |"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

@@ -35,8 +35,15 @@ from cfgen.exact.oracle import assert_no_method_closer  # noqa: E402
 from cfgen.methods import method_factory  # noqa: E402
 from cfgen.problem import Problem  # noqa: E402
 
-DATASETS = ("iris", "diabetes", "german_credit", "satimage", "us_crime", "yeast_ml8",
-            "education_dataset")
+DATASETS = (
+    "iris",
+    "diabetes",
+    "german_credit",
+    "satimage",
+    "us_crime",
+    "yeast_ml8",
+    "education_dataset",
+)
 
 
 def compose(overrides: list[str]):
@@ -60,48 +67,77 @@ def run_dataset(name: str, n_queries: int, seed: int, time_limit: float, ga: boo
     exact = ExactExplainer(problem, problem.schema, time_limit=time_limit)
     peer = None
     if ga:
-        bounds = mine_class_bounds(problem.model, problem.schema, mode="dpg",
-                                   X_train=problem.X_train)
+        bounds = mine_class_bounds(
+            problem.model, problem.schema, mode="dpg", X_train=problem.X_train
+        )
         peer = method_factory(cfg.method)(problem, problem.schema, bounds)
     rng = np.random.default_rng(seed)
     X_test = problem.X_test
     idx = rng.choice(len(X_test), size=min(n_queries, len(X_test)), replace=False)
     pred = problem.predict(X_test[idx])
     est: Any = problem.model
-    info = {"dataset": name, "trees": len(est.estimators_), "max_depth": cfg.model.max_depth,
-            "features": len(problem.schema), "classes": problem.n_classes}
+    info = {
+        "dataset": name,
+        "trees": len(est.estimators_),
+        "max_depth": cfg.model.max_depth,
+        "features": len(problem.schema),
+        "classes": problem.n_classes,
+    }
     out = []
     for q, (i, p) in enumerate(zip(idx, pred, strict=True)):
         x = X_test[i]
         target = int(rng.choice([c for c in range(problem.n_classes) if c != p]))
         e = exact.explain(x, target, 1, rng)
-        row = {**info, "query": int(i), "target": target, "exact_s": e.seconds,
-               "status": e.extra["status"], "gap": e.extra["gap"],
-               "distance": e.extra["objective"], "binaries": e.extra.get("n_binaries", 0),
-               "valid": bool(e.n_found and problem.predict(e.counterfactuals)[0] == target)}
+        row = {
+            **info,
+            "query": int(i),
+            "target": target,
+            "exact_s": e.seconds,
+            "status": e.extra["status"],
+            "gap": e.extra["gap"],
+            "distance": e.extra["objective"],
+            "binaries": e.extra.get("n_binaries", 0),
+            "valid": bool(e.n_found and problem.predict(e.counterfactuals)[0] == target),
+        }
         if peer is not None:
             g = peer.explain(x, target, 1, np.random.default_rng([seed, q]))
             row["ga_s"] = g.seconds
             row["ga_distance"] = np.nan
             if g.n_found and e.n_found:
-                check = assert_no_method_closer(problem, g.counterfactuals, e.extra["objective"],
-                                                x=x, target=target, schema=problem.schema)
+                check = assert_no_method_closer(
+                    problem,
+                    g.counterfactuals,
+                    e.extra["objective"],
+                    x=x,
+                    target=target,
+                    schema=problem.schema,
+                )
                 if check["compared"]:
                     row["ga_distance"] = check["distances"][0]
         out.append(row)
-        print(f"{name} {q:2d} {row['status']:10s} {row['exact_s']:7.2f}s "
-              f"d={row['distance']:.4g}", flush=True)
+        print(
+            f"{name} {q:2d} {row['status']:10s} {row['exact_s']:7.2f}s d={row['distance']:.4g}",
+            flush=True,
+        )
     return out
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for name, g in df.groupby("dataset", sort=False):
-        r = {"dataset": name, "trees": g.trees.iloc[0], "depth": g.max_depth.iloc[0],
-             "features": g.features.iloc[0], "classes": g.classes.iloc[0], "queries": len(g),
-             "exact median s": g.exact_s.median(), "exact p90 s": g.exact_s.quantile(0.9),
-             "proven optimal": f"{(g.status == 'optimal').mean():.0%}",
-             "valid": f"{g.valid.mean():.0%}", "median binaries": int(g.binaries.median())}
+        r = {
+            "dataset": name,
+            "trees": g.trees.iloc[0],
+            "depth": g.max_depth.iloc[0],
+            "features": g.features.iloc[0],
+            "classes": g.classes.iloc[0],
+            "queries": len(g),
+            "exact median s": g.exact_s.median(),
+            "exact p90 s": g.exact_s.quantile(0.9),
+            "proven optimal": f"{(g.status == 'optimal').mean():.0%}",
+            "valid": f"{g.valid.mean():.0%}",
+            "median binaries": int(g.binaries.median()),
+        }
         if "ga_s" in g:
             ratio = g.ga_distance / g.distance
             r["GA median s"] = g.ga_s.median()
@@ -114,6 +150,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(df: pd.DataFrame) -> str:
     """A Markdown table (no tabulate dependency)."""
+
     def cell(v) -> str:
         return f"{v:.3g}" if isinstance(v, float) else str(v)
 
@@ -133,8 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--raw", default=None, help="also write one row per query to this CSV")
     a = p.parse_args(argv)
     started = time.perf_counter()
-    rows = [r for name in a.datasets
-            for r in run_dataset(name, a.queries, a.seed, a.time_limit, not a.no_ga)]
+    rows = [
+        r
+        for name in a.datasets
+        for r in run_dataset(name, a.queries, a.seed, a.time_limit, not a.no_ga)
+    ]
     df = pd.DataFrame(rows)
     if a.raw:
         df.to_csv(a.raw, index=False)

@@ -33,8 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "launcher.md"
-SIZES = {200: ["experiment_params.num_samples=40", "experiment_params.num_replications=5"],
-         2000: ["experiment_params.num_samples=100", "experiment_params.num_replications=20"]}
+SIZES = {
+    200: ["experiment_params.num_samples=40", "experiment_params.num_replications=5"],
+    2000: ["experiment_params.num_samples=100", "experiment_params.num_replications=20"],
+}
 MODES = {
     "in-process": ["experiment_params.parallel_replications=false"],
     "max_workers=1": ["experiment_params.max_workers=1"],
@@ -63,8 +65,16 @@ def task_phase(log: str) -> float:
 
 def one_run(size: int, mode: str, tmp: Path, i: int) -> dict:
     run_dir = tmp / f"{size}_{re.sub(r'[^a-z0-9]+', '_', mode)}_{i}"
-    args = [sys.executable, "-m", "cfgen", "dataset=german_credit", "output.table=false",
-            *SIZES[size], *MODES[mode], f"hydra.run.dir={run_dir}"]
+    args = [
+        sys.executable,
+        "-m",
+        "cfgen",
+        "dataset=german_credit",
+        "output.table=false",
+        *SIZES[size],
+        *MODES[mode],
+        f"hydra.run.dir={run_dir}",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     proc = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True)
@@ -73,9 +83,12 @@ def one_run(size: int, mode: str, tmp: Path, i: int) -> dict:
         raise RuntimeError(f"{mode} {size}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["n_failed"] == 0 and summary["n_tasks"] == size, summary
-    return {"wall": summary["wall_seconds"], "elapsed": elapsed,
-            "tasks": task_phase(proc.stdout + "\n" + proc.stderr),
-            "csv": (run_dir / "counterfactuals.csv").read_bytes()}
+    return {
+        "wall": summary["wall_seconds"],
+        "elapsed": elapsed,
+        "tasks": task_phase(proc.stdout + "\n" + proc.stderr),
+        "csv": (run_dir / "counterfactuals.csv").read_bytes(),
+    }
 
 
 def measure(sizes: list[int], repeats: int) -> dict:
@@ -86,8 +99,11 @@ def measure(sizes: list[int], repeats: int) -> dict:
                 for mode in MODES:
                     r = one_run(size, mode, Path(tmp), i)
                     runs[(size, mode)].append(r)
-                    print(f"{size:5d} {mode:17s} wall {r['wall']:6.2f} s  tasks "
-                          f"{r['tasks']:6.2f} s  elapsed {r['elapsed']:6.2f} s", flush=True)
+                    print(
+                        f"{size:5d} {mode:17s} wall {r['wall']:6.2f} s  tasks "
+                        f"{r['tasks']:6.2f} s  elapsed {r['elapsed']:6.2f} s",
+                        flush=True,
+                    )
     return runs
 
 

@@ -44,8 +44,17 @@ from cfgen.metrics.common import guarded_mad
 from cfgen.problem import Problem
 from cfgen.schema import Kind
 
-MODELS = ["random_forest", "extra_trees", "decision_tree", "gradient_boosting",
-          "hist_gradient_boosting", "xgboost", "lightgbm", "logistic_regression", "mlp"]
+MODELS = [
+    "random_forest",
+    "extra_trees",
+    "decision_tree",
+    "gradient_boosting",
+    "hist_gradient_boosting",
+    "xgboost",
+    "lightgbm",
+    "logistic_regression",
+    "mlp",
+]
 DATASETS = ["diabetes", "german_credit", "satimage"]
 OURS = "dpg_ga"
 DICE = ["dice_random", "dice_kdtree"]
@@ -81,16 +90,24 @@ def build(dataset: str, model: str, methods: list[str]) -> Cell:
     mode, mined_s = "none", 0.0
     for name in methods:
         extra = ["method.time_limit=30"] if name.startswith("dice") else []
-        mcfg = compose_config([f"method={name}", f"model={model}", f"dataset={dataset}",
-                               *extra]).method
+        mcfg = compose_config(
+            [f"method={name}", f"model={model}", f"dataset={dataset}", *extra]
+        ).method
         factory = method_factory(mcfg)
         bounds, info = resolve_bounds(problem, factory, mcfg, problem.X_train)
         if name == OURS:
             mode, mined_s = info["bounds_mode"], bounds.seconds if bounds is not None else 0.0
         built[name] = factory(problem, problem.schema, bounds)
-    return Cell(problem, built, fit_s, mode, mined_s,
-                secs={m: [] for m in methods}, quality={m: [] for m in methods},
-                timed_out=dict.fromkeys(methods, 0))
+    return Cell(
+        problem,
+        built,
+        fit_s,
+        mode,
+        mined_s,
+        secs={m: [] for m in methods},
+        quality={m: [] for m in methods},
+        timed_out=dict.fromkeys(methods, 0),
+    )
 
 
 def target_for(problem: Problem, q: int) -> tuple[np.ndarray, int]:
@@ -100,8 +117,9 @@ def target_for(problem: Problem, q: int) -> tuple[np.ndarray, int]:
     return x, (own + 1 + q % max(c - 1, 1)) % c
 
 
-def quality(problem: Problem, mad: np.ndarray, x: np.ndarray, target: int,
-            cfs: np.ndarray) -> tuple[float, float, float]:
+def quality(
+    problem: Problem, mad: np.ndarray, x: np.ndarray, target: int, cfs: np.ndarray
+) -> tuple[float, float, float]:
     """(validity per k, mean distance, mean changes) by the fitted model's own predict."""
     if len(cfs) == 0:
         return 0.0, float("nan"), float("nan")
@@ -125,7 +143,8 @@ def measure(cells: dict[str, Cell], rounds: int, queries: int) -> None:
                     cell.secs[name].append(time.perf_counter() - t)
                     if r == 0:
                         cell.quality[name].append(
-                            quality(cell.problem, mads[m], x, target, e.counterfactuals))
+                            quality(cell.problem, mads[m], x, target, e.counterfactuals)
+                        )
                         cell.timed_out[name] += bool(e.timed_out)
         print(f"  round {r + 1}/{rounds} done", flush=True)
 
@@ -137,8 +156,9 @@ def predictor_ratio(problem: Problem, reps: int = 200) -> tuple[float, float] | 
     rng = np.random.default_rng(0)
     X = problem.X_train[rng.choice(len(problem.X_train), 50)]
     lib, comp = [], []
-    assert np.allclose(problem.model.predict_proba(X), problem.predictor.predict_proba(X),
-                       atol=1e-6)
+    assert np.allclose(
+        problem.model.predict_proba(X), problem.predictor.predict_proba(X), atol=1e-6
+    )
     for _ in range(reps):
         t = time.perf_counter()
         problem.model.predict_proba(X)
@@ -164,17 +184,23 @@ def time_row(dataset: str, m: str, c: Cell) -> str:
     med = {n: float(np.median(s)) * 1000 for n, s in c.secs.items()}
     ours = np.array(c.secs[OURS])
     dice = [n for n in c.secs if n != OURS]
-    cols = " | ".join(f"{med[n]:.1f} | {med[n] / med[OURS]:.1f}x | {found_share(c, n):.0%}"
-                      for n in dice)
+    cols = " | ".join(
+        f"{med[n]:.1f} | {med[n] / med[OURS]:.1f}x | {found_share(c, n):.0%}" for n in dice
+    )
     working = [n for n in dice if found_share(c, n) >= 0.9]
-    peer = min(working, key=lambda n: med[n]) if working else \
-        max(dice, key=lambda n: (found_share(c, n), -med[n]), default=None)
+    peer = (
+        min(working, key=lambda n: med[n])
+        if working
+        else max(dice, key=lambda n: (found_share(c, n), -med[n]), default=None)
+    )
     ratio = f"{med[peer] / med[OURS]:.1f}x" if peer else "-"
     paired = f"{np.median(np.array(c.secs[peer]) / ours):.1f}x" if peer else "-"
-    return (f"| {dataset} | {m} | {c.problem.test_accuracy:.3f} | {c.bounds} | {c.fit_s:.2f} | "
-            f"{c.bounds_s:.2f} | "
-            f"{med[OURS]:.1f} | {np.percentile(ours * 1000, 90):.1f} | {cols} | {peer or '-'} | "
-            f"{ratio} | {paired} |")
+    return (
+        f"| {dataset} | {m} | {c.problem.test_accuracy:.3f} | {c.bounds} | {c.fit_s:.2f} | "
+        f"{c.bounds_s:.2f} | "
+        f"{med[OURS]:.1f} | {np.percentile(ours * 1000, 90):.1f} | {cols} | {peer or '-'} | "
+        f"{ratio} | {paired} |"
+    )
 
 
 def rows(dataset: str, cells: dict[str, Cell]) -> tuple[list[str], list[str], list[str]]:
@@ -185,57 +211,77 @@ def rows(dataset: str, cells: dict[str, Cell]) -> tuple[list[str], list[str], li
             v, d, ch = zip(*qs, strict=True)
             quality_rows.append(
                 f"| {dataset} | {m} | {n} | {np.mean(v):.3f} | {_mean(list(d)):.2f} | "
-                f"{_mean(list(ch)):.2f} | {found_share(c, n):.0%} | {c.timed_out[n]} |")
+                f"{_mean(list(ch)):.2f} | {found_share(c, n):.0%} | {c.timed_out[n]} |"
+            )
         pr = predictor_ratio(c.problem)
         if pr is not None:
-            pred_rows.append(f"| {dataset} | {m} | {c.problem.trees.kind} | "
-                             f"{c.problem.trees.n_trees} | {pr[0]:.3f} | {pr[1]:.3f} | "
-                             f"{pr[0] / pr[1]:.1f}x |")
+            pred_rows.append(
+                f"| {dataset} | {m} | {c.problem.trees.kind} | "
+                f"{c.problem.trees.n_trees} | {pr[0]:.3f} | {pr[1]:.3f} | "
+                f"{pr[0] / pr[1]:.1f}x |"
+            )
     return time_rows, quality_rows, pred_rows
 
 
-def write(args: argparse.Namespace, tables: tuple[list[str], list[str], list[str]],
-          seconds: float) -> None:
+def write(
+    args: argparse.Namespace, tables: tuple[list[str], list[str], list[str]], seconds: float
+) -> None:
     t_rows, q_rows, p_rows = tables
     dice = " | ".join(f"{n} ms | x | found" for n in args.dice)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# Models: dpg_ga per-query time and quality on every preset, against DiCE", "",
+        "# Models: dpg_ga per-query time and quality on every preset, against DiCE",
+        "",
         f"Generated by `python bench/bench_models.py --rounds {args.rounds} --queries "
         f"{args.queries}` on {stamp} ({seconds / 60:.0f} min); Python "
-        f"{platform.python_version()}, 2 shared CPUs (noisy: medians, interleaved rounds).", "",
+        f"{platform.python_version()}, 2 shared CPUs (noisy: medians, interleaved rounds).",
+        "",
         "Each model is its preset as shipped (library defaults, 100 trees where it applies; "
         "no paper-forest settings), fitted on the training split. Methods are built as the "
         "app builds them (`method_factory(compose_config([method=..., model=..., "
         "dataset=...]).method)`, bounds by `method.bounds.mode=auto`); dpg_ga with its "
         "default settings, DiCE with a 30 s time limit per query. "
         f"{args.queries} test rows, target = another class, k = {K}, seed 0; "
-        f"{args.rounds} interleaved rounds (round → query → model → method).", "",
-        "## Time per query", "",
+        f"{args.rounds} interleaved rounds (round → query → model → method).",
+        "",
+        "## Time per query",
+        "",
         "`x` = that DiCE method's median ms / dpg_ga's; `found` = queries it found at least "
         "one counterfactual for (round 0). `peer` = the fastest DiCE method finding "
         "counterfactuals for at least 90% of the queries (one failing fast is no peer; where "
         "none does, the one finding the most); "
         "`ratio` = its median ms / dpg_ga's; `paired` = median over queries × rounds of the "
         "per-query ratio. `fit s` = loading the data, fitting and compiling the model; "
-        "`bounds s` = mining its class bounds.", "",
+        "`bounds s` = mining its class bounds.",
+        "",
         "| dataset | model | test acc | bounds | fit s | bounds s | dpg_ga ms | dpg_ga p90 | "
         f"{dice} | peer | ratio | paired |",
-        "|---|---|---:|---|---:|---:|---:|---:|" + "---:|---:|---:|" * len(args.dice)
+        "|---|---|---:|---|---:|---:|---:|---:|"
+        + "---:|---:|---:|" * len(args.dice)
         + "---|---:|---:|",
-        *t_rows, "",
-        "## Quality (round 0)", "",
+        *t_rows,
+        "",
+        "## Quality (round 0)",
+        "",
         "validity = counterfactuals in the target class by the fitted model's own `predict`, "
         "per k (missing ones count as invalid); distance = MAD-scaled L1 over numeric features "
         "+ 1 per changed categorical; changes = features changed (both means over the "
-        "returned counterfactuals); found = queries with at least one.", "",
+        "returned counterfactuals); found = queries with at least one.",
+        "",
         "| dataset | model | method | validity | distance | changes | found | timed out |",
-        "|---|---|---|---:|---:|---:|---:|---:|", *q_rows, "",
-        "## Compiled predictor vs the library's `predict_proba` (50-row batches)", "",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+        *q_rows,
+        "",
+        "## Compiled predictor vs the library's `predict_proba` (50-row batches)",
+        "",
         "Median of 200 interleaved calls on the same 50 training rows; results checked equal "
-        "(`allclose`, atol 1e-6) first.", "",
+        "(`allclose`, atol 1e-6) first.",
+        "",
         "| dataset | model | kind | trees | library ms | compiled ms | speedup |",
-        "|---|---|---|---:|---:|---:|---:|", *p_rows, ""]
+        "|---|---|---|---:|---:|---:|---:|",
+        *p_rows,
+        "",
+    ]
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT}", flush=True)
 
@@ -259,7 +305,7 @@ def main() -> None:
         measure(cells, args.rounds, args.queries)
         for acc, new in zip(tables, rows(d, cells), strict=True):
             acc.extend(new)
-        print("\n".join(tables[0][-len(cells):]), flush=True)
+        print("\n".join(tables[0][-len(cells) :]), flush=True)
         write(args, tables, time.perf_counter() - started)  # after each dataset: nothing lost
 
 

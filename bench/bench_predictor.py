@@ -48,18 +48,27 @@ DATASETS = {"diabetes": "Outcome", "german_credit": "default", "satimage": "targ
 
 MODELS: dict[str, Callable[[], Any]] = {
     # cfgen/conf/model/*.yaml, 100 trees each
-    "RF": lambda: RandomForestClassifier(n_estimators=100, max_features="sqrt", random_state=42,
-                                         n_jobs=1),
-    "GB": lambda: GradientBoostingClassifier(n_estimators=100, learning_rate=0.1, max_depth=3,
-                                             random_state=42),
-    "HGB": lambda: HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1,
-                                                  max_leaf_nodes=31, early_stopping=False,
-                                                  random_state=42),
-    "XGB": lambda: xgboost.XGBClassifier(n_estimators=100, max_depth=6, learning_rate=0.3,
-                                         tree_method="hist", random_state=42, n_jobs=1,
-                                         verbosity=0),
-    "LGBM": lambda: lightgbm.LGBMClassifier(n_estimators=100, num_leaves=31, learning_rate=0.1,
-                                            random_state=42, n_jobs=1, verbose=-1),
+    "RF": lambda: RandomForestClassifier(
+        n_estimators=100, max_features="sqrt", random_state=42, n_jobs=1
+    ),
+    "GB": lambda: GradientBoostingClassifier(
+        n_estimators=100, learning_rate=0.1, max_depth=3, random_state=42
+    ),
+    "HGB": lambda: HistGradientBoostingClassifier(
+        max_iter=100, learning_rate=0.1, max_leaf_nodes=31, early_stopping=False, random_state=42
+    ),
+    "XGB": lambda: xgboost.XGBClassifier(
+        n_estimators=100,
+        max_depth=6,
+        learning_rate=0.3,
+        tree_method="hist",
+        random_state=42,
+        n_jobs=1,
+        verbosity=0,
+    ),
+    "LGBM": lambda: lightgbm.LGBMClassifier(
+        n_estimators=100, num_leaves=31, learning_rate=0.1, random_state=42, n_jobs=1, verbose=-1
+    ),
 }
 
 
@@ -73,7 +82,10 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _median_interleaved(
-    f: Callable[[], Any], g: Callable[[], Any], budget_s: float, block: int = 100,
+    f: Callable[[], Any],
+    g: Callable[[], Any],
+    budget_s: float,
+    block: int = 100,
     min_rounds: int = 2,
 ) -> tuple[float, float, int]:
     """Median seconds per call of ``f`` and ``g``, in alternating blocks of ``block`` calls.
@@ -128,14 +140,28 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 lambda c=comp, q=Q: c.predict_proba(q),
                 args.budget,
             )
-            row = dict(data=data, model=name, type=type(model).__name__, d=X.shape[1],
-                       trees=comp.n_trees, nodes=comp.n_nodes, depth=comp.max_depth,
-                       engine=comp.engine, lib=t_lib * 1e3, comp=t_c * 1e3, ratio=t_lib / t_c,
-                       reps=reps, compile_ms=compile_ms, diff=diff)
+            row = dict(
+                data=data,
+                model=name,
+                type=type(model).__name__,
+                d=X.shape[1],
+                trees=comp.n_trees,
+                nodes=comp.n_nodes,
+                depth=comp.max_depth,
+                engine=comp.engine,
+                lib=t_lib * 1e3,
+                comp=t_c * 1e3,
+                ratio=t_lib / t_c,
+                reps=reps,
+                compile_ms=compile_ms,
+                diff=diff,
+            )
             rows.append(row)
-            print(f"{data:<14} {name:<5} lib {row['lib']:7.3f} ms  compiled {row['comp']:7.3f} ms"
-                  f"  x{row['ratio']:5.1f}  ({comp.engine}, {reps} reps, max |dp| {diff:.1e})",
-                  flush=True)
+            print(
+                f"{data:<14} {name:<5} lib {row['lib']:7.3f} ms  compiled {row['comp']:7.3f} ms"
+                f"  x{row['ratio']:5.1f}  ({comp.engine}, {reps} reps, max |dp| {diff:.1e})",
+                flush=True,
+            )
     return rows
 
 
@@ -175,8 +201,10 @@ def write(rows: list[dict], args: argparse.Namespace) -> None:
     for name in args.models:
         ratios = [r["ratio"] for r in rows if r["model"] == name]
         if ratios:
-            lines.append(f"- {name}: {np.median(ratios):.1f}x "
-                         f"(min {min(ratios):.1f}x, max {max(ratios):.1f}x)")
+            lines.append(
+                f"- {name}: {np.median(ratios):.1f}x "
+                f"(min {min(ratios):.1f}x, max {max(ratios):.1f}x)"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

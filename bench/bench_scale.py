@@ -43,8 +43,9 @@ def run_cfgen(overrides: list[str], run_dir: Path, timeout: float = 3600) -> dic
     args = [sys.executable, "-m", "cfgen", *COMMON, *overrides, f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    proc = subprocess.run(args, cwd=run_dir.parent, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        args, cwd=run_dir.parent, env=env, capture_output=True, text=True, timeout=timeout
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:160]}
@@ -73,8 +74,10 @@ def quality(res: dict) -> dict:
 def cell(q: dict) -> str:
     if "error" in q:
         return f"failed: {q['error']}"
-    return (f"{q['seconds']:.3f} s · validity {q['validity']:.2f} · dist {q['distance']:.2f} · "
-            f"{q['changes']:.1f} changed" + (f" · {q['failed']} failed" if q["failed"] else ""))
+    return (
+        f"{q['seconds']:.3f} s · validity {q['validity']:.2f} · dist {q['distance']:.2f} · "
+        f"{q['changes']:.1f} changed" + (f" · {q['failed']} failed" if q["failed"] else "")
+    )
 
 
 # ---------------------------------------------------------------------------- 1. forests
@@ -83,15 +86,24 @@ def forests(tmp: Path, trees: list[int], depths: list[str], n: int, dice_limit: 
     for t in trees:
         for depth in depths:
             model = [f"model.n_estimators={t}", f"model.max_depth={depth}"]
-            base = ["dataset=german_credit", f"experiment_params.num_samples={n}",
-                    "experiment_params.parallel_replications=false", *model]
+            base = [
+                "dataset=german_credit",
+                f"experiment_params.num_samples={n}",
+                "experiment_params.parallel_replications=false",
+                *model,
+            ]
             ga = quality(run_cfgen(base, tmp / f"f_ga_{t}_{depth}"))
-            dice = quality(run_cfgen([*base, "method=dice_random",
-                                      f"method.time_limit={dice_limit}"],
-                                     tmp / f"f_dice_{t}_{depth}"))
+            dice = quality(
+                run_cfgen(
+                    [*base, "method=dice_random", f"method.time_limit={dice_limit}"],
+                    tmp / f"f_dice_{t}_{depth}",
+                )
+            )
             rows.append((t, depth, ga, dice))
-            print(f"forest {t:4d} trees depth {depth:5s}: dpg_ga {cell(ga)} | dice {cell(dice)}",
-                  flush=True)
+            print(
+                f"forest {t:4d} trees depth {depth:5s}: dpg_ga {cell(ga)} | dice {cell(dice)}",
+                flush=True,
+            )
     return rows
 
 
@@ -108,12 +120,19 @@ def n_features(name: str) -> int:
 def features(tmp: Path, datasets: list[str], n: int, dice_limit: float) -> list:
     rows = []
     for name in datasets:
-        base = [f"dataset={name}", f"experiment_params.num_samples={n}",
-                "experiment_params.parallel_replications=false"]
+        base = [
+            f"dataset={name}",
+            f"experiment_params.num_samples={n}",
+            "experiment_params.parallel_replications=false",
+        ]
         ga = quality(run_cfgen(base, tmp / f"d_ga_{name}"))
         d = n_features(name)
-        dice = quality(run_cfgen([*base, "method=dice_random", f"method.time_limit={dice_limit}"],
-                                 tmp / f"d_dice_{name}"))
+        dice = quality(
+            run_cfgen(
+                [*base, "method=dice_random", f"method.time_limit={dice_limit}"],
+                tmp / f"d_dice_{name}",
+            )
+        )
         rows.append((name, d, ga, dice))
         print(f"dataset {name} ({d} features): dpg_ga {cell(ga)} | dice {cell(dice)}", flush=True)
     return rows
@@ -156,15 +175,21 @@ def query_file(tmp: Path, n: int) -> Path:
 def queries(tmp: Path, counts: list[int], workers: int) -> list:
     rows = []
     for n in counts:
-        overrides = ["dataset=german_credit", f"experiment_params.queries={query_file(tmp, n)}",
-                     f"experiment_params.num_samples={n}",
-                     f"experiment_params.max_workers={workers}", *COMMON]
-        code = QUERY_SCRIPT.format(tests=str(ROOT / "tests"), overrides=overrides,
-                                   run_dir=str(tmp / f"q_{n}"))
+        overrides = [
+            "dataset=german_credit",
+            f"experiment_params.queries={query_file(tmp, n)}",
+            f"experiment_params.num_samples={n}",
+            f"experiment_params.max_workers={workers}",
+            *COMMON,
+        ]
+        code = QUERY_SCRIPT.format(
+            tests=str(ROOT / "tests"), overrides=overrides, run_dir=str(tmp / f"q_{n}")
+        )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env=env, cwd=tmp)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp
+        )
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             rows.append((n, {"error": proc.stderr.strip().splitlines()[-1][:160]}))
@@ -172,8 +197,11 @@ def queries(tmp: Path, counts: list[int], workers: int) -> list:
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         out["elapsed"] = elapsed
         rows.append((n, out))
-        print(f"{n} queries: wall {out['wall']:.1f} s, workers "
-              f"{[round(v / 2**20) for v in out['workers'].values()]} MB", flush=True)
+        print(
+            f"{n} queries: wall {out['wall']:.1f} s, workers "
+            f"{[round(v / 2**20) for v in out['workers'].values()]} MB",
+            flush=True,
+        )
     return rows
 
 
@@ -212,11 +240,17 @@ def report(f_rows, d_rows, q_rows, args, load, load_after) -> str:
         if "error" in out:
             lines.append(f"| {n} | failed: {out['error']} | | | |")
             continue
-        lines.append(f"| {n} | {out['wall']:.1f} | {out['search'] / max(1, out['tasks']):.4f} | "
-                     f"{out['parent'] / mb:.0f} | "
-                     f"{', '.join(f'{v / mb:.0f}' for v in out['workers'].values()) or '-'} |")
-    lines += ["", "*wall* is the run's own `wall_seconds` (data, model, bounds, tasks, metrics "
-              "and files); the search time is the sum of the tasks' own `seconds`.", ""]
+        lines.append(
+            f"| {n} | {out['wall']:.1f} | {out['search'] / max(1, out['tasks']):.4f} | "
+            f"{out['parent'] / mb:.0f} | "
+            f"{', '.join(f'{v / mb:.0f}' for v in out['workers'].values()) or '-'} |"
+        )
+    lines += [
+        "",
+        "*wall* is the run's own `wall_seconds` (data, model, bounds, tasks, metrics "
+        "and files); the search time is the sum of the tasks' own `seconds`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -229,8 +263,11 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     trees, depths = ([10, 100], ["5", "null"]) if quick else ([10, 100, 500], ["5", "10", "null"])
-    datasets = ["iris", "german_credit"] if quick else \
-        ["iris", "diabetes", "german_credit", "satimage", "us_crime"]
+    datasets = (
+        ["iris", "german_credit"]
+        if quick
+        else ["iris", "diabetes", "german_credit", "satimage", "us_crime"]
+    )
     counts = [10, 100] if quick else [10, 100, 1000, 10000]
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cfgen-scale-") as tmp:

@@ -82,8 +82,7 @@ def build_problem(name: str):
     role below) and its dpg class bounds."""
     cfg = compose([f"dataset={name}"])
     problem = Problem.from_config(cfg.dataset, cfg.model)
-    bounds = mine_class_bounds(problem.trees, problem.schema, mode="dpg",
-                               X_train=problem.X_train)
+    bounds = mine_class_bounds(problem.trees, problem.schema, mode="dpg", X_train=problem.X_train)
     return cfg, problem, problem, bounds
 
 
@@ -119,8 +118,9 @@ class Scorer:
         d = self.dist(cfs, x[None, :])[:, 0]
         ref = self.ref[target]
         impl = np.min(
-            np.concatenate([self.dist(cfs, ref[i : i + 2000]) for i in range(0, len(ref), 2000)],
-                           axis=1),
+            np.concatenate(
+                [self.dist(cfs, ref[i : i + 2000]) for i in range(0, len(ref), 2000)], axis=1
+            ),
             axis=1,
         )
         out = {
@@ -149,8 +149,11 @@ def run_dataset(name: str, args) -> list[dict]:
     scorer = Scorer(data)
     queries = pick_queries(data, model, args.queries, args.seed)
     rows = []
-    print(f"== {name}: {len(data.X_train)} train rows, {len(data.schema)} features, "
-          f"{data.n_classes} classes, {len(queries)} queries", flush=True)
+    print(
+        f"== {name}: {len(data.X_train)} train rows, {len(data.schema)} features, "
+        f"{data.n_classes} classes, {len(queries)} queries",
+        flush=True,
+    )
     for qi, (q, target) in enumerate(queries):
         x = data.X_test[q]
         for m in args.methods:
@@ -167,9 +170,17 @@ def run_dataset(name: str, args) -> list[dict]:
                 if args.verbose:
                     traceback.print_exc()
             seconds = time.perf_counter() - start
-            row = {"dataset": name, "method": m, "query": q, "target": target,
-                   "seconds": seconds, "n_found": len(cfs), "reason": reason or "",
-                   "timed_out": timed_out, "error": error or ""}
+            row = {
+                "dataset": name,
+                "method": m,
+                "query": q,
+                "target": target,
+                "seconds": seconds,
+                "n_found": len(cfs),
+                "reason": reason or "",
+                "timed_out": timed_out,
+                "error": error or "",
+            }
             if len(cfs):
                 valid = model.estimator.predict(data.round(cfs)) == target
                 row.update(
@@ -183,9 +194,13 @@ def run_dataset(name: str, args) -> list[dict]:
             rows.append(row)
         if args.verbose:
             done = [r for r in rows if r["query"] == q]
-            print(f"  query {qi + 1}/{len(queries)} row {q} -> class {target}: " + ", ".join(
-                f"{r['method']} {r['seconds'] * 1000:.1f}ms/{r['n_found']}" for r in done),
-                flush=True)
+            print(
+                f"  query {qi + 1}/{len(queries)} row {q} -> class {target}: "
+                + ", ".join(
+                    f"{r['method']} {r['seconds'] * 1000:.1f}ms/{r['n_found']}" for r in done
+                ),
+                flush=True,
+            )
     return rows
 
 
@@ -193,24 +208,26 @@ def summarise(frame: pd.DataFrame, k: int) -> pd.DataFrame:
     out = []
     for (ds, m), g in frame.groupby(["dataset", "method"], sort=False):
         found = g[g["n_found"] > 0]
-        out.append({
-            "dataset": ds,
-            "method": m,
-            "queries": len(g),
-            "median ms": 1000 * g["seconds"].median(),
-            "mean ms": 1000 * g["seconds"].mean(),
-            "validity": g["n_valid"].sum() / max(g["n_found"].sum(), 1),
-            "k found": (g["n_found"] >= k).mean(),
-            "any found": (g["n_found"] > 0).mean(),
-            "distance": found["distance"].mean() if len(found) else math.nan,
-            "changes": found["changes"].mean() if len(found) else math.nan,
-            "implausibility": found["implausibility"].mean() if len(found) else math.nan,
-            "diversity": found["diversity"].mean() if len(found) else math.nan,
-            "violations": int(g["violations"].sum()),
-            "duplicates": int(g["duplicates"].sum()),
-            "timeouts": int(g["timed_out"].sum()),
-            "errors": int((g["error"] != "").sum()),
-        })
+        out.append(
+            {
+                "dataset": ds,
+                "method": m,
+                "queries": len(g),
+                "median ms": 1000 * g["seconds"].median(),
+                "mean ms": 1000 * g["seconds"].mean(),
+                "validity": g["n_valid"].sum() / max(g["n_found"].sum(), 1),
+                "k found": (g["n_found"] >= k).mean(),
+                "any found": (g["n_found"] > 0).mean(),
+                "distance": found["distance"].mean() if len(found) else math.nan,
+                "changes": found["changes"].mean() if len(found) else math.nan,
+                "implausibility": found["implausibility"].mean() if len(found) else math.nan,
+                "diversity": found["diversity"].mean() if len(found) else math.nan,
+                "violations": int(g["violations"].sum()),
+                "duplicates": int(g["duplicates"].sum()),
+                "timeouts": int(g["timed_out"].sum()),
+                "errors": int((g["error"] != "").sum()),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -226,9 +243,19 @@ def _fmt(v, kind: str) -> str:
     return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
 
 
-COLUMNS = [("median ms", "ms"), ("mean ms", "ms"), ("validity", "pct"), ("k found", "pct"),
-           ("distance", "num"), ("changes", "num"), ("implausibility", "num"),
-           ("diversity", "num"), ("violations", "int"), ("timeouts", "int"), ("errors", "int")]
+COLUMNS = [
+    ("median ms", "ms"),
+    ("mean ms", "ms"),
+    ("validity", "pct"),
+    ("k found", "pct"),
+    ("distance", "num"),
+    ("changes", "num"),
+    ("implausibility", "num"),
+    ("diversity", "num"),
+    ("violations", "int"),
+    ("timeouts", "int"),
+    ("errors", "int"),
+]
 
 
 def targets(summary: pd.DataFrame, k: int) -> list[str]:
@@ -240,9 +267,11 @@ def targets(summary: pd.DataFrame, k: int) -> list[str]:
     dice = summary[summary["method"].isin(DICE)]
     n = len(ga)
     speed_ok = dist_ok = chg_ok = impl_ok = n_gen = 0
-    lines.append("| dataset | GA median ms | fastest DiCE (median ms) | speed-up "
-                 "| distance GA / DiCE genetic "
-                 "| changes GA / DiCE genetic | implausibility GA / DiCE genetic |")
+    lines.append(
+        "| dataset | GA median ms | fastest DiCE (median ms) | speed-up "
+        "| distance GA / DiCE genetic "
+        "| changes GA / DiCE genetic | implausibility GA / DiCE genetic |"
+    )
     lines.append("|---|---:|---|---:|---:|---:|---:|")
     for ds, g in ga.iterrows():
         dd = dice[dice["dataset"] == ds]
@@ -260,8 +289,10 @@ def targets(summary: pd.DataFrame, k: int) -> list[str]:
         else:
             rd = rc = ri = math.nan
         fast = f"{fastest['method']} ({fastest['median ms']:.1f})" if fastest is not None else "–"
-        lines.append(f"| {ds} | {g['median ms']:.1f} | {fast} | {speed:.1f}x | {rd:.2f} | {rc:.2f} "
-                     f"| {ri:.2f} |")
+        lines.append(
+            f"| {ds} | {g['median ms']:.1f} | {fast} | {speed:.1f}x | {rd:.2f} | {rc:.2f} "
+            f"| {ri:.2f} |"
+        )
     validity = (ga["validity"] == 1).all()
     viol = int(ga["violations"].sum())
     kq = ga["k found"].min()
@@ -292,8 +323,8 @@ def write_markdown(path: Path, frame: pd.DataFrame, args, wall: float) -> None:
     lines = [
         "# Counterfactual search: cfgen `dpg_ga` vs DiCE",
         "",
-        f"Generated by `python bench/bench_search.py {' '.join(sys.argv[1:])}`".rstrip() +
-        f" on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {wall / 60:.1f} min; "
+        f"Generated by `python bench/bench_search.py {' '.join(sys.argv[1:])}`".rstrip()
+        + f" on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {wall / 60:.1f} min; "
         f"Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
         f"scikit-learn {sklearn.__version__}, {os.cpu_count()} CPUs (shared machine, noisy).",
         "",
@@ -301,7 +332,8 @@ def write_markdown(path: Path, frame: pd.DataFrame, args, wall: float) -> None:
         "one target per query; "
         f"DiCE time limit {args.time_limit:g} s per query (a timeout counts as a failure). "
         "GA settings: `conf/ga/default.yaml`"
-        + (f" with {', '.join(args.ga)}" if args.ga else "") + ". "
+        + (f" with {', '.join(args.ga)}" if args.ga else "")
+        + ". "
         "Definitions of every column: the docstring of `bench/bench_search.py` "
         "(distance = MAD-scaled L1 plus changed categoricals; implausibility = that distance to "
         "the nearest training row of "
@@ -318,12 +350,20 @@ def write_markdown(path: Path, frame: pd.DataFrame, args, wall: float) -> None:
         "|---|---|" + "---:|" * len(COLUMNS),
     ]
     for _, r in summary.iterrows():
-        lines.append(f"| {r['dataset']} | {r['method']} | "
-                     + " | ".join(_fmt(r[c], kind) for c, kind in COLUMNS) + " |")
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | "
+            + " | ".join(_fmt(r[c], kind) for c, kind in COLUMNS)
+            + " |"
+        )
     reasons = frame[(frame["n_found"] < args.k) & (frame["reason"] != "")]
     if len(reasons):
-        lines += ["", "## Why fewer than k (counts)", "", "| dataset | method | reason | queries |",
-                  "|---|---|---|---:|"]
+        lines += [
+            "",
+            "## Why fewer than k (counts)",
+            "",
+            "| dataset | method | reason | queries |",
+            "|---|---|---|---:|",
+        ]
         for (ds, m, why), g in reasons.groupby(["dataset", "method", "reason"], sort=False):
             lines.append(f"| {ds} | {m} | {why} | {len(g)} |")
     errors = frame[frame["error"] != ""]

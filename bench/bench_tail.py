@@ -57,8 +57,12 @@ K = 5
 
 # ---------------------------------------------------------------------------- legacy code
 def _legacy_module(name: str, path: str) -> types.ModuleType:
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{LEGACY}:{path}"], check=True,
-                         capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{LEGACY}:{path}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     mod = types.ModuleType(name)
     exec(compile(src, f"{LEGACY}:{path}", "exec"), mod.__dict__)  # noqa: S102 - our own history
     return mod
@@ -73,14 +77,29 @@ def legacy_task_metrics(ctx, data, combinations, tasks, results, k) -> pd.DataFr
         r = by_index[t.index]
         if t.combination not in schemas:
             schemas[t.combination] = data.schema.with_rules(combinations[t.combination])
-        row: dict[str, Any] = {"query": t.query, "target": t.target,
-                               "combination": t.combination, "replication": t.replication}
-        row.update(ctx.compute(data.X_test[t.query], r.counterfactuals, t.target, k, r.seconds,
-                               schema=schemas[t.combination]))
-        row.update(generations=r.generations,
-                   final_fitness=float(r.best_fitness[-1]) if len(r.best_fitness) else np.nan,
-                   timed_out=bool(getattr(r, "timed_out", False)), reason=r.reason or "",
-                   error=r.error.splitlines()[0] if r.error else "")
+        row: dict[str, Any] = {
+            "query": t.query,
+            "target": t.target,
+            "combination": t.combination,
+            "replication": t.replication,
+        }
+        row.update(
+            ctx.compute(
+                data.X_test[t.query],
+                r.counterfactuals,
+                t.target,
+                k,
+                r.seconds,
+                schema=schemas[t.combination],
+            )
+        )
+        row.update(
+            generations=r.generations,
+            final_fitness=float(r.best_fitness[-1]) if len(r.best_fitness) else np.nan,
+            timed_out=bool(getattr(r, "timed_out", False)),
+            reason=r.reason or "",
+            error=r.error.splitlines()[0] if r.error else "",
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -114,16 +133,23 @@ def build_case(dataset: str, n_tasks: int) -> dict[str, Any]:
     n_queries = min(len(problem.X_test), max(1, n_tasks // per_query))
     reps = max(1, -(-n_tasks // (n_queries * per_query)))
     queries = choose_queries(len(problem.X_test), n_queries, None, 42)
-    targets = list(iter_targets(problem.predict(problem.X_test[queries]), problem.n_classes,
-                                None))
+    targets = list(iter_targets(problem.predict(problem.X_test[queries]), problem.n_classes, None))
     comb = Combinations.for_schema(problem.schema, ["none"])
     tasks = plan_tasks(queries, targets, comb.chosen(None, seed=42), reps, 42)[:n_tasks]
     ctx = WorkerContext(problem, factory, bounds, comb, K)
     start = time.perf_counter()
     results = run_tasks(tasks, ctx, False, None, progress=False)
     search = time.perf_counter() - start
-    return dict(cfg=cfg, data=problem, model=problem, comb=comb, tasks=tasks, results=results,
-                search=search, compat=str(cfg.metrics.compat))
+    return dict(
+        cfg=cfg,
+        data=problem,
+        model=problem,
+        comb=comb,
+        tasks=tasks,
+        results=results,
+        search=search,
+        compat=str(cfg.metrics.compat),
+    )
 
 
 # ---------------------------------------------------------------------------- variants
@@ -143,10 +169,18 @@ def to_new(case: dict[str, Any]) -> list[NewTaskResult]:
 
     out = []
     for t, r in zip(case["tasks"], case["results"], strict=True):
-        exp = Explanation(r.counterfactuals, t.target, K, r.seconds, reason=r.reason,
-                          best_fitness=r.best_fitness, mean_fitness=r.mean_fitness,
-                          best_per_generation=r.best_per_generation, generations=r.generations,
-                          timed_out=bool(r.timed_out))
+        exp = Explanation(
+            r.counterfactuals,
+            t.target,
+            K,
+            r.seconds,
+            reason=r.reason,
+            best_fitness=r.best_fitness,
+            mean_fitness=r.mean_fitness,
+            best_per_generation=r.best_per_generation,
+            generations=r.generations,
+            timed_out=bool(r.timed_out),
+        )
         out.append(NewTaskResult(r.index, exp, r.error, r.peak_rss, r.pid))
     return out
 
@@ -164,15 +198,38 @@ def _clock(phases: Phases, name: str, fn: Callable[[], Any]) -> Any:
 def run_before(case, legacy, out_dir: Path) -> tuple[Phases, pd.DataFrame, pd.DataFrame]:
     lm, ls = legacy
     data, model, ph = case["data"], case["model"], {}
-    ctx = _clock(ph, "context", lambda: lm.MetricContext(
-        data.schema, data.X_train, data.y_train, data.X_test, model.predictor.predict_proba,
-        compat=case["compat"]))
-    met = _clock(ph, "metrics", lambda: legacy_task_metrics(
-        ctx, data, case["comb"], case["tasks"], case["results"], K))
-    cfs = _clock(ph, "counterfactuals", lambda: ls.counterfactual_frame(
-        data, case["tasks"], case["results"], model.predict, "dpg_ga"))
-    _clock(ph, "write", lambda: (store.write_frame(out_dir / "cf.csv", cfs),
-                                 store.write_frame(out_dir / "m.csv", met)))
+    ctx = _clock(
+        ph,
+        "context",
+        lambda: lm.MetricContext(
+            data.schema,
+            data.X_train,
+            data.y_train,
+            data.X_test,
+            model.predictor.predict_proba,
+            compat=case["compat"],
+        ),
+    )
+    met = _clock(
+        ph,
+        "metrics",
+        lambda: legacy_task_metrics(ctx, data, case["comb"], case["tasks"], case["results"], K),
+    )
+    cfs = _clock(
+        ph,
+        "counterfactuals",
+        lambda: ls.counterfactual_frame(
+            data, case["tasks"], case["results"], model.predict, "dpg_ga"
+        ),
+    )
+    _clock(
+        ph,
+        "write",
+        lambda: (
+            store.write_frame(out_dir / "cf.csv", cfs),
+            store.write_frame(out_dir / "m.csv", met),
+        ),
+    )
     return ph, met, cfs
 
 
@@ -181,28 +238,54 @@ def run_after(case, per_task: bool, out_dir: Path) -> tuple[Phases, pd.DataFrame
 
     data, model, ph = case["data"], case["model"], {}
     tasks, results = case["tasks"], case["new_results"]
-    ctx = _clock(ph, "context", lambda: MetricContext(
-        data.schema, data.X_train, data.y_train, data.X_test, model.predictor.predict_proba,
-        compat=case["compat"]))
+    ctx = _clock(
+        ph,
+        "context",
+        lambda: MetricContext(
+            data.schema,
+            data.X_train,
+            data.y_train,
+            data.X_test,
+            model.predictor.predict_proba,
+            compat=case["compat"],
+        ),
+    )
     schemas = combination_schemas(data.schema, case["comb"], tasks)
     if per_task:
-        met = _clock(ph, "metrics", lambda: pd.DataFrame([
-            task_row(ctx, t, r, K, schemas[t.combination])
-            for t, r in zip(tasks, results, strict=True)]))
+        met = _clock(
+            ph,
+            "metrics",
+            lambda: pd.DataFrame(
+                [
+                    task_row(ctx, t, r, K, schemas[t.combination])
+                    for t, r in zip(tasks, results, strict=True)
+                ]
+            ),
+        )
     else:
         met = _clock(ph, "metrics", lambda: metrics_frame(ctx, tasks, results, K, schemas))
-    cfs = _clock(ph, "counterfactuals", lambda: store.counterfactual_frame(
-        data, tasks, results, model.predict, "dpg_ga"))
-    _clock(ph, "write", lambda: (store.write_frame(out_dir / "cf.csv", cfs),
-                                 store.write_frame(out_dir / "m.csv", met)))
+    cfs = _clock(
+        ph,
+        "counterfactuals",
+        lambda: store.counterfactual_frame(data, tasks, results, model.predict, "dpg_ga"),
+    )
+    _clock(
+        ph,
+        "write",
+        lambda: (
+            store.write_frame(out_dir / "cf.csv", cfs),
+            store.write_frame(out_dir / "m.csv", met),
+        ),
+    )
     return ph, met, cfs
 
 
 VARIANTS = ("before", "before, 1 thread", "after", "after, per task")
 
 
-def agreement(old_m: pd.DataFrame, new_m: pd.DataFrame, old_c: pd.DataFrame,
-              new_c: pd.DataFrame) -> dict[str, Any]:
+def agreement(
+    old_m: pd.DataFrame, new_m: pd.DataFrame, old_c: pd.DataFrame, new_c: pd.DataFrame
+) -> dict[str, Any]:
     """Largest |difference| of any metric, which metrics differ at all, byte identity."""
     from cfgen.metrics import METRIC_NAMES
 
@@ -230,8 +313,10 @@ def bench_case(dataset: str, n_tasks: int, repeats: int) -> dict[str, Any]:
     print(f"{dataset}: building and searching {n_tasks} tasks ...", flush=True)
     case = build_case(dataset, n_tasks)
     case["new_results"] = to_new(case)
-    legacy = (_legacy_module("legacy_metrics", "cfgen/metrics.py"),
-              _legacy_module("legacy_store", "cfgen/store.py"))
+    legacy = (
+        _legacy_module("legacy_metrics", "cfgen/metrics.py"),
+        _legacy_module("legacy_store", "cfgen/store.py"),
+    )
     timings: dict[str, list[Phases]] = {v: [] for v in VARIANTS}
     outputs: dict[str, tuple] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -251,12 +336,21 @@ def bench_case(dataset: str, n_tasks: int, repeats: int) -> dict[str, Any]:
                 outputs[v] = (m, c)
             print(f"  repeat {rep + 1}/{repeats}", flush=True)
     med = {v: {p: statistics.median(t[p] for t in ts) for p in ts[0]} for v, ts in timings.items()}
-    agree = agreement(*outputs["before"][:1], outputs["after"][0], outputs["before"][1],
-                      outputs["after"][1])
+    agree = agreement(
+        *outputs["before"][:1], outputs["after"][0], outputs["before"][1], outputs["after"][1]
+    )
     n_cf = int(sum(len(r.counterfactuals) for r in case["results"]))
-    return dict(dataset=dataset, n_tasks=len(case["tasks"]), n_cf=n_cf, search=case["search"],
-                d=len(case["data"].schema), n_train=len(case["data"].X_train),
-                n_test=len(case["data"].X_test), med=med, agree=agree)
+    return dict(
+        dataset=dataset,
+        n_tasks=len(case["tasks"]),
+        n_cf=n_cf,
+        search=case["search"],
+        d=len(case["data"].schema),
+        n_train=len(case["data"].X_train),
+        n_test=len(case["data"].X_test),
+        med=med,
+        agree=agree,
+    )
 
 
 # ---------------------------------------------------------------------------- report
@@ -302,13 +396,15 @@ def render(cases: list[dict[str, Any]], argv: list[str], minutes: float, repeats
         ok = "met" if tail <= 0.25 * c["search"] else "NOT met"
         rest = tail - m["context"]
         ok_rest = "met" if rest <= 0.25 * c["search"] else "NOT met"
-        lines.append(f"- {c['dataset']} ({c['n_tasks']} tasks, d = {c['d']}, "
-                     f"{c['n_train']} train / {c['n_test']} test rows; search "
-                     f"{1000 * c['search'] / c['n_tasks']:.1f} ms a task): tail "
-                     f"{tail:.3f} s = {tail / c['search']:.3f}× the search ({ok}); without "
-                     f"building the context (LOF fit, test labels: {m['context']:.3f} s) "
-                     f"{rest / c['search']:.3f}× ({ok_rest}); {b / tail:.1f}× faster than "
-                     f"before ({b:.3f} s)")
+        lines.append(
+            f"- {c['dataset']} ({c['n_tasks']} tasks, d = {c['d']}, "
+            f"{c['n_train']} train / {c['n_test']} test rows; search "
+            f"{1000 * c['search'] / c['n_tasks']:.1f} ms a task): tail "
+            f"{tail:.3f} s = {tail / c['search']:.3f}× the search ({ok}); without "
+            f"building the context (LOF fit, test labels: {m['context']:.3f} s) "
+            f"{rest / c['search']:.3f}× ({ok_rest}); {b / tail:.1f}× faster than "
+            f"before ({b:.3f} s)"
+        )
     lines += ["", "## Same numbers", ""]
     for c in cases:
         a = c["agree"]

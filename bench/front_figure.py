@@ -42,38 +42,69 @@ def main() -> None:
     ref = m.scaled(problem.X_train[problem.y_train == target])
 
     def objs(R):
-        return (m.to(m.scaled(R), m.scaled(x)), np.count_nonzero(R != x, axis=1),
-                m.nearest(m.scaled(R), ref))
+        return (
+            m.to(m.scaled(R), m.scaled(x)),
+            np.count_nonzero(R != x, axis=1),
+            m.nearest(m.scaled(R), ref),
+        )
 
     dist, changes, impl = objs(C)
     front = nondominated_fronts(np.column_stack([dist, changes, impl])) == 0
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=130)
-    sc = ax.scatter(dist, impl, c=changes, cmap="viridis", s=14, alpha=0.55,
-                    label=f"candidates ({len(C)})")
-    ax.scatter(dist[front], impl[front], facecolors="none", edgecolors="k", s=46, lw=0.8,
-               label=f"Pareto front ({int(front.sum())})")
+    sc = ax.scatter(
+        dist, impl, c=changes, cmap="viridis", s=14, alpha=0.55, label=f"candidates ({len(C)})"
+    )
+    ax.scatter(
+        dist[front],
+        impl[front],
+        facecolors="none",
+        edgecolors="k",
+        s=46,
+        lw=0.8,
+        label=f"Pareto front ({int(front.sum())})",
+    )
     rd, rc, ri = objs(e.counterfactuals)
     marks = {"closest": "*", "sparsest": "s", "plausible": "^", "diverse": "o", "balanced": "D"}
     for role in dict.fromkeys(e.roles):
         idx = [i for i, r in enumerate(e.roles) if r == role]
-        ax.scatter(rd[idx], ri[idx], marker=marks[role], s=150, c="tab:red",
-                   edgecolors="k", zorder=5, label=f"returned: {role}")
+        ax.scatter(
+            rd[idx],
+            ri[idx],
+            marker=marks[role],
+            s=150,
+            c="tab:red",
+            edgecolors="k",
+            zorder=5,
+            label=f"returned: {role}",
+        )
         for i in idx:
-            ax.annotate(f"{rc[i]} chg", (rd[i], ri[i]), xytext=(6, 4),
-                        textcoords="offset points", fontsize=8)
-    ax.axvline(opt.extra["objective"], color="tab:red", ls="--", lw=1,
-               label="exact optimum (MILP)")
+            ax.annotate(
+                f"{rc[i]} chg",
+                (rd[i], ri[i]),
+                xytext=(6, 4),
+                textcoords="offset points",
+                fontsize=8,
+            )
+    ax.axvline(opt.extra["objective"], color="tab:red", ls="--", lw=1, label="exact optimum (MILP)")
     fig.colorbar(sc, ax=ax, label="changed features")
     ax.set_xlabel("distance to the query (MAD-scaled L1 + 1 per changed categorical)")
     ax.set_ylabel("implausibility (distance to the\nnearest target-class training row)")
-    ax.set_title(f"{DATASET}, test row {queries(problem, 20, 0)[QUERY][0]}: "
-                 "what dpg_ga returns (k=5)", fontsize=10)
+    ax.set_title(
+        f"{DATASET}, test row {queries(problem, 20, 0)[QUERY][0]}: what dpg_ga returns (k=5)",
+        fontsize=10,
+    )
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     out = ROOT / "docs" / "front.png"
     fig.savefig(out)
-    print(out, e.roles, np.round(rd, 3).tolist(), rc.tolist(), np.round(ri, 3).tolist(),
-          opt.extra["objective"])
+    print(
+        out,
+        e.roles,
+        np.round(rd, 3).tolist(),
+        rc.tolist(),
+        np.round(ri, 3).tolist(),
+        opt.extra["objective"],
+    )
 
 
 if __name__ == "__main__":

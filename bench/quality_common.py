@@ -24,9 +24,22 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 #: iris (shipped) + the 13 datasets in CFGEN_DATA_DIR
-DATASETS = ("iris", "abalone", "customer_personality_analysis", "diabetes", "ecoli",
-            "education_dataset", "energy_dataset", "german_credit", "healthcare_dataset_stroke",
-            "libras_move", "mammography", "satimage", "us_crime", "yeast_ml8")
+DATASETS = (
+    "iris",
+    "abalone",
+    "customer_personality_analysis",
+    "diabetes",
+    "ecoli",
+    "education_dataset",
+    "energy_dataset",
+    "german_credit",
+    "healthcare_dataset_stroke",
+    "libras_move",
+    "mammography",
+    "satimage",
+    "us_crime",
+    "yeast_ml8",
+)
 
 
 def compose(overrides: list[str]) -> Any:
@@ -87,8 +100,9 @@ def fingerprint(problem: Any) -> str:
     return h.hexdigest()[:12]
 
 
-def optima(name: str, qs: list[tuple[int, np.ndarray, int]], cache_dir: Path,
-           time_limit: float = 60.0) -> list[dict[str, Any]]:
+def optima(
+    name: str, qs: list[tuple[int, np.ndarray, int]], cache_dir: Path, time_limit: float = 60.0
+) -> list[dict[str, Any]]:
     """Per query the exact method's k=1 result: ``distance``, ``status``, ``seconds``."""
     problem = load(name)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -107,12 +121,18 @@ def optima(name: str, qs: list[tuple[int, np.ndarray, int]], cache_dir: Path,
                 exact = build("exact", problem, (f"method.time_limit={time_limit}",))
             e = exact.explain(x, target, 1, np.random.default_rng(0))
             dist = e.extra.get("objective")
-            hit = {"distance": float("inf") if dist is None else float(dist),
-                   "status": e.extra["status"],
-                   "seconds": e.seconds, "limit": time_limit}
+            hit = {
+                "distance": float("inf") if dist is None else float(dist),
+                "status": e.extra["status"],
+                "seconds": e.seconds,
+                "limit": time_limit,
+            }
             cache["rows"][key] = hit
             path.write_text(json.dumps(cache, indent=0, sort_keys=True, allow_nan=True))
-            print(f"  exact {name} row {row} -> {hit['status']} d={hit['distance']:.4g} "
-                  f"({hit['seconds']:.1f} s)", flush=True)
+            print(
+                f"  exact {name} row {row} -> {hit['status']} d={hit['distance']:.4g} "
+                f"({hit['seconds']:.1f} s)",
+                flush=True,
+            )
         out.append(hit)
     return out

@@ -30,8 +30,7 @@ def app(cfg: DictConfig) -> float:
     ep = cfg.experiment_params
     # a run of at least WARM_UP_TASKS searches will likely use a pool: its forkserver imports
     # while this process loads data and fits the model (a small run stays here: no cost)
-    if ep.num_samples * ep.num_replications * (ep.num_combinations_to_test or 1) \
-            >= WARM_UP_TASKS:
+    if ep.num_samples * ep.num_replications * (ep.num_combinations_to_test or 1) >= WARM_UP_TASKS:
         from cfgen.runner.forkserver import warm_up_for
 
         warm_up_for(cfg)
@@ -50,12 +49,15 @@ def app(cfg: DictConfig) -> float:
     if cfg.output.table:
         _print_tables(cfg, result, run_dir)
     s = result.summary
-    failed = f"{s['n_failed']} failed" + (f", {s['n_timed_out']} over the time limit"
-                                          if s.get("n_timed_out") else "")
+    failed = f"{s['n_failed']} failed" + (
+        f", {s['n_timed_out']} over the time limit" if s.get("n_timed_out") else ""
+    )
     if s.get("model_warning"):
         print(f"WARNING: {s['model_warning']}")
-    print(f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({failed}) · "
-          f"{s['wall_seconds']:.1f} s\nrun directory: {run_dir}  (report.html)")
+    print(
+        f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({failed}) · "
+        f"{s['wall_seconds']:.1f} s\nrun directory: {run_dir}  (report.html)"
+    )
     return float(s["validity"])
 
 
@@ -69,12 +71,16 @@ def _print_tables(cfg: DictConfig, result: Any, run_dir: str) -> None:
     ep = cfg.experiment_params
     print(console_table(result.problem, result.metrics, k=ep.num_counterfactuals))
     if len({t.combination for t in result.tasks}) > 1:
-        print(combination_table(result.tasks, result.results, result.combinations,
-                                ep.num_counterfactuals))
+        print(
+            combination_table(
+                result.tasks, result.results, result.combinations, ep.num_counterfactuals
+            )
+        )
     if cfg.output.show:
         run = Path(run_dir)
-        diffs = diff_tables(read_changes(run / "changes.csv"), cfg.output.show,
-                            pd.read_csv(run / "queries.csv"))
+        diffs = diff_tables(
+            read_changes(run / "changes.csv"), cfg.output.show, pd.read_csv(run / "queries.csv")
+        )
         if diffs:
             print("\n" + diffs)
 

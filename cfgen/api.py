@@ -74,8 +74,7 @@ class CounterfactualResult:
         return self.diff.to_frame(only_changes=only_changes)
 
     def __str__(self) -> str:
-        own, target = (getattr(v, "item", lambda v=v: v)() for v in (self.query_class,
-                                                                      self.target))
+        own, target = (getattr(v, "item", lambda v=v: v)() for v in (self.query_class, self.target))
         head = f"query predicted {own} → target {target}: {len(self)} counterfactual(s)"
         if self.reason:
             head += f" ({self.reason})"
@@ -111,9 +110,11 @@ def method_node(method: str | Mapping[str, Any], **settings: Any) -> dict[str, A
         node = dict(method)
     else:
         if method not in group_options("method"):
-            raise ConfigError(f"method={method!r} is not allowed: expected one of "
-                              f"{', '.join(group_options('method'))} or a mapping with a "
-                              "_target_ (a plug-in)")
+            raise ConfigError(
+                f"method={method!r} is not allowed: expected one of "
+                f"{', '.join(group_options('method'))} or a mapping with a "
+                "_target_ (a plug-in)"
+            )
         register()
         was = GlobalHydra.instance().is_initialized()
         if was:
@@ -167,31 +168,50 @@ class CounterfactualExplainer:
         Other settings of the method (e.g. ``strategy`` for DiCE).
     """
 
-    def __init__(self, model: Any, X_train: Any, y_train: Any, schema: Any = None,
-                 categorical: Sequence[Any] | None = None, integer: Sequence[Any] | None = None,
-                 actionability: Mapping[str, str] | None = None,
-                 constraints: str | None = None, ga: Mapping[str, Any] | None = None,
-                 method: str | Mapping[str, Any] = "dpg_ga", time_limit: float | None = None,
-                 feature_names: Sequence[str] | None = None,
-                 bounds: Mapping[str, Any] | None = None,
-                 ranges: Mapping[str, Sequence[float]] | None = None,
-                 features_to_vary: Sequence[str] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        X_train: Any,
+        y_train: Any,
+        schema: Any = None,
+        categorical: Sequence[Any] | None = None,
+        integer: Sequence[Any] | None = None,
+        actionability: Mapping[str, str] | None = None,
+        constraints: str | None = None,
+        ga: Mapping[str, Any] | None = None,
+        method: str | Mapping[str, Any] = "dpg_ga",
+        time_limit: float | None = None,
+        feature_names: Sequence[str] | None = None,
+        bounds: Mapping[str, Any] | None = None,
+        ranges: Mapping[str, Sequence[float]] | None = None,
+        features_to_vary: Sequence[str] | None = None,
+        **options: Any,
+    ) -> None:
         from cfgen.experiment import resolve_bounds
         from cfgen.methods import method_factory
         from cfgen.problem import Problem
 
-        self.problem = Problem.from_fitted(model, X_train, y_train, categorical=categorical,
-                                           integer=integer, actionability=actionability,
-                                           ranges=ranges, features_to_vary=features_to_vary,
-                                           feature_names=feature_names, schema=schema)
+        self.problem = Problem.from_fitted(
+            model,
+            X_train,
+            y_train,
+            categorical=categorical,
+            integer=integer,
+            actionability=actionability,
+            ranges=ranges,
+            features_to_vary=features_to_vary,
+            feature_names=feature_names,
+            schema=schema,
+        )
         self._as_array = not isinstance(X_train, pd.DataFrame)
         if constraints is not None:
             bounds = {**dict(bounds or {}), "mode": constraints}
         node = method_node(method, ga=ga, bounds=bounds, time_limit=time_limit, **options)
         factory = method_factory(node)
         self.method = node["name"]
-        self.bounds, self.bounds_info = resolve_bounds(self.problem, factory, node,
-                                                       self.problem.X_train)
+        self.bounds, self.bounds_info = resolve_bounds(
+            self.problem, factory, node, self.problem.X_train
+        )
         self.explainer = factory(self.problem, self.problem.schema, self.bounds)
         from cfgen.changes import mh_distance
 
@@ -211,18 +231,22 @@ class CounterfactualExplainer:
             return int(order[1]) if len(order) > 1 else int(order[0])
         if target in self._class_index:
             return self._class_index[target]
-        raise ConfigError(f"target={target!r} is not a class of the model "
-                          f"(classes: {self.classes_.tolist()})")
+        raise ConfigError(
+            f"target={target!r} is not a class of the model (classes: {self.classes_.tolist()})"
+        )
 
     def _queries(self, X_query: Any) -> tuple[Any, np.ndarray, bool]:
         """(rows as given, encoded rows, single?) with one line for a malformed query."""
-        if isinstance(X_query, (str, bytes)) or (isinstance(X_query, np.ndarray)
-                                                 and X_query.dtype.kind in "US"
-                                                 and X_query.ndim == 0):
-            raise ConfigError(f"X_query={X_query!r} is not allowed: expected a row (Series or "
-                              "1-D array) or rows (DataFrame or 2-D array) of the features")
+        if isinstance(X_query, (str, bytes)) or (
+            isinstance(X_query, np.ndarray) and X_query.dtype.kind in "US" and X_query.ndim == 0
+        ):
+            raise ConfigError(
+                f"X_query={X_query!r} is not allowed: expected a row (Series or "
+                "1-D array) or rows (DataFrame or 2-D array) of the features"
+            )
         single = isinstance(X_query, pd.Series) or (
-            not isinstance(X_query, pd.DataFrame) and np.ndim(X_query) == 1)
+            not isinstance(X_query, pd.DataFrame) and np.ndim(X_query) == 1
+        )
         if isinstance(X_query, pd.Series):
             X_query = X_query.to_frame().T
         try:
@@ -230,16 +254,25 @@ class CounterfactualExplainer:
         except ConfigError:
             raise
         except (ValueError, TypeError, IndexError) as exc:
-            raise ConfigError(f"X_query: cannot read the rows as the model's {self.problem.d} "
-                              f"features ({str(exc).splitlines()[0]})") from None
+            raise ConfigError(
+                f"X_query: cannot read the rows as the model's {self.problem.d} "
+                f"features ({str(exc).splitlines()[0]})"
+            ) from None
         if X.ndim != 2 or X.shape[1] != self.problem.d:
-            raise ConfigError(f"X_query has shape {np.shape(X)}; expected rows of "
-                              f"{self.problem.d} features")
+            raise ConfigError(
+                f"X_query has shape {np.shape(X)}; expected rows of {self.problem.d} features"
+            )
         return X_query, X, single
 
     # ------------------------------------------------------------------ explain
-    def explain(self, X_query: Any, target: Any = None, k: int = 5, seed: int = 0,
-                ids: Sequence[int] | None = None) -> Any:
+    def explain(
+        self,
+        X_query: Any,
+        target: Any = None,
+        k: int = 5,
+        seed: int = 0,
+        ids: Sequence[int] | None = None,
+    ) -> Any:
         """Counterfactuals of one query (a Series or 1-D array → one
         :class:`CounterfactualResult`) or of each row of a batch (a DataFrame or 2-D array →
         a list). ``target`` is a class label of the model (``None``: the most probable other
@@ -261,8 +294,9 @@ class CounterfactualExplainer:
             out.append(self._result(X_query, i, int(np.argmax(proba[i])), t, x, exp))
         return out[0] if single else out
 
-    def _result(self, X_query: Any, i: int, own: int, t: int, x: np.ndarray,
-                exp: Explanation) -> CounterfactualResult:
+    def _result(
+        self, X_query: Any, i: int, own: int, t: int, x: np.ndarray, exp: Explanation
+    ) -> CounterfactualResult:
         from cfgen.changes import Diff
 
         cfs = exp.counterfactuals
@@ -282,24 +316,50 @@ class CounterfactualExplainer:
         else:
             q = np.asarray(X_query)
             query = q if q.ndim == 1 else q[i]
-        history = pd.DataFrame({"generation": np.arange(len(exp.best_fitness)),
-                                "best": exp.best_fitness, "mean": exp.mean_fitness})
-        diff = Diff.build(x, cfs, self.problem.decode,
-                          predict_proba=self.problem.predictor.predict_proba,
-                          class_names=[str(c) for c in self.classes_],
-                          distance=self._distance, roles=exp.roles or None)
+        history = pd.DataFrame(
+            {
+                "generation": np.arange(len(exp.best_fitness)),
+                "best": exp.best_fitness,
+                "mean": exp.mean_fitness,
+            }
+        )
+        diff = Diff.build(
+            x,
+            cfs,
+            self.problem.decode,
+            predict_proba=self.problem.predictor.predict_proba,
+            class_names=[str(c) for c in self.classes_],
+            distance=self._distance,
+            roles=exp.roles or None,
+        )
         return CounterfactualResult(
-            query=query, query_class=self.classes_[own], target=self.classes_[t],
-            counterfactuals=decoded, predicted=predicted, reason=exp.reason,
-            seconds=exp.seconds, history=history, explanation=exp, diff=diff,
+            query=query,
+            query_class=self.classes_[own],
+            target=self.classes_[t],
+            counterfactuals=decoded,
+            predicted=predicted,
+            reason=exp.reason,
+            seconds=exp.seconds,
+            history=history,
+            explanation=exp,
+            diff=diff,
         )
 
 
-def explain(model: Any, X_train: Any, y_train: Any, X_query: Any, target: Any = None,
-            k: int = 5, seed: int = 0, **options: Any) -> Any:
+def explain(
+    model: Any,
+    X_train: Any,
+    y_train: Any,
+    X_query: Any,
+    target: Any = None,
+    k: int = 5,
+    seed: int = 0,
+    **options: Any,
+) -> Any:
     """One-shot form of :class:`CounterfactualExplainer` (``options``: its keyword arguments:
     ``schema``, ``categorical``, ``integer``, ``actionability``, ``ranges``,
     ``features_to_vary``, ``method``, ``ga``, ``bounds``, ``time_limit``, ``feature_names``, the
     method's own settings)."""
     return CounterfactualExplainer(model, X_train, y_train, **options).explain(
-        X_query, target=target, k=k, seed=seed)
+        X_query, target=target, k=k, seed=seed
+    )

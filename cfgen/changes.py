@@ -49,8 +49,12 @@ UNCHANGED = "-"
 #: columns of changes.csv before the per-feature cells
 KEYS = ("query", "method", "combination", "replication", "target", "cf")
 CF_COLUMNS = ("role", "predicted", "probability", "distance_mh", "nbr_changes", "changed")
-ROW_LABELS = {"predicted": "predicted", "probability": "probability",
-              "distance_mh": "distance_mh", "nbr_changes": "nbr_changes"}
+ROW_LABELS = {
+    "predicted": "predicted",
+    "probability": "probability",
+    "distance_mh": "distance_mh",
+    "nbr_changes": "nbr_changes",
+}
 
 Decode = Callable[[np.ndarray], pd.DataFrame]
 Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -156,8 +160,11 @@ class Diff:
         if predict_proba is not None:
             P = np.asarray(predict_proba(np.vstack([x[None, :], cfs])), dtype=float)
             idx = P.argmax(axis=1)
-            names = [str(c) for c in class_names] if class_names is not None else [
-                str(i) for i in range(P.shape[1])]
+            names = (
+                [str(c) for c in class_names]
+                if class_names is not None
+                else [str(i) for i in range(P.shape[1])]
+            )
             q_pred, q_prob = names[int(idx[0])], float(P[0, idx[0]])
             predicted = [names[int(i)] for i in idx[1:]]
             probability = P[np.arange(1, len(P)), idx[1:]]
@@ -199,12 +206,15 @@ class Diff:
             out["distance_mh"] = self.distance
         out["nbr_changes"] = self.n_changes
         names = self.features
-        out["changed"] = ["; ".join(n for n, c in zip(names, row, strict=True) if c)
-                          for row in self.changed]
+        out["changed"] = [
+            "; ".join(n for n, c in zip(names, row, strict=True) if c) for row in self.changed
+        ]
         for j, name in enumerate(names):
             q = fmt_value(self.query.iloc[j])
-            out[name] = [f"{q}{ARROW}{fmt_value(v)}" if self.changed[i, j] else ""
-                         for i, v in enumerate(self.cfs.iloc[:, j])]
+            out[name] = [
+                f"{q}{ARROW}{fmt_value(v)}" if self.changed[i, j] else ""
+                for i, v in enumerate(self.cfs.iloc[:, j])
+            ]
         return pd.DataFrame(out)
 
     def to_frame(self, only_changes: bool = True, mark: str = UNCHANGED) -> pd.DataFrame:
@@ -214,8 +224,7 @@ class Diff:
         if only_changes:
             frame = frame.astype(object)
             for j, name in enumerate(self.features):
-                frame[name] = [v if self.changed[i, j] else mark
-                               for i, v in enumerate(frame[name])]
+                frame[name] = [v if self.changed[i, j] else mark for i, v in enumerate(frame[name])]
         if self.predicted is not None:
             frame["predicted"] = self.predicted
             frame["probability"] = self.probability
@@ -224,8 +233,12 @@ class Diff:
     def table(self, mark: str = UNCHANGED) -> pd.DataFrame:
         """Transposed diff: changed features as rows, the query and each counterfactual as
         columns (``-``: unchanged), then predicted / probability / distance_mh / nbr_changes."""
-        return diff_table(self.wide(), query_predicted=self.query_predicted,
-                          query_probability=self.query_probability, mark=mark)
+        return diff_table(
+            self.wide(),
+            query_predicted=self.query_predicted,
+            query_probability=self.query_probability,
+            mark=mark,
+        )
 
     def text(self, max_width: int = 24) -> str:
         """The transposed diff as aligned plain text (long labels shortened with ``…``)."""
@@ -251,8 +264,11 @@ def diff_table(
     """
     features = [c for c in wide.columns if c not in KEYS and c not in CF_COLUMNS]
     shown = [f for f in features if wide[f].fillna("").astype(str).str.len().gt(0).any()]
-    cols = ["query"] + [f"cf {int(c)}" for c in wide["cf"]] if "cf" in wide else ["query"] + [
-        f"cf {i}" for i in range(len(wide))]
+    cols = (
+        ["query"] + [f"cf {int(c)}" for c in wide["cf"]]
+        if "cf" in wide
+        else ["query"] + [f"cf {i}" for i in range(len(wide))]
+    )
     rows: dict[str, list[str]] = {}
     for f in shown:
         cells = [str(v) if isinstance(v, str) else "" for v in wide[f]]
@@ -279,13 +295,17 @@ def shorten(s: str, width: int) -> str:
 def text_table(table: pd.DataFrame, max_width: int = 24, index_name: str = "") -> str:
     """A string DataFrame (index = row labels) as aligned text; cells cut to ``max_width``."""
     head = [index_name] + [str(c) for c in table.columns]
-    body = [[str(i)] + [shorten(str(v), max_width) for v in row]
-            for i, row in zip(table.index, table.itertuples(index=False), strict=True)]
+    body = [
+        [str(i)] + [shorten(str(v), max_width) for v in row]
+        for i, row in zip(table.index, table.itertuples(index=False), strict=True)
+    ]
     widths = [max(len(r[k]) for r in [head, *body]) for k in range(len(head))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if k == 0 else c.rjust(w)
-                         for k, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.ljust(w) if k == 0 else c.rjust(w)
+            for k, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return "\n".join([line(head), *(line(r) for r in body)])
 
@@ -319,17 +339,38 @@ def run_changes(
         r = by_index.get(t.index)
         if r is None or len(r.counterfactuals) == 0:
             continue
-        diff = Diff.build(problem.X_test[t.query], r.counterfactuals, problem.decode,
-                          predict_proba=predict_proba, class_names=problem.class_names,
-                          distance=distance, roles=_roles(r), atol=atol)
+        diff = Diff.build(
+            problem.X_test[t.query],
+            r.counterfactuals,
+            problem.decode,
+            predict_proba=predict_proba,
+            class_names=problem.class_names,
+            distance=distance,
+            roles=_roles(r),
+            atol=atol,
+        )
         wide = diff.wide()
-        meta = pd.DataFrame({"query": t.query, "method": method, "combination": t.combination,
-                             "replication": t.replication,
-                             "target": problem.class_names[t.target]}, index=wide.index)
+        meta = pd.DataFrame(
+            {
+                "query": t.query,
+                "method": method,
+                "combination": t.combination,
+                "replication": t.replication,
+                "target": problem.class_names[t.target],
+            },
+            index=wide.index,
+        )
         blocks.append(pd.concat([meta, wide], axis=1))
     if not blocks:
-        cols = [*KEYS, "predicted", "probability", "distance_mh", "nbr_changes", "changed",
-                *problem.schema.names]
+        cols = [
+            *KEYS,
+            "predicted",
+            "probability",
+            "distance_mh",
+            "nbr_changes",
+            "changed",
+            *problem.schema.names,
+        ]
         return pd.DataFrame(columns=cols)
     return pd.concat(blocks, ignore_index=True)
 
@@ -345,11 +386,13 @@ def query_frame(
     frame = problem.decode(X).reset_index(drop=True)
     P = np.asarray(predict_proba(X), dtype=float) if len(X) else np.zeros((0, 1))
     idx = P.argmax(axis=1) if len(X) else np.zeros(0, dtype=int)
-    meta = pd.DataFrame({
-        "query": queries,
-        "predicted": [problem.class_names[int(i)] for i in idx],
-        "probability": P[np.arange(len(idx)), idx] if len(idx) else np.zeros(0),
-    })
+    meta = pd.DataFrame(
+        {
+            "query": queries,
+            "predicted": [problem.class_names[int(i)] for i in idx],
+            "probability": P[np.arange(len(idx)), idx] if len(idx) else np.zeros(0),
+        }
+    )
     return pd.concat([meta, frame], axis=1)
 
 

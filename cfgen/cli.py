@@ -37,8 +37,14 @@ EXTRA_DIRS: list[Path] = []
 def group_options(group: str) -> list[str]:
     """Names available in a config group (YAML files under ``conf/<group>`` and under any
     ``--config-dir``)."""
-    names = sorted({p.stem for d in (CONF_DIR, *EXTRA_DIRS) if (d / group).is_dir()
-                    for p in (d / group).glob("*.yaml")})
+    names = sorted(
+        {
+            p.stem
+            for d in (CONF_DIR, *EXTRA_DIRS)
+            if (d / group).is_dir()
+            for p in (d / group).glob("*.yaml")
+        }
+    )
     if group == "hydra/launcher":
         names = sorted(set(names) | {"basic", "submitit_local", "submitit_slurm"})
     return names
@@ -91,8 +97,10 @@ def translate(exc: Exception, overrides: list[str] | None = None) -> ConfigError
         group = m[1]
         given = next((o for o in overrides or [] if o.startswith(f"{group}=")), group)
         parent, _, sub = group.rpartition("/")
-        return ConfigError(f"{given} is not allowed: the chosen {parent or 'config'} has no "
-                           f"{sub!r} settings (e.g. method/ga and method/bounds belong to dpg_ga)")
+        return ConfigError(
+            f"{given} is not allowed: the chosen {parent or 'config'} has no "
+            f"{sub!r} settings (e.g. method/ga and method/bounds belong to dpg_ga)"
+        )
     if isinstance(exc, MissingConfigException):
         missing = str(getattr(exc, "missing_cfg_file", "") or "")
         group, _, name = missing.rpartition("/")
@@ -111,8 +119,12 @@ def translate(exc: Exception, overrides: list[str] | None = None) -> ConfigError
 
 
 #: old spellings (the GA settings and the class-bound miner now belong to method dpg_ga)
-RENAMED = (("ga=", "method/ga="), ("ga.", "method.ga."), ("constraints=", "method/bounds="),
-           ("constraints.", "method.bounds."))
+RENAMED = (
+    ("ga=", "method/ga="),
+    ("ga.", "method.ga."),
+    ("constraints=", "method/bounds="),
+    ("constraints.", "method.bounds."),
+)
 
 
 def old_spelling(overrides: list[str]) -> None:
@@ -121,9 +133,11 @@ def old_spelling(overrides: list[str]) -> None:
         bare = o.lstrip("+~")
         for old, new in RENAMED:
             if bare.startswith(old):
-                raise ConfigError(f"{o}: the GA settings and the class-bound miner belong to the "
-                                  f"method now: use {o[:len(o) - len(bare)]}"
-                                  f"{new}{bare[len(old):]}")
+                raise ConfigError(
+                    f"{o}: the GA settings and the class-bound miner belong to the "
+                    f"method now: use {o[: len(o) - len(bare)]}"
+                    f"{new}{bare[len(old) :]}"
+                )
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[Path], bool] | None:
@@ -160,8 +174,7 @@ def precheck(argv: list[str]) -> Any:
     EXTRA_DIRS[:] = dirs
     old_spelling(overrides)
     if dirs:
-        overrides = [*overrides, "hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs)
-                     + "]"]
+        overrides = [*overrides, "hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]"]
     register()
     try:
         combos = list(_expand(overrides))
@@ -172,8 +185,9 @@ def precheck(argv: list[str]) -> Any:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for trial in combos:
             try:
-                cfg = compose(config_name=CONFIG_NAME, overrides=trial,
-                              return_hydra_config=first is None)
+                cfg = compose(
+                    config_name=CONFIG_NAME, overrides=trial, return_hydra_config=first is None
+                )
             except (ConfigCompositionException, MissingConfigException) as exc:
                 raise translate(exc, trial) from None
             except OmegaConfBaseException as exc:

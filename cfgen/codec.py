@@ -114,8 +114,9 @@ class Codec:
     order, :meth:`encode` / :meth:`decode` convert rows both ways.
     """
 
-    def __init__(self, schema: FeatureSchema, levels: Mapping[str, Levels],
-                 dtypes: Mapping[str, Any]) -> None:
+    def __init__(
+        self, schema: FeatureSchema, levels: Mapping[str, Levels], dtypes: Mapping[str, Any]
+    ) -> None:
         self.schema = schema
         self.names = schema.names
         self.levels = dict(levels)
@@ -153,17 +154,22 @@ class Codec:
             if col.notna().sum() == 0:
                 raise ConfigError(
                     f"{what} column {name!r} has no values (all {len(col)} rows are missing): "
-                    f"drop it{' with dataset.drop=[' + name + ']' if prefix else ''}")
+                    f"drop it{' with dataset.drop=[' + name + ']' if prefix else ''}"
+                )
             numbers = None if name in cat else _as_numbers(col)
             if numbers is None:
                 if ints is not None and name in ints:
                     raise ConfigError(
                         f"{prefix}integer={sorted(ints)} is not allowed: {name!r} is categorical "
-                        f"({'listed in ' + prefix + 'categorical' if name in cat else 'text'})")
+                        f"({'listed in ' + prefix + 'categorical' if name in cat else 'text'})"
+                    )
                 lv = infer_levels(col)
                 levels[name] = lv
-                features.append(Feature(name, Kind.CATEGORICAL, 0.0, len(lv.values) - 1.0,
-                                        lv.labels, decimals=0))
+                features.append(
+                    Feature(
+                        name, Kind.CATEGORICAL, 0.0, len(lv.values) - 1.0, lv.labels, decimals=0
+                    )
+                )
                 continue
             v = numbers.to_numpy()
             if np.isinf(v).any():
@@ -172,8 +178,9 @@ class Codec:
             is_int = name in ints if ints is not None else whole
             kind = Kind.INTEGER if is_int else Kind.CONTINUOUS
             features.append(Feature(name, kind, 0.0, 0.0))
-        schema = _apply_rules(FeatureSchema(tuple(features)), actionability, ranges,
-                              features_to_vary, prefix)
+        schema = _apply_rules(
+            FeatureSchema(tuple(features)), actionability, ranges, features_to_vary, prefix
+        )
         codec = cls(schema, levels, dtypes)
         return codec.observe(codec.encode(frame, missing="keep", what=what))
 
@@ -197,7 +204,8 @@ class Codec:
         categorical already the codes ``0..n-1`` (a model fitted on the user's rows can then be
         compiled directly)."""
         return all(
-            lv.kind == "number" and lv.dtype is None
+            lv.kind == "number"
+            and lv.dtype is None
             and list(lv.values) == list(range(len(lv.values)))
             for lv in self.levels.values()
         )
@@ -211,13 +219,17 @@ class Codec:
             X = pd.DataFrame([X])
         if isinstance(X, pd.DataFrame):
             cols = [str(c) for c in X.columns]
-            if not set(self.names) & set(cols) and isinstance(X.columns, pd.RangeIndex) \
-                    and len(cols) == len(self.names):
+            if (
+                not set(self.names) & set(cols)
+                and isinstance(X.columns, pd.RangeIndex)
+                and len(cols) == len(self.names)
+            ):
                 return pd.DataFrame(X.to_numpy(), columns=self.names, index=X.index)
             missing = [n for n in self.names if n not in cols]
             if missing:
-                raise ConfigError(f"{what} lack the columns {shown(missing)} "
-                                  f"(expected: {shown(self.names)})")
+                raise ConfigError(
+                    f"{what} lack the columns {shown(missing)} (expected: {shown(self.names)})"
+                )
             out = X.copy()
             out.columns = cols
             return out[self.names]
@@ -225,8 +237,10 @@ class Codec:
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != len(self.names):
-            raise ConfigError(f"{what} have shape {arr.shape}: expected rows of "
-                              f"{len(self.names)} values ({shown(self.names)})")
+            raise ConfigError(
+                f"{what} have shape {arr.shape}: expected rows of "
+                f"{len(self.names)} values ({shown(self.names)})"
+            )
         return pd.DataFrame(arr, columns=self.names).infer_objects()
 
     def encode(self, X: Any, *, missing: str = "error", what: str = "query rows") -> np.ndarray:
@@ -242,8 +256,10 @@ class Codec:
                 num = pd.to_numeric(col, errors="coerce").astype(float)
                 bad = num.isna() & col.notna()
                 if bad.any():
-                    raise ConfigError(f"{what} column {name!r} has a non-numeric value "
-                                      f"{col[bad].iloc[0]!r}: expected a number")
+                    raise ConfigError(
+                        f"{what} column {name!r} has a non-numeric value "
+                        f"{col[bad].iloc[0]!r}: expected a number"
+                    )
                 out[:, j] = num.to_numpy()
         if missing == "error" and np.isnan(out).any():
             cols = [self.names[j] for j in np.unique(np.nonzero(np.isnan(out))[1])]
@@ -264,15 +280,23 @@ class Codec:
         else:
             lookup = {lbl: i for i, lbl in enumerate(lv.labels)}
             if lv.kind == "bool":
-                lookup.update({"true": lookup.get("True", -1), "false": lookup.get("False", -1),
-                               "1": lookup.get("True", -1), "0": lookup.get("False", -1)})
+                lookup.update(
+                    {
+                        "true": lookup.get("True", -1),
+                        "false": lookup.get("False", -1),
+                        "1": lookup.get("True", -1),
+                        "0": lookup.get("False", -1),
+                    }
+                )
             keys_s = [str(_plain(v)) for v in col.to_numpy(dtype=object)]
             idx = np.array([lookup.get(k, lookup.get(k.lower(), -1)) for k in keys_s], dtype=int)
             hit = idx >= 0
         unknown = present & ~hit
         if unknown.any():
-            raise ConfigError(f"{what} column {name!r} has a category not seen in training: "
-                              f"{col[unknown].iloc[0]!r} (known: {shown(lv.labels)})")
+            raise ConfigError(
+                f"{what} column {name!r} has a category not seen in training: "
+                f"{col[unknown].iloc[0]!r} (known: {shown(lv.labels)})"
+            )
         codes[present] = idx[present]
         return codes
 
@@ -324,8 +348,11 @@ def _frame_of(X: Any, feature_names: Sequence[str] | None, what: str) -> pd.Data
         arr = np.asarray(X)
         if arr.ndim != 2:
             raise ConfigError(f"{what}: expected a 2-D array or DataFrame, got shape {arr.shape}")
-        names = list(feature_names) if feature_names is not None else [
-            f"x{j}" for j in range(arr.shape[1])]
+        names = (
+            list(feature_names)
+            if feature_names is not None
+            else [f"x{j}" for j in range(arr.shape[1])]
+        )
         if len(names) != arr.shape[1]:
             raise ConfigError(f"feature_names has {len(names)} names for {arr.shape[1]} columns")
         frame = pd.DataFrame(arr, columns=names)
@@ -357,29 +384,41 @@ def _pick(given: Sequence[str | int] | None, names: list[str], key: str) -> list
     return out
 
 
-def _apply_rules(schema: FeatureSchema, actionability: Mapping[str, str] | None,
-                 ranges: Mapping[str, Sequence[float]] | None,
-                 features_to_vary: Sequence[str] | None, prefix: str) -> FeatureSchema:
+def _apply_rules(
+    schema: FeatureSchema,
+    actionability: Mapping[str, str] | None,
+    ranges: Mapping[str, Sequence[float]] | None,
+    features_to_vary: Sequence[str] | None,
+    prefix: str,
+) -> FeatureSchema:
     """Actionability rules, permitted ranges and ``features_to_vary`` onto the schema."""
     names = schema.names
     rules: dict[str, str] = {}
     for name, rule in dict(actionability or {}).items():
         if name not in names:
-            raise ConfigError(f"{prefix}actionability names an unknown feature {name!r} "
-                              f"(features: {shown(names)})")
+            raise ConfigError(
+                f"{prefix}actionability names an unknown feature {name!r} "
+                f"(features: {shown(names)})"
+            )
         if rule not in RULE_NAMES:
-            raise ConfigError(f"{prefix}actionability.{name}={rule!r} is not allowed: expected "
-                              f"one of {', '.join(RULE_NAMES)}")
+            raise ConfigError(
+                f"{prefix}actionability.{name}={rule!r} is not allowed: expected "
+                f"one of {', '.join(RULE_NAMES)}"
+            )
         rules[name] = rule
     if features_to_vary is not None:
         vary = [str(v) for v in features_to_vary]
         if not vary:
-            raise ConfigError(f"{prefix}features_to_vary=[] is not allowed: expected null (all "
-                              "features) or at least one feature")
+            raise ConfigError(
+                f"{prefix}features_to_vary=[] is not allowed: expected null (all "
+                "features) or at least one feature"
+            )
         unknown = [v for v in vary if v not in names]
         if unknown:
-            raise ConfigError(f"{prefix}features_to_vary names unknown features {shown(unknown)} "
-                              f"(features: {shown(names)})")
+            raise ConfigError(
+                f"{prefix}features_to_vary names unknown features {shown(unknown)} "
+                f"(features: {shown(names)})"
+            )
         rules.update({n: Rule.NO_CHANGE.value for n in names if n not in vary})
     permitted = _ranges(schema, ranges, prefix)
     feats = tuple(
@@ -389,22 +428,29 @@ def _apply_rules(schema: FeatureSchema, actionability: Mapping[str, str] | None,
     return FeatureSchema(feats)
 
 
-def _ranges(schema: FeatureSchema, ranges: Mapping[str, Sequence[float]] | None,
-            prefix: str) -> dict[str, tuple[float, float]]:
+def _ranges(
+    schema: FeatureSchema, ranges: Mapping[str, Sequence[float]] | None, prefix: str
+) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     for name, bounds in dict(ranges or {}).items():
         key = f"{prefix}ranges.{name}"
         if name not in schema.names:
-            raise ConfigError(f"{prefix}ranges names an unknown feature {name!r} "
-                              f"(features: {shown(schema.names)})")
+            raise ConfigError(
+                f"{prefix}ranges names an unknown feature {name!r} "
+                f"(features: {shown(schema.names)})"
+            )
         if schema.features[schema.index(name)].kind is Kind.CATEGORICAL:
-            raise ConfigError(f"{key} is not allowed: {name!r} is categorical; a range needs a "
-                              "numeric feature (use actionability or features_to_vary)")
+            raise ConfigError(
+                f"{key} is not allowed: {name!r} is categorical; a range needs a "
+                "numeric feature (use actionability or features_to_vary)"
+            )
         try:
             lo, hi = (float(b) for b in bounds)
         except (TypeError, ValueError):
-            raise ConfigError(f"{key}={list(bounds) if isinstance(bounds, Iterable) else bounds!r}"
-                              " is not allowed: expected [low, high]") from None
+            raise ConfigError(
+                f"{key}={list(bounds) if isinstance(bounds, Iterable) else bounds!r}"
+                " is not allowed: expected [low, high]"
+            ) from None
         if not lo <= hi:
             raise ConfigError(f"{key}=[{lo:g}, {hi:g}] is not allowed: expected low <= high")
         out[name] = (lo, hi)
@@ -421,8 +467,11 @@ def stray_text_cells(frame: pd.DataFrame, skip: Iterable[str] = ()) -> dict[str,
     skip = set(skip)
     for name in frame.columns:
         col = frame[name]
-        if name in skip or pd.api.types.is_numeric_dtype(col.dtype) or \
-                pd.api.types.is_bool_dtype(col.dtype):
+        if (
+            name in skip
+            or pd.api.types.is_numeric_dtype(col.dtype)
+            or pd.api.types.is_bool_dtype(col.dtype)
+        ):
             continue
         present = col.dropna()
         num = pd.to_numeric(present, errors="coerce")
@@ -452,7 +501,9 @@ def id_like_columns(frame: pd.DataFrame, skip: Iterable[str] = ()) -> dict[str, 
             v = numbers.to_numpy()
             if np.all(v == np.round(v)) and v.max() - v.min() == n - 1:
                 out[str(name)] = "consecutive integers, one per row"
-        elif not pd.api.types.is_bool_dtype(col.dtype) and \
-                pd.to_numeric(col, errors="coerce").notna().sum() * 2 <= n:
+        elif (
+            not pd.api.types.is_bool_dtype(col.dtype)
+            and pd.to_numeric(col, errors="coerce").notna().sum() * 2 <= n
+        ):
             out[str(name)] = "a distinct text value per row"
     return out

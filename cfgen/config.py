@@ -25,12 +25,20 @@ from cfgen.errors import ConfigError
 from cfgen.schema import RULE_NAMES
 
 
-def setting(default: Any = MISSING, *, ge: float | None = None, gt: float | None = None,
-            le: float | None = None, lt: float | None = None,
-            choices: tuple[Any, ...] | None = None, factory: Any = None) -> Any:
+def setting(
+    default: Any = MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    factory: Any = None,
+) -> Any:
     """A dataclass field whose allowed range lives in its metadata (read by :func:`check_node`)."""
-    meta = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices).items()
-            if v is not None}
+    meta = {
+        k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices).items() if v is not None
+    }
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -126,11 +134,15 @@ class GAConfig:
         """Checks between fields (one line each, naming the keys)."""
         shares = self.anchor_init_share + self.dense_init_share
         if shares > 1.0:
-            raise ConfigError(f"{prefix}.anchor_init_share + {prefix}.dense_init_share = "
-                              f"{shares:g} is not allowed: expected <= 1")
+            raise ConfigError(
+                f"{prefix}.anchor_init_share + {prefix}.dense_init_share = "
+                f"{shares:g} is not allowed: expected <= 1"
+            )
         if self.elite >= self.population_size:
-            raise ConfigError(f"{prefix}.elite={self.elite} is not allowed: expected fewer than "
-                              f"{prefix}.population_size={self.population_size}")
+            raise ConfigError(
+                f"{prefix}.elite={self.elite} is not allowed: expected fewer than "
+                f"{prefix}.population_size={self.population_size}"
+            )
 
 
 # ----------------------------------------------------------------------------- the rest
@@ -189,16 +201,22 @@ class ExperimentParams:
             raise ConfigError(f"{prefix}.rules=[] is not allowed: expected at least one rule")
         for rule in self.rules:
             if rule not in RULE_NAMES:
-                raise ConfigError(f"{prefix}.rules={list(self.rules)} is not allowed: "
-                                  f"{rule!r} is not one of {', '.join(RULE_NAMES)}")
+                raise ConfigError(
+                    f"{prefix}.rules={list(self.rules)} is not allowed: "
+                    f"{rule!r} is not one of {', '.join(RULE_NAMES)}"
+                )
         if self.sample_indices is not None:
             if not self.sample_indices:
-                raise ConfigError(f"{prefix}.sample_indices=[] is not allowed: expected null "
-                                  "(draw num_samples) or at least one test-row position")
+                raise ConfigError(
+                    f"{prefix}.sample_indices=[] is not allowed: expected null "
+                    "(draw num_samples) or at least one test-row position"
+                )
             dup = sorted({i for i in self.sample_indices if self.sample_indices.count(i) > 1})
             if dup:
-                raise ConfigError(f"{prefix}.sample_indices={list(self.sample_indices)} is not "
-                                  f"allowed: {dup} repeated (each query once)")
+                raise ConfigError(
+                    f"{prefix}.sample_indices={list(self.sample_indices)} is not "
+                    f"allowed: {dup} repeated (each query once)"
+                )
 
 
 @dataclass
@@ -245,8 +263,11 @@ def register() -> None:
 def _allowed_text(meta: Mapping[str, Any]) -> str:
     if "choices" in meta:
         return "one of " + ", ".join(str(c) for c in meta["choices"])
-    parts = [f"{op} {meta[k]:g}" for k, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-             if k in meta]
+    parts = [
+        f"{op} {meta[k]:g}"
+        for k, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+        if k in meta
+    ]
     return " and ".join(parts)
 
 
@@ -255,8 +276,12 @@ def _in_range(value: Any, meta: Mapping[str, Any]) -> bool:
         return value in meta["choices"]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return True  # types are checked separately
-    return not (("ge" in meta and value < meta["ge"]) or ("gt" in meta and value <= meta["gt"])
-                or ("le" in meta and value > meta["le"]) or ("lt" in meta and value >= meta["lt"]))
+    return not (
+        ("ge" in meta and value < meta["ge"])
+        or ("gt" in meta and value <= meta["gt"])
+        or ("le" in meta and value > meta["le"])
+        or ("lt" in meta and value >= meta["lt"])
+    )
 
 
 def _type_ok(value: Any, tp: Any) -> bool:
@@ -294,7 +319,8 @@ def _type_name(tp: Any) -> str:
     if get_origin(tp) in (list, List):
         return f"a list of {_type_name((get_args(tp) or (Any,))[0])}"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 def unknown_key(prefix: str, key: str, allowed: list[str]) -> ConfigError:
@@ -327,8 +353,9 @@ def check_node(node: Any, schema: type, prefix: str, skip: tuple[str, ...] = ())
     if isinstance(values, schema) and not isinstance(values, type):
         values = dataclasses.asdict(values)  # type: ignore[call-overload]
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{prefix}={values!r} is not allowed: expected a mapping of "
-                          f"{schema.__name__} keys")
+        raise ConfigError(
+            f"{prefix}={values!r} is not allowed: expected a mapping of {schema.__name__} keys"
+        )
     hints = get_type_hints(schema)
     fields = {f.name: f for f in dataclasses.fields(schema)}
     for key in values:
@@ -344,12 +371,17 @@ def check_node(node: Any, schema: type, prefix: str, skip: tuple[str, ...] = ())
             continue
         if not _type_ok(value, tp):
             raise ConfigError(f"{full}={value!r} is not allowed: expected {_type_name(tp)}")
-        if isinstance(value, int) and not isinstance(value, bool) and _type_ok(1.5, tp) \
-                and not _type_ok("x", tp):
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and _type_ok(1.5, tp)
+            and not _type_ok("x", tp)
+        ):
             value = float(value) if tp is float else value
         if value is not None and not _in_range(value, f.metadata):
-            raise ConfigError(f"{full}={value!r} is not allowed: expected "
-                              f"{_allowed_text(f.metadata)}")
+            raise ConfigError(
+                f"{full}={value!r} is not allowed: expected {_allowed_text(f.metadata)}"
+            )
         out[name] = value
     obj = schema(**out)
     relations = getattr(obj, "check_relations", None)
@@ -361,8 +393,10 @@ def check_node(node: Any, schema: type, prefix: str, skip: tuple[str, ...] = ())
 def check_rules(actionability: Mapping[str, Any], prefix: str) -> None:
     for feature, rule in actionability.items():
         if rule not in RULE_NAMES:
-            raise ConfigError(f"{prefix}.{feature}={rule!r} is not allowed: expected one of "
-                              f"{', '.join(RULE_NAMES)}")
+            raise ConfigError(
+                f"{prefix}.{feature}={rule!r} is not allowed: expected one of "
+                f"{', '.join(RULE_NAMES)}"
+            )
 
 
 def validate(cfg: Any) -> None:
@@ -374,9 +408,13 @@ def validate(cfg: Any) -> None:
     for key in values:
         if key not in {f.name for f in dataclasses.fields(Config)}:
             raise unknown_key("", str(key), [f.name for f in dataclasses.fields(Config)])
-    for name, schema in (("dataset", DatasetConfig), ("logger", LoggerConfig),
-                         ("experiment_params", ExperimentParams), ("metrics", MetricsConfig),
-                         ("output", OutputConfig)):
+    for name, schema in (
+        ("dataset", DatasetConfig),
+        ("logger", LoggerConfig),
+        ("experiment_params", ExperimentParams),
+        ("metrics", MetricsConfig),
+        ("output", OutputConfig),
+    ):
         check_node(values.get(name, {}), schema, name)
     check_rules(values["dataset"].get("actionability", {}), "dataset.actionability")
     check_model_config(values.get("model"))

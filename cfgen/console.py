@@ -19,8 +19,7 @@ import pandas as pd
 
 from cfgen.changes import diff_table, text_table
 
-__all__ = ["CONSOLE_METRICS", "Phase", "combination_table", "console_table", "diff_tables",
-           "phase"]
+__all__ = ["CONSOLE_METRICS", "Phase", "combination_table", "console_table", "diff_tables", "phase"]
 
 log = logging.getLogger("cfgen")
 
@@ -40,8 +39,9 @@ def _count(v: float) -> str:
     return str(int(round(v))) if abs(v - round(v)) < 1e-9 else f"{v:.1f}"
 
 
-def console_table(data: Any, metrics: pd.DataFrame, *, estimator: Any = None,
-                  k: int | None = None) -> str:
+def console_table(
+    data: Any, metrics: pd.DataFrame, *, estimator: Any = None, k: int | None = None
+) -> str:
     """Per query and target: original and target class, then :data:`CONSOLE_METRICS` (mean over
     replications and combinations), a ``failed`` column when a task failed, and a legend line.
 
@@ -53,8 +53,9 @@ def console_table(data: Any, metrics: pd.DataFrame, *, estimator: Any = None,
     est = estimator if estimator is not None else data.estimator
     orig = np.asarray(est.predict(data.X_test[metrics["query"].to_numpy()]))
     names = [str(c) for c in data.class_names]
-    m = metrics.assign(_orig=[names[int(c)] for c in orig],
-                       _target=[names[int(c)] for c in metrics["target"]])
+    m = metrics.assign(
+        _orig=[names[int(c)] for c in orig], _target=[names[int(c)] for c in metrics["target"]]
+    )
     failed = (m["error"].notna() & (m["error"].astype(str) != "")) if "error" in m else False
     if "timed_out" in m:
         failed = failed | m["timed_out"].astype(bool)
@@ -73,20 +74,22 @@ def console_table(data: Any, metrics: pd.DataFrame, *, estimator: Any = None,
         cells = [str(q), str(o), str(t)]
         for c, dec in shown:
             v = float(rec[c])
-            cells.append(_count(v) if dec is None else ("–" if not np.isfinite(v)
-                                                        else f"{v:.{dec}f}"))
+            cells.append(
+                _count(v) if dec is None else ("–" if not np.isfinite(v) else f"{v:.{dec}f}")
+            )
         if nf.any():
             cells.append(f"{int(nf[key])}/{int(n[key])}")
         rows.append(cells)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))
-             for r in [header, *rows]]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
     reps = int(n.max())
-    legend = (f"mean over {reps} task(s) per row (replications × combinations)"
-              + (f"; k = {k} requested" if k is not None else "")
-              + "; nbr_valid_cf: valid counterfactuals found (count); distance_mh ↓: mixed "
-                "MAD/Hamming distance to the query; avg_nbr_changes_per_cf ↓: features changed "
-                "(count); runtime: search seconds (docs/metrics.md)")
+    legend = (
+        f"mean over {reps} task(s) per row (replications × combinations)"
+        + (f"; k = {k} requested" if k is not None else "")
+        + "; nbr_valid_cf: valid counterfactuals found (count); distance_mh ↓: mixed "
+        "MAD/Hamming distance to the query; avg_nbr_changes_per_cf ↓: features changed "
+        "(count); runtime: search seconds (docs/metrics.md)"
+    )
     return "\n".join([*lines, *textwrap.wrap(legend, 100)])
 
 
@@ -102,8 +105,9 @@ def combination_table(
     rows: dict[int, dict] = {}
     for t in tasks:
         r = by_index.get(t.index)
-        row = rows.setdefault(t.combination, {"tasks": 0, "failed": 0, "success": 0,
-                                              "complete": 0, "cfs": 0})
+        row = rows.setdefault(
+            t.combination, {"tasks": 0, "failed": 0, "success": 0, "complete": 0, "cfs": 0}
+        )
         row["tasks"] += 1
         if r is None or r.error is not None:
             row["failed"] += 1
@@ -121,9 +125,14 @@ def combination_table(
     for c in sorted(rows):
         row = rows[c]
         n = row["tasks"]
-        cells = [str(c), str(n), str(row["failed"]), f"{row['success'] / n:.3f}",
-                 f"{row['complete'] / n:.3f}" if k is not None else "-",
-                 f"{row['cfs'] / n:.2f}"]
+        cells = [
+            str(c),
+            str(n),
+            str(row["failed"]),
+            f"{row['success'] / n:.3f}",
+            f"{row['complete'] / n:.3f}" if k is not None else "-",
+            f"{row['cfs'] / n:.2f}",
+        ]
         if combinations is not None:
             cells.append(combinations.label(c))
         lines.append(cells)
@@ -132,7 +141,8 @@ def combination_table(
     def fmt(cells: list[str]) -> str:
         return "  ".join(
             c.ljust(w) if i == len(cells) - 1 and combinations is not None else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     return "\n".join([fmt(header), *(fmt(r) for r in lines)])
 
@@ -152,8 +162,9 @@ def diff_groups(changes: pd.DataFrame, show: int) -> Iterator[tuple[tuple, pd.Da
         yield key, g[g["replication"] == reps[0]], len(reps)
 
 
-def diff_tables(changes: pd.DataFrame, show: int = 3, queries: pd.DataFrame | None = None,
-                max_width: int = 22) -> str:
+def diff_tables(
+    changes: pd.DataFrame, show: int = 3, queries: pd.DataFrame | None = None, max_width: int = 22
+) -> str:
     """Up to ``show`` queries as compact diff tables: the changed features only (``-`` where a
     counterfactual leaves it), one column per counterfactual. ``queries`` (``queries.csv``)
     adds the query's own predicted class and probability."""
@@ -166,8 +177,11 @@ def diff_tables(changes: pd.DataFrame, show: int = 3, queries: pd.DataFrame | No
             qp, qprob = str(qinfo.loc[q, "predicted"]), float(qinfo.loc[q, "probability"])
         table = diff_table(g.reset_index(drop=True), query_predicted=qp, query_probability=qprob)
         rep = int(g["replication"].iloc[0])
-        head = (f"query {q} → {target} (combination {comb}, replication {rep}"
-                + (f" of {n_reps}" if n_reps > 1 else "") + f"): {len(g)} counterfactual(s)")
+        head = (
+            f"query {q} → {target} (combination {comb}, replication {rep}"
+            + (f" of {n_reps}" if n_reps > 1 else "")
+            + f"): {len(g)} counterfactual(s)"
+        )
         blocks.append(head + "\n" + text_table(table, max_width=max_width, index_name="feature"))
     if not blocks:
         return ""
@@ -210,8 +224,13 @@ class Phase:
 
 
 @contextlib.contextmanager
-def phase(name: str, total: int | None = None, *, logger: logging.Logger | None = None,
-          bar: bool | None = None) -> Iterator[Phase]:
+def phase(
+    name: str,
+    total: int | None = None,
+    *,
+    logger: logging.Logger | None = None,
+    bar: bool | None = None,
+) -> Iterator[Phase]:
     """Show that a step is running: ``with phase("metrics", total=n) as p: … p.advance()``.
 
     On a terminal (``bar=None``: stderr is a TTY) a tqdm bar named ``name``; otherwise log lines:

@@ -108,9 +108,11 @@ class ClassBounds:
         intervals, integer snapping) also carry ``mined_low``/``mined_high``; opened empty ones
         carry ``"empty": true``.
         """
-        names = [str(n) for n in class_names] if class_names else [
-            str(c) for c in range(self.n_classes)
-        ]
+        names = (
+            [str(n) for n in class_names]
+            if class_names
+            else [str(c) for c in range(self.n_classes)]
+        )
         out: dict = {
             "mode": self.mode,
             "seconds": float(self.seconds),
@@ -156,11 +158,13 @@ class ClassBounds:
                 low[c, j] = -np.inf if e.get("low") is None else float(e["low"])
                 high[c, j] = np.inf if e.get("high") is None else float(e["high"])
                 raw_low[c, j] = (
-                    low[c, j] if "mined_low" not in e
+                    low[c, j]
+                    if "mined_low" not in e
                     else (-np.inf if e["mined_low"] is None else float(e["mined_low"]))
                 )
                 raw_high[c, j] = (
-                    high[c, j] if "mined_high" not in e
+                    high[c, j]
+                    if "mined_high" not in e
                     else (np.inf if e["mined_high"] is None else float(e["mined_high"]))
                 )
                 empty[c, j] = bool(e.get("empty", False))
@@ -281,9 +285,20 @@ class _Forest:
         is_right = np.zeros(ens.n_nodes, dtype=bool)
         is_right[ens.right[internal]] = True
         levels = [np.flatnonzero(ens.depth == k) for k in range(ens.max_depth + 1)]
-        return cls(feature, threshold, ens.left.astype(np.int64), ens.right.astype(np.int64),
-                   parent, is_right, ens.leaf_class_votes(), ens.roots.astype(np.int64),
-                   [lv for lv in levels if lv.size], ens.n_classes, decimals is not None, ens)
+        return cls(
+            feature,
+            threshold,
+            ens.left.astype(np.int64),
+            ens.right.astype(np.int64),
+            parent,
+            is_right,
+            ens.leaf_class_votes(),
+            ens.roots.astype(np.int64),
+            [lv for lv in levels if lv.size],
+            ens.n_classes,
+            decimals is not None,
+            ens,
+        )
 
     @property
     def n_nodes(self) -> int:
@@ -458,7 +473,11 @@ def mine_dpg(
     member = _ancestors(src, dst, P, C)
     low, high = _bounds_from_predicates(member, p_feat, p_gt, p_thr, len(schema))
     return finalize(
-        low, high, schema, mode="dpg", seconds=time.perf_counter() - start,
+        low,
+        high,
+        schema,
+        mode="dpg",
+        seconds=time.perf_counter() - start,
         params={"decimal_threshold": decimal_threshold, "perc_var": perc_var},
     )
 
@@ -499,9 +518,16 @@ def mine_paths(
         member[c, pred[nonroot[below[nonroot, c]]]] = True
     low, high = _bounds_from_predicates(member, p_feat, p_gt, p_thr, len(schema))
     return finalize(
-        low, high, schema, mode="paths", seconds=time.perf_counter() - start,
-        params={"decimal_threshold": decimal_threshold, "perc_var": perc_var,
-                "uses_training_rows": X_train is not None},
+        low,
+        high,
+        schema,
+        mode="paths",
+        seconds=time.perf_counter() - start,
+        params={
+            "decimal_threshold": decimal_threshold,
+            "perc_var": perc_var,
+            "uses_training_rows": X_train is not None,
+        },
     )
 
 
@@ -579,7 +605,11 @@ def mine_mass(
             low[c, j] = below[-1] if below.size else -np.inf
             high[c, j] = above[0] if above.size else np.inf
     bounds = finalize(
-        low, high, schema, mode="mass", seconds=0.0,
+        low,
+        high,
+        schema,
+        mode="mass",
+        seconds=0.0,
         params={"mass": mass, "decimal_threshold": decimal_threshold},
     )
     for (c, j), codes in allowed_codes.items():
@@ -636,8 +666,16 @@ def finalize(
         allowed.append(row)
     low[empty], high[empty] = -np.inf, np.inf
     return ClassBounds(
-        schema.names, low, high, allowed, mode=mode, seconds=seconds,
-        raw_low=raw_low, raw_high=raw_high, empty=empty, params=dict(params or {}),
+        schema.names,
+        low,
+        high,
+        allowed,
+        mode=mode,
+        seconds=seconds,
+        raw_low=raw_low,
+        raw_high=raw_high,
+        empty=empty,
+        params=dict(params or {}),
     )
 
 
@@ -672,14 +710,13 @@ def mine_class_bounds(
     is not a supported tree ensemble.
     """
     if mode not in MODES:
-        raise ConfigError(
-            f"{key}.mode={mode!r} is not allowed: expected one of {', '.join(MODES)}"
-        )
+        raise ConfigError(f"{key}.mode={mode!r} is not allowed: expected one of {', '.join(MODES)}")
     if mode == "none":
         return None
     ens = tree_ensemble(model)  # fail fast on a non-tree estimator
     if decimal_threshold is not None and (
-        isinstance(decimal_threshold, bool) or not isinstance(decimal_threshold, (int, np.integer))
+        isinstance(decimal_threshold, bool)
+        or not isinstance(decimal_threshold, (int, np.integer))
         or decimal_threshold < 0
     ):
         raise ConfigError(

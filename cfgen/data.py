@@ -40,8 +40,18 @@ from cfgen.datasets import (
 from cfgen.errors import ConfigError
 from cfgen.schema import FeatureSchema, Kind
 
-__all__ = ["DATA_DIR_ENV", "MAX_DECIMALS", "Dataset", "data_dir", "decimals_of", "load_dataset",
-           "load_queries", "queries_frame", "resolve_target", "shipped_dir"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "MAX_DECIMALS",
+    "Dataset",
+    "data_dir",
+    "decimals_of",
+    "load_dataset",
+    "load_queries",
+    "queries_frame",
+    "resolve_target",
+    "shipped_dir",
+]
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -90,8 +100,9 @@ class Dataset:
         if self.row_id_train is None:
             self.row_id_train = np.arange(len(self.X_train), dtype=np.int64)
         if self.row_id_test is None:
-            self.row_id_test = np.arange(len(self.X_train), len(self.X_train) + len(self.X_test),
-                                         dtype=np.int64)
+            self.row_id_test = np.arange(
+                len(self.X_train), len(self.X_train) + len(self.X_test), dtype=np.int64
+            )
         if self.source_rows is None:
             self.source_rows = len(self.X_train) + len(self.X_test)
 
@@ -152,8 +163,10 @@ def resolve_file(cfg: Any) -> Path:
     file = None if OmegaConf.is_config(cfg) and OmegaConf.is_missing(cfg, "file") else cfg.file
     name = cfg.name
     if not file:
-        raise ConfigError(f"dataset.file is missing for dataset.name={name!r} (source=csv): "
-                          "expected dataset.file=path/to/data.csv")
+        raise ConfigError(
+            f"dataset.file is missing for dataset.name={name!r} (source=csv): "
+            "expected dataset.file=path/to/data.csv"
+        )
     given = Path(str(file)).expanduser()
     if given.is_absolute() or len(given.parts) > 1:
         if not given.is_file():
@@ -174,13 +187,17 @@ def resolve_file(cfg: Any) -> Path:
     if env:
         known = SOURCES.get(str(name))
         extra = f"; {name} comes from {known.url}" if known and not known.shipped else ""
-        raise ConfigError(f"dataset.file={str(file)!r}: no such file {Path(env) / given} (set "
-                          f"{DATA_DIR_ENV} to the directory holding the dataset CSVs, or give "
-                          f"dataset.file a path){extra}")
+        raise ConfigError(
+            f"dataset.file={str(file)!r}: no such file {Path(env) / given} (set "
+            f"{DATA_DIR_ENV} to the directory holding the dataset CSVs, or give "
+            f"dataset.file a path){extra}"
+        )
     if str(name) in SOURCES:
         raise ConfigError(missing_file_message(str(name), str(file)))
-    raise ConfigError(f"dataset.file={str(file)!r}: no such file {given.resolve()} (give a path, "
-                      f"or set {DATA_DIR_ENV} to the directory holding it)")
+    raise ConfigError(
+        f"dataset.file={str(file)!r}: no such file {given.resolve()} (give a path, "
+        f"or set {DATA_DIR_ENV} to the directory holding it)"
+    )
 
 
 def _separator(sep: str) -> str:
@@ -203,14 +220,18 @@ def _read_csv(cfg: Any, path: Path) -> pd.DataFrame:
     sep = _separator(str(cfg.sep))
     encoding = str(_opt(cfg, "encoding", "utf-8"))
     try:
-        frame = pd.read_csv(path, sep=sep, engine="python" if len(sep) > 1 else "c",
-                            encoding=encoding)
+        frame = pd.read_csv(
+            path, sep=sep, engine="python" if len(sep) > 1 else "c", encoding=encoding
+        )
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{key}: {path} is not {encoding} text ({exc.reason}): set "
-                          "dataset.encoding to the file's encoding (e.g. latin-1)") from None
+        raise ConfigError(
+            f"{key}: {path} is not {encoding} text ({exc.reason}): set "
+            "dataset.encoding to the file's encoding (e.g. latin-1)"
+        ) from None
     except pd.errors.EmptyDataError:
-        raise ConfigError(f"{key}: the file {path} is empty: expected a header line and rows"
-                          ) from None
+        raise ConfigError(
+            f"{key}: the file {path} is empty: expected a header line and rows"
+        ) from None
     except pd.errors.ParserError as exc:
         raise ConfigError(f"{key}: {_parser_message(exc, cfg.sep)}") from None
     if len(frame) == 0:
@@ -222,8 +243,10 @@ def _parser_message(exc: Exception, sep: str) -> str:
     found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
     if found:
         want, line, got = found.groups()
-        return (f"line {line} has {got} fields but the header has {want} (dataset.sep={sep!r}): "
-                "fix that row, or set dataset.sep to the file's separator")
+        return (
+            f"line {line} has {got} fields but the header has {want} (dataset.sep={sep!r}): "
+            "fix that row, or set dataset.sep to the file's separator"
+        )
     return f"cannot parse it as CSV with dataset.sep={sep!r}: {str(exc).splitlines()[0]}"
 
 
@@ -255,21 +278,29 @@ def _names(values: Any) -> list[str]:
 def _check_target_column(cfg: Any, frame: pd.DataFrame) -> None:
     cols = list(frame.columns)
     if OmegaConf.is_config(cfg) and OmegaConf.is_missing(cfg, "target"):
-        raise ConfigError(f"dataset.target is missing: name the label column, e.g. "
-                          f"dataset.target={cols[-1]} (columns: {shown(cols, 12)})")
+        raise ConfigError(
+            f"dataset.target is missing: name the label column, e.g. "
+            f"dataset.target={cols[-1]} (columns: {shown(cols, 12)})"
+        )
     if str(cfg.target) not in cols:
-        hint = (f" (the file has one column: is dataset.sep={cfg.sep!r} its separator?)"
-                if len(cols) == 1 else "")
-        raise ConfigError(f"dataset.target={cfg.target!r} is not a column of {cfg.name} "
-                          f"(columns: {shown(cols, 12)}){hint}")
+        hint = (
+            f" (the file has one column: is dataset.sep={cfg.sep!r} its separator?)"
+            if len(cols) == 1
+            else ""
+        )
+        raise ConfigError(
+            f"dataset.target={cfg.target!r} is not a column of {cfg.name} "
+            f"(columns: {shown(cols, 12)}){hint}"
+        )
 
 
 def _check_columns(cfg: Any, frame: pd.DataFrame) -> None:
     """Every list key names columns of the file; none names the target or a dropped column."""
     cols = list(frame.columns)
     target = str(cfg.target)
-    lists = {key: _names(cfg[key]) for key in ("drop", "categorical", "date_columns",
-                                               "zero_as_missing")}
+    lists = {
+        key: _names(cfg[key]) for key in ("drop", "categorical", "date_columns", "zero_as_missing")
+    }
     lists["integer"] = _names(cfg.integer)
     lists["features_to_vary"] = _names(_opt(cfg, "features_to_vary", None))
     lists["actionability"] = _names(cfg.actionability)
@@ -277,23 +308,31 @@ def _check_columns(cfg: Any, frame: pd.DataFrame) -> None:
     for key, names in lists.items():
         unknown = [c for c in names if c not in cols]
         if unknown:
-            raise ConfigError(f"dataset.{key} names unknown columns {unknown} in {cfg.name} "
-                              f"(columns: {shown(cols, 12)})")
+            raise ConfigError(
+                f"dataset.{key} names unknown columns {unknown} in {cfg.name} "
+                f"(columns: {shown(cols, 12)})"
+            )
         if target in names and key != "drop":
-            raise ConfigError(f"dataset.{key}={names} is not allowed: {target!r} is the target "
-                              "(dataset.target), not a feature; the target is always the class "
-                              "label")
+            raise ConfigError(
+                f"dataset.{key}={names} is not allowed: {target!r} is the target "
+                "(dataset.target), not a feature; the target is always the class "
+                "label"
+            )
     if target in lists["drop"]:
-        raise ConfigError(f"dataset.drop={lists['drop']} is not allowed: it drops the target "
-                          f"dataset.target={target!r}")
+        raise ConfigError(
+            f"dataset.drop={lists['drop']} is not allowed: it drops the target "
+            f"dataset.target={target!r}"
+        )
     for key, names in lists.items():
         clash = [c for c in names if c in lists["drop"]] if key != "drop" else []
         if clash:
             rest = [c for c in names if c not in lists["drop"]]
-            raise ConfigError(f"dataset.drop={lists['drop']} is not allowed: {shown(clash)} "
-                              f"{'is' if len(clash) == 1 else 'are'} also in dataset.{key}; "
-                              f"remove {'it' if len(clash) == 1 else 'them'} there too "
-                              f"(dataset.{key}={_override_value(key, rest)})")
+            raise ConfigError(
+                f"dataset.drop={lists['drop']} is not allowed: {shown(clash)} "
+                f"{'is' if len(clash) == 1 else 'are'} also in dataset.{key}; "
+                f"remove {'it' if len(clash) == 1 else 'them'} there too "
+                f"(dataset.{key}={_override_value(key, rest)})"
+            )
 
 
 def _override_value(key: str, names: list[str]) -> str:
@@ -313,12 +352,19 @@ def _coerce_numeric(cfg: Any, frame: pd.DataFrame) -> pd.DataFrame:
         raise ConfigError(
             f"dataset: column {name!r} of {cfg.name} is numeric but row {cells.index[0]} holds "
             f"{cells.iloc[0]!r}{more}: fix the file, set dataset.coerce_numeric=true to treat "
-            f"such cells as missing, or list {name!r} in dataset.categorical")
+            f"such cells as missing, or list {name!r} in dataset.categorical"
+        )
     frame = frame.copy()
     for name, cells in stray.items():
         frame[name] = pd.to_numeric(frame[name], errors="coerce")
-        log.warning("dataset.coerce_numeric: %d non-numeric cell(s) of column %r set to missing "
-                    "(first: row %s = %r)", len(cells), name, cells.index[0], cells.iloc[0])
+        log.warning(
+            "dataset.coerce_numeric: %d non-numeric cell(s) of column %r set to missing "
+            "(first: row %s = %r)",
+            len(cells),
+            name,
+            cells.index[0],
+            cells.iloc[0],
+        )
     return frame
 
 
@@ -332,13 +378,24 @@ def _clean(cfg: Any, frame: pd.DataFrame) -> pd.DataFrame:
         frame[col] = frame[col].mask(frame[col] == 0)
     frame = _coerce_numeric(cfg, frame)
     if _opt(cfg, "drop_id_columns", False):
-        keep = {str(cfg.target), *_names(cfg.categorical), *_names(cfg.integer),
-                *_names(cfg.actionability), *_names(_opt(cfg, "ranges", {})),
-                *_names(_opt(cfg, "features_to_vary", None)), *_names(cfg.date_columns)}
+        keep = {
+            str(cfg.target),
+            *_names(cfg.categorical),
+            *_names(cfg.integer),
+            *_names(cfg.actionability),
+            *_names(_opt(cfg, "ranges", {})),
+            *_names(_opt(cfg, "features_to_vary", None)),
+            *_names(cfg.date_columns),
+        }
         ids = id_like_columns(frame, skip=keep)
         for name, why in ids.items():
-            log.info("dataset %s: dropped id-like column %r (%s); keep it with "
-                     "dataset.drop_id_columns=false", cfg.name, name, why)
+            log.info(
+                "dataset %s: dropped id-like column %r (%s); keep it with "
+                "dataset.drop_id_columns=false",
+                cfg.name,
+                name,
+                why,
+            )
         frame = frame.drop(columns=list(ids))
     return frame
 
@@ -348,9 +405,11 @@ def _target(cfg: Any, y_raw: pd.Series) -> tuple[np.ndarray, list[str]]:
     missing = y_raw.isna()
     if missing.any():
         rows = shown(y_raw.index[missing].tolist(), 5)
-        raise ConfigError(f"dataset.target={cfg.target!r} has {int(missing.sum())} missing "
-                          f"labels in {cfg.name} (rows {rows}): every row needs a class; remove "
-                          "those rows from the file")
+        raise ConfigError(
+            f"dataset.target={cfg.target!r} has {int(missing.sum())} missing "
+            f"labels in {cfg.name} (rows {rows}): every row needs a class; remove "
+            "those rows from the file"
+        )
     levels = infer_levels(y_raw)
     if len(levels.values) < 2:
         raise ConfigError(
@@ -375,8 +434,10 @@ def load_dataset(cfg: Any) -> Dataset:
     _check_columns(cfg, frame)
     frame = _clean(cfg, frame).drop(columns=[str(cfg.target)])
     if frame.shape[1] == 0:
-        raise ConfigError(f"dataset {cfg.name} has no feature columns left besides the target "
-                          f"dataset.target={cfg.target!r} (check dataset.drop)")
+        raise ConfigError(
+            f"dataset {cfg.name} has no feature columns left besides the target "
+            f"dataset.target={cfg.target!r} (check dataset.drop)"
+        )
     codec = Codec.fit(
         frame,
         categorical=_names(cfg.categorical),
@@ -423,15 +484,19 @@ def _handle_missing(cfg: Any, codec: Codec, train: Split, test: Split) -> tuple[
     """Drop rows with missing values, or impute: training median (floored for whole-number
     columns), most frequent training code for categoricals."""
     X_train, X_test = train[0], test[0]
-    nan_cols = [codec.names[j] for j in np.nonzero(np.isnan(X_train).any(axis=0)
-                                                   | np.isnan(X_test).any(axis=0))[0]]
+    nan_cols = [
+        codec.names[j]
+        for j in np.nonzero(np.isnan(X_train).any(axis=0) | np.isnan(X_test).any(axis=0))[0]
+    ]
     if not nan_cols:
         return train, test
     if cfg.missing == "median":
         empty = [codec.names[j] for j in np.nonzero(np.isnan(X_train).all(axis=0))[0]]
         if empty:
-            raise ConfigError(f"dataset.missing=median: column {shown(empty)} of {cfg.name} has "
-                              "no values in the training split: drop it with dataset.drop")
+            raise ConfigError(
+                f"dataset.missing=median: column {shown(empty)} of {cfg.name} has "
+                "no values in the training split: drop it with dataset.drop"
+            )
         fill = np.nanmedian(X_train, axis=0)
         integral = np.all(np.isnan(X_train) | (X_train == np.round(X_train)), axis=0)
         fill = np.where(integral, np.floor(fill), fill)
@@ -449,36 +514,47 @@ def _handle_missing(cfg: Any, codec: Codec, train: Split, test: Split) -> tuple[
         out.append((X[keep], y[keep], ids[keep]))
     kept_tr, kept_te = out
     dropped = len(X_train) + len(X_test) - len(kept_tr[0]) - len(kept_te[0])
-    log.info("dataset.missing=drop: %d rows with missing values dropped (columns %s)", dropped,
-             shown(nan_cols))
+    log.info(
+        "dataset.missing=drop: %d rows with missing values dropped (columns %s)",
+        dropped,
+        shown(nan_cols),
+    )
     if len(np.unique(kept_tr[1])) < 2 or len(kept_te[0]) == 0:
         raise ConfigError(
             f"dataset.missing=drop leaves {len(kept_tr[0])} training and {len(kept_te[0])} test "
             f"rows of {cfg.name} (missing values in {shown(nan_cols)}): use dataset.missing=median"
-            " or drop those columns with dataset.drop")
+            " or drop those columns with dataset.drop"
+        )
     return kept_tr, kept_te
 
 
 # ----------------------------------------------------------------------------- queries
 
 
-def resolve_target(value: Any, class_names: Sequence[str],
-                   key: str = "experiment_params.target_class") -> int | None:
+def resolve_target(
+    value: Any, class_names: Sequence[str], key: str = "experiment_params.target_class"
+) -> int | None:
     """``target_class`` as a class index: None, an index ``0..C-1`` or a class name."""
     names = [str(c) for c in class_names]
     if value is None:
         return None
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
-            and 0 <= int(value) < len(names):
+    if (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and 0 <= int(value) < len(names)
+    ):
         return int(value)
     if isinstance(value, str) and value in names:
         return names.index(value)
-    raise ConfigError(f"{key}={value!r} is not allowed: expected null, a class index "
-                      f"0..{len(names) - 1} or a class name ({shown(names)})")
+    raise ConfigError(
+        f"{key}={value!r} is not allowed: expected null, a class index "
+        f"0..{len(names) - 1} or a class name ({shown(names)})"
+    )
 
 
-def load_queries(spec: Any, data: Dataset, *, key: str = "experiment_params.queries",
-                 sep: str = ",") -> tuple[np.ndarray, np.ndarray]:
+def load_queries(
+    spec: Any, data: Dataset, *, key: str = "experiment_params.queries", sep: str = ","
+) -> tuple[np.ndarray, np.ndarray]:
     """The rows to explain: ``spec`` is a CSV path (rows in the data's own values; columns
     matched by name, extra ones such as the target ignored) or a list of source row ids.
 
@@ -487,19 +563,24 @@ def load_queries(spec: Any, data: Dataset, *, key: str = "experiment_params.quer
     if isinstance(spec, (str, os.PathLike)):
         path = Path(spec).expanduser()
         if not path.is_file():
-            raise ConfigError(f"{key}={str(spec)!r}: no such file {path.resolve()}: expected a "
-                              "CSV of rows or a list of source row ids")
+            raise ConfigError(
+                f"{key}={str(spec)!r}: no such file {path.resolve()}: expected a "
+                "CSV of rows or a list of source row ids"
+            )
         try:
             frame = pd.read_csv(path, sep=_separator(sep))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{key}={str(spec)!r}: cannot read it as CSV: "
-                              f"{str(exc).splitlines()[0]}") from None
+            raise ConfigError(
+                f"{key}={str(spec)!r}: cannot read it as CSV: {str(exc).splitlines()[0]}"
+            ) from None
         if len(frame) == 0:
             raise ConfigError(f"{key}={str(spec)!r} has no rows")
         frame.columns = [str(c) for c in frame.columns]
         if data.codec is None:
-            raise ConfigError(f"{key}={str(spec)!r}: rows from a file need a dataset read by "
-                              "cfgen.data.load_dataset (this one has no codec)")
+            raise ConfigError(
+                f"{key}={str(spec)!r}: rows from a file need a dataset read by "
+                "cfgen.data.load_dataset (this one has no codec)"
+            )
         X = data.codec.encode(frame, what=f"{key}={str(spec)!r} rows")
         return X, np.full(len(X), -1, dtype=np.int64)
     return _rows_by_id(list(spec), data, key)
@@ -510,8 +591,10 @@ def _rows_by_id(ids: list[Any], data: Dataset, key: str) -> tuple[np.ndarray, np
         raise ConfigError(f"{key}=[] is not allowed: expected a CSV path or at least one row id")
     bad = [i for i in ids if not isinstance(i, (int, np.integer)) or isinstance(i, bool)]
     if bad:
-        raise ConfigError(f"{key}={ids} is not allowed: {bad[0]!r} is not a row id (expected "
-                          "0-based data-row positions of the source file)")
+        raise ConfigError(
+            f"{key}={ids} is not allowed: {bad[0]!r} is not a row id (expected "
+            "0-based data-row positions of the source file)"
+        )
     dup = sorted({int(i) for i in ids if ids.count(i) > 1})
     if dup:
         raise ConfigError(f"{key}={ids} is not allowed: {dup} listed more than once")
@@ -521,19 +604,26 @@ def _rows_by_id(ids: list[Any], data: Dataset, key: str) -> tuple[np.ndarray, np
     rows = []
     for i in ids:
         if not 0 <= int(i) < n:
-            raise ConfigError(f"{key}: row id {i} is out of range: {data.name} has {n} data "
-                              f"rows (0..{n - 1})")
+            raise ConfigError(
+                f"{key}: row id {i} is out of range: {data.name} has {n} data rows (0..{n - 1})"
+            )
         if int(i) not in where:
-            raise ConfigError(f"{key}: row {i} of {data.name} was dropped while cleaning (it has "
-                              "missing values and dataset.missing=drop): pick another row or "
-                              "set dataset.missing=median")
+            raise ConfigError(
+                f"{key}: row {i} of {data.name} was dropped while cleaning (it has "
+                "missing values and dataset.missing=drop): pick another row or "
+                "set dataset.missing=median"
+            )
         part, j = where[int(i)]
         rows.append((data.X_test if part == "test" else data.X_train)[j])
     return np.vstack(rows).astype(float), np.asarray(ids, dtype=np.int64)
 
 
-def queries_frame(data: Dataset, X: np.ndarray, row_ids: Sequence[int],
-                  predict_proba: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
+def queries_frame(
+    data: Dataset,
+    X: np.ndarray,
+    row_ids: Sequence[int],
+    predict_proba: Callable[[np.ndarray], np.ndarray],
+) -> pd.DataFrame:
     """``queries.csv``: query id, source row id (empty for rows given as a CSV), the row in
     the data's own values, the model's predicted class and its probability for every class."""
     X = np.atleast_2d(np.asarray(X, dtype=float))

@@ -55,8 +55,9 @@ def _mapping(node: Any) -> dict[str, Any]:
     return {str(k): v for k, v in plain.items()} if isinstance(plain, dict) else {}
 
 
-def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any,
-                   X_train: np.ndarray) -> tuple[Any, dict[str, Any]]:
+def resolve_bounds(
+    problem: Problem, factory: functools.partial, method_cfg: Any, X_train: np.ndarray
+) -> tuple[Any, dict[str, Any]]:
     """Mine the class bounds the method needs (or none), and say what was done.
 
     ``method.bounds.mode=auto`` picks the miner that fits the model (``dpg`` for voting
@@ -67,8 +68,11 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
     from cfgen.constraints import mine_class_bounds
 
     if not needs_bounds(factory):
-        return None, {"uses_bounds": False, "bounds_mode": "none",
-                      "bounds_note": "the method does not use class bounds"}
+        return None, {
+            "uses_bounds": False,
+            "bounds_mode": "none",
+            "bounds_note": "the method does not use class bounds",
+        }
     node = method_cfg.bounds if OmegaConf.is_config(method_cfg) else method_cfg.get("bounds", {})
     conf: dict[str, Any] = dict(_mapping(node))
     mode = conf.pop("mode", "auto")
@@ -77,20 +81,32 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
             raise ConfigError(
                 f"method.bounds.mode={mode!r} needs a tree ensemble, and model "
                 f"{type(problem.model).__name__} is not one: use method.bounds.mode=auto or "
-                "none (the search then runs without class bounds)")
+                "none (the search then runs without class bounds)"
+            )
         if mode == "auto":
-            log.info("model %s is not a tree ensemble: dpg_ga runs without class bounds "
-                     "(method.bounds.mode=none)", type(problem.model).__name__)
-        return None, {"uses_bounds": False, "bounds_mode": "none",
-                      "bounds_note": "model is not a tree ensemble" if mode == "auto"
-                      else "method.bounds.mode=none"}
+            log.info(
+                "model %s is not a tree ensemble: dpg_ga runs without class bounds "
+                "(method.bounds.mode=none)",
+                type(problem.model).__name__,
+            )
+        return None, {
+            "uses_bounds": False,
+            "bounds_mode": "none",
+            "bounds_note": "model is not a tree ensemble"
+            if mode == "auto"
+            else "method.bounds.mode=none",
+        }
     if mode == "auto":
         mode = "dpg" if getattr(problem.trees, "kind", "vote") == "vote" else "paths"
     if mode == "none":
-        return None, {"uses_bounds": False, "bounds_mode": "none",
-                      "bounds_note": "method.bounds.mode=none"}
-    bounds = mine_class_bounds(problem.trees, problem.schema, mode=mode, X_train=X_train,
-                               key="method.bounds", **conf)
+        return None, {
+            "uses_bounds": False,
+            "bounds_mode": "none",
+            "bounds_note": "method.bounds.mode=none",
+        }
+    bounds = mine_class_bounds(
+        problem.trees, problem.schema, mode=mode, X_train=X_train, key="method.bounds", **conf
+    )
     assert bounds is not None  # mode is a miner here
     log.info("class bounds (%s) mined in %.3f s", mode, bounds.seconds)
     return bounds, {"uses_bounds": True, "bounds_mode": mode, "bounds_note": ""}
@@ -105,11 +121,15 @@ def model_warning(problem: Problem) -> str:
     pred = problem.predict(problem.X_test)
     majority = float(np.bincount(y).max() / len(y))
     if len(np.unique(pred)) == 1:
-        return (f"the model predicts one class ({problem.class_names[int(pred[0])]}) for every "
-                "test row: its counterfactuals explain a constant")
+        return (
+            f"the model predicts one class ({problem.class_names[int(pred[0])]}) for every "
+            "test row: its counterfactuals explain a constant"
+        )
     if problem.test_accuracy <= majority:
-        return (f"test accuracy {problem.test_accuracy:.3f} is at or below the majority-class "
-                f"rate {majority:.3f}: the model has learnt nothing a constant does not know")
+        return (
+            f"test accuracy {problem.test_accuracy:.3f} is at or below the majority-class "
+            f"rate {majority:.3f}: the model has learnt nothing a constant does not know"
+        )
     return ""
 
 
@@ -136,28 +156,46 @@ def run(cfg: DictConfig, run_dir: str | Path) -> RunResult:
 def _setup(cfg: DictConfig, run_dir: Path, tracker: Any) -> tuple[Problem, Any, Any, dict]:
     """Problem, method factory and class bounds (written to constraints.json)."""
     problem = Problem.from_config(cfg.dataset, cfg.model)
-    log.info("dataset %s: %d train / %d test rows, %d features, %d classes", problem.name,
-             len(problem.X_train), len(problem.X_test), problem.d, problem.n_classes)
-    log.info("model %s: train accuracy %.3f, test accuracy %.3f", type(problem.model).__name__,
-             problem.train_accuracy, problem.test_accuracy)
+    log.info(
+        "dataset %s: %d train / %d test rows, %d features, %d classes",
+        problem.name,
+        len(problem.X_train),
+        len(problem.X_test),
+        problem.d,
+        problem.n_classes,
+    )
+    log.info(
+        "model %s: train accuracy %.3f, test accuracy %.3f",
+        type(problem.model).__name__,
+        problem.train_accuracy,
+        problem.test_accuracy,
+    )
     factory = method_factory(cfg.method)
     preflight = getattr(factory.func, "preflight", None)  # a method may refuse up front
     if preflight is not None:
         from cfgen.runner.resources import available_memory
 
-        preflight(factory.keywords, problem, cfg.experiment_params.num_counterfactuals,
-                  available_memory())
+        preflight(
+            factory.keywords, problem, cfg.experiment_params.num_counterfactuals, available_memory()
+        )
     bounds, info = resolve_bounds(problem, factory, cfg.method, problem.X_train)
     info["model_warning"] = model_warning(problem)
     if info["model_warning"]:
         log.warning("MODEL WARNING: %s", info["model_warning"])
-    bounds_dict = bounds.to_dict(problem.class_names) if bounds is not None else \
-        {"mode": "none", "note": info["bounds_note"]}
+    bounds_dict = (
+        bounds.to_dict(problem.class_names)
+        if bounds is not None
+        else {"mode": "none", "note": info["bounds_note"]}
+    )
     store.write_json(run_dir / store.CONSTRAINTS, bounds_dict)
-    tracker.log_setup({"config": OmegaConf.to_container(cfg, resolve=True),
-                       "train_accuracy": problem.train_accuracy,
-                       "test_accuracy": problem.test_accuracy,
-                       "model_seconds": problem.model_seconds})
+    tracker.log_setup(
+        {
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "train_accuracy": problem.train_accuracy,
+            "test_accuracy": problem.test_accuracy,
+            "model_seconds": problem.model_seconds,
+        }
+    )
     tracker.log_bounds(bounds_dict)
     info["bounds_seconds"] = bounds.seconds if bounds is not None else 0.0
     info["method_target"] = str(cfg.method._target_)
@@ -179,18 +217,19 @@ def _explained(cfg: DictConfig, problem: Problem, run_dir: Path) -> tuple[Proble
             positions = choose_queries(len(X), ep.num_samples, ep.sample_indices, ep.seed)
     else:
         explained = problem
-        positions = choose_queries(len(problem.X_test), ep.num_samples, ep.sample_indices,
-                                   ep.seed)
+        positions = choose_queries(len(problem.X_test), ep.num_samples, ep.sample_indices, ep.seed)
         ids = np.asarray(getattr(data, "row_id_test", np.full(len(problem.X_test), -1)))
-    frame = queries_frame(data, explained.X_test[positions], ids[positions].tolist(),
-                          problem.predictor.predict_proba)
+    frame = queries_frame(
+        data, explained.X_test[positions], ids[positions].tolist(), problem.predictor.predict_proba
+    )
     frame["query"] = positions
     store.write_frame(run_dir / store.QUERIES, frame)
     return explained, positions
 
 
-def _plan(cfg: DictConfig, problem: Problem, queries: list[int],
-          run_dir: Path) -> tuple[Combinations, list[Task]]:
+def _plan(
+    cfg: DictConfig, problem: Problem, queries: list[int], run_dir: Path
+) -> tuple[Combinations, list[Task]]:
     from cfgen.data import resolve_target
 
     ep = cfg.experiment_params
@@ -200,17 +239,34 @@ def _plan(cfg: DictConfig, problem: Problem, queries: list[int],
     comb = Combinations.for_schema(problem.schema, ep.rules)
     combos = comb.chosen(ep.num_combinations_to_test, seed=ep.seed)
     tasks = plan_tasks(queries, targets, combos, ep.num_replications, ep.seed)
-    log.info("%d tasks: %d queries, %d of %s combinations, %d replications", len(tasks),
-             len(queries), len(combos), count_text(comb.total), ep.num_replications)
-    store.write_json(run_dir / store.COMBINATIONS, {
-        "rules": list(comb.rules), "free_features": list(comb.free),
-        "tested": {str(i): {k: v.value for k, v in comb[i].items()} for i in combos},
-    })
+    log.info(
+        "%d tasks: %d queries, %d of %s combinations, %d replications",
+        len(tasks),
+        len(queries),
+        len(combos),
+        count_text(comb.total),
+        ep.num_replications,
+    )
+    store.write_json(
+        run_dir / store.COMBINATIONS,
+        {
+            "rules": list(comb.rules),
+            "free_features": list(comb.free),
+            "tested": {str(i): {k: v.value for k, v in comb[i].items()} for i in combos},
+        },
+    )
     return comb, tasks
 
 
-def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
-             queries: list[int], metrics: pd.DataFrame, started: float) -> dict[str, Any]:
+def _summary(
+    cfg: DictConfig,
+    problem: Problem,
+    info: dict,
+    tasks: list[Task],
+    queries: list[int],
+    metrics: pd.DataFrame,
+    started: float,
+) -> dict[str, Any]:
     told = summarize_rows(metrics)  # one definition of failure: errors and time-outs
     return {
         "dataset": problem.name,
@@ -241,27 +297,50 @@ def _summary(cfg: DictConfig, problem: Problem, info: dict, tasks: list[Task],
     }
 
 
-def _files(cfg: DictConfig, run_dir: Path, problem: Problem, explained: Problem,
-           comb: Combinations, tasks: list[Task], results: list[TaskResult]
-           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _files(
+    cfg: DictConfig,
+    run_dir: Path,
+    problem: Problem,
+    explained: Problem,
+    comb: Combinations,
+    tasks: list[Task],
+    results: list[TaskResult],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """counterfactuals.csv, changes.csv and metrics.csv (the post-search phase, shown)."""
     from cfgen.changes import mh_distance, run_changes
     from cfgen.console import phase
 
     ep = cfg.experiment_params
     with phase("writing counterfactuals and diffs"):
-        cf_frame = store.counterfactual_frame(explained, tasks, results, problem.predict,
-                                              cfg.method.name)
+        cf_frame = store.counterfactual_frame(
+            explained, tasks, results, problem.predict, cfg.method.name
+        )
         store.write_frame(run_dir / store.COUNTERFACTUALS, cf_frame)
-        changes = run_changes(explained, tasks, results, problem.predictor.predict_proba,
-                              cfg.method.name, mh_distance(problem.schema, problem.X_train))
+        changes = run_changes(
+            explained,
+            tasks,
+            results,
+            problem.predictor.predict_proba,
+            cfg.method.name,
+            mh_distance(problem.schema, problem.X_train),
+        )
         store.write_frame(run_dir / store.CHANGES, changes)
     with phase("metrics", total=len(tasks)) as shown:
-        metric_ctx = MetricContext(problem.schema, problem.X_train, problem.y_train,
-                                   explained.X_test, problem.predictor.predict_proba,
-                                   compat=cfg.metrics.compat)
-        metrics = metrics_frame(metric_ctx, tasks, results, ep.num_counterfactuals,
-                                combination_schemas(problem.schema, comb, tasks))
+        metric_ctx = MetricContext(
+            problem.schema,
+            problem.X_train,
+            problem.y_train,
+            explained.X_test,
+            problem.predictor.predict_proba,
+            compat=cfg.metrics.compat,
+        )
+        metrics = metrics_frame(
+            metric_ctx,
+            tasks,
+            results,
+            ep.num_counterfactuals,
+            combination_schemas(problem.schema, comb, tasks),
+        )
         metrics.insert(0, "method", cfg.method.name)
         metrics.insert(0, "dataset", problem.name)
         store.write_frame(run_dir / store.METRICS, metrics)
@@ -276,9 +355,16 @@ def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunRes
     comb, tasks = _plan(cfg, explained, queries, run_dir)
     ctx = WorkerContext(explained, factory, bounds, comb, ep.num_counterfactuals)
     with Journal.open(run_dir, cfg, explained, tasks, ep.resume) as journal:
-        results = run_tasks(tasks, ctx, ep.parallel_replications, ep.max_workers,
-                            journal=journal, executor=ep.executor, slurm=ep.slurm,
-                            resume=ep.resume)
+        results = run_tasks(
+            tasks,
+            ctx,
+            ep.parallel_replications,
+            ep.max_workers,
+            journal=journal,
+            executor=ep.executor,
+            slurm=ep.slurm,
+            resume=ep.resume,
+        )
         journal.close(complete=True)
     cf_frame, metrics = _files(cfg, run_dir, problem, explained, comb, tasks, results)
     summary = _summary(cfg, problem, info, tasks, queries, metrics, started)
@@ -294,8 +380,7 @@ def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunRes
         tracker.log_task(t, by_index[t.index], row)
     tracker.log_summary(summary)
     tracker.log_files(run_dir)
-    return RunResult(run_dir, explained, bounds, tasks, results, metrics, cf_frame, comb,
-                     summary)
+    return RunResult(run_dir, explained, bounds, tasks, results, metrics, cf_frame, comb, summary)
 
 
 def _report(run_dir: Path) -> None:

@@ -40,11 +40,19 @@ class Explanation:
         return int(len(self.counterfactuals))
 
     @classmethod
-    def empty(cls, d: int, target: int, k: int, seconds: float, reason: str,
-              **kwargs: Any) -> Explanation:
+    def empty(
+        cls, d: int, target: int, k: int, seconds: float, reason: str, **kwargs: Any
+    ) -> Explanation:
         """No counterfactual (``reason`` says why)."""
-        return cls(np.empty((0, d)), target, k, seconds, reason=reason,
-                   best_per_generation=np.empty((0, d)), **kwargs)
+        return cls(
+            np.empty((0, d)),
+            target,
+            k,
+            seconds,
+            reason=reason,
+            best_per_generation=np.empty((0, d)),
+            **kwargs,
+        )
 
 
 @runtime_checkable

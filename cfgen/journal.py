@@ -48,8 +48,7 @@ from cfgen.rundir import OutputError, atomic_write
 if TYPE_CHECKING:
     from cfgen.runner.task import TaskResult
 
-__all__ = ["Journal", "Scan", "UntrustedJournal", "find_previous", "read_records",
-           "scan_records"]
+__all__ = ["Journal", "Scan", "UntrustedJournal", "find_previous", "read_records", "scan_records"]
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +155,11 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 def describe_difference(old: dict[str, Any], new: dict[str, Any], limit: int = 6) -> str:
     """``key: old → new`` for the config keys that differ (at most ``limit`` of them)."""
     a, b = _flatten(old.get("config", {})), _flatten(new.get("config", {}))
-    diffs = [f"{k}: {a.get(k, '(absent)')!r} → {b.get(k, '(absent)')!r}"
-             for k in sorted(set(a) | set(b)) if a.get(k, "(absent)") != b.get(k, "(absent)")]
+    diffs = [
+        f"{k}: {a.get(k, '(absent)')!r} → {b.get(k, '(absent)')!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, "(absent)") != b.get(k, "(absent)")
+    ]
     if not diffs:
         if old.get("data") != new.get("data"):
             diffs = ["the dataset's contents changed"]
@@ -271,25 +273,32 @@ class Journal:
                 )
             self._load(self.path, old)
             return
-        source = find_previous(run_dir, self.manifest["fingerprint"],
-                               self.manifest["legacy_fingerprint"])
+        source = find_previous(
+            run_dir, self.manifest["fingerprint"], self.manifest["legacy_fingerprint"]
+        )
         if source is not None:
             self._load(source / RECORDS, _read_manifest(source) or {}, copy=True)
             self.resumed_from = source.parent
         elif self.path.exists():
-            log.warning("%s has no readable manifest: its results are not reused",
-                        self.directory)
+            log.warning("%s has no readable manifest: its results are not reused", self.directory)
         else:
-            log.warning("experiment_params.resume=true, but no earlier run of this "
-                        "experiment was found in %s or next to it: starting afresh", run_dir)
+            log.warning(
+                "experiment_params.resume=true, but no earlier run of this "
+                "experiment was found in %s or next to it: starting afresh",
+                run_dir,
+            )
 
     def _discard_notice(self) -> None:
         try:
             n = f"{len(read_records(self.path, trust_pickle=False)[0])} finished tasks"
         except UntrustedJournal:
             n = "the (pickled, unread) finished tasks"
-        log.warning("%s holds %s of an earlier run: starting afresh (set "
-                    "experiment_params.resume=true to reuse them)", self.directory, n)
+        log.warning(
+            "%s holds %s of an earlier run: starting afresh (set "
+            "experiment_params.resume=true to reuse them)",
+            self.directory,
+            n,
+        )
 
     def _start(self) -> None:
         """Write the manifest and open the records file for appending."""
@@ -306,9 +315,12 @@ class Journal:
     def _load(self, path: Path, old: dict[str, Any], copy: bool = False) -> None:
         """Keep the intact records that match this plan; rewrite a damaged file."""
         if old.get("versions") and old.get("versions") != self.manifest["versions"]:
-            log.warning("the journal was written with %s, this run uses %s: resumed results "
-                        "may differ from an uninterrupted run", old["versions"],
-                        self.manifest["versions"])
+            log.warning(
+                "the journal was written with %s, this run uses %s: resumed results "
+                "may differ from an uninterrupted run",
+                old["versions"],
+                self.manifest["versions"],
+            )
         scan = scan_records(path, k=_k_of(old))
         _report(path, scan)
         if copy or scan.legacy or scan.damaged:
@@ -323,8 +335,12 @@ class Journal:
                 self.done.pop(result.index, None)
         if stale:
             log.warning("%d journal records do not match this run's task plan: ignored", stale)
-        log.info("resuming: %d of %d tasks already finished%s", len(self.done),
-                 len(self._tasks), f" (from {path.parent.parent})" if copy else "")
+        log.info(
+            "resuming: %d of %d tasks already finished%s",
+            len(self.done),
+            len(self._tasks),
+            f" (from {path.parent.parent})" if copy else "",
+        )
 
     def _rewrite(self, path: Path, scan: Scan, copy: bool) -> None:
         """This run's records file holding exactly ``scan``'s intact records (format 2)."""
@@ -352,7 +368,7 @@ class Journal:
         try:
             view = memoryview(blob)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             self._size += len(blob)
             now = time.monotonic()
             if now - self._last_sync >= FSYNC_SECONDS:
@@ -397,31 +413,50 @@ class Journal:
 def _report(path: Path, scan: Scan) -> None:
     """Say what reading ``path`` dropped, and why."""
     if scan.corrupt:
-        log.warning("%s: %d corrupt record%s (%d bytes) skipped, %d intact records kept: "
-                    "their tasks run again (the damaged file is kept as %s)", path,
-                    scan.corrupt, "s" if scan.corrupt > 1 else "", scan.corrupt_bytes,
-                    len(scan.entries), DAMAGED)
+        log.warning(
+            "%s: %d corrupt record%s (%d bytes) skipped, %d intact records kept: "
+            "their tasks run again (the damaged file is kept as %s)",
+            path,
+            scan.corrupt,
+            "s" if scan.corrupt > 1 else "",
+            scan.corrupt_bytes,
+            len(scan.entries),
+            DAMAGED,
+        )
     if scan.torn:
-        log.warning("%s ends in a partly written record (%d bytes; the run was killed while "
-                    "writing it): dropped", path, scan.torn)
+        log.warning(
+            "%s ends in a partly written record (%d bytes; the run was killed while "
+            "writing it): dropped",
+            path,
+            scan.torn,
+        )
     if scan.unreadable:
-        log.warning("%s: %d intact records do not fit this cfgen's results (written by "
-                    "another version?): their tasks run again", path, scan.unreadable)
+        log.warning(
+            "%s: %d intact records do not fit this cfgen's results (written by "
+            "another version?): their tasks run again",
+            path,
+            scan.unreadable,
+        )
     if scan.legacy:
-        log.warning("%s is a pickled (format-1) journal, read because %s=1: converted to "
-                    "format %d", path, rec.TRUST_ENV, FORMAT)
+        log.warning(
+            "%s is a pickled (format-1) journal, read because %s=1: converted to format %d",
+            path,
+            rec.TRUST_ENV,
+            FORMAT,
+        )
 
 
 def _candidates(run_dir: Path) -> Iterator[Path]:
     root = run_dir.resolve().parent.parent
-    own = (run_dir.resolve() / JOURNAL_DIR)
+    own = run_dir.resolve() / JOURNAL_DIR
     for manifest in root.glob(f"*/*/{JOURNAL_DIR}/{MANIFEST}"):
         if manifest.parent.resolve() != own:
             yield manifest.parent
 
 
-def find_previous(run_dir: str | Path, fingerprint: str,
-                  legacy_fingerprint: str | None = None) -> Path | None:
+def find_previous(
+    run_dir: str | Path, fingerprint: str, legacy_fingerprint: str | None = None
+) -> Path | None:
     """The most recently written journal of the same experiment next to ``run_dir``.
 
     A pickled journal (``legacy_fingerprint``) counts only with ``CFGEN_TRUST_PICKLED_JOURNAL=1``;
@@ -436,8 +471,12 @@ def find_previous(run_dir: str | Path, fingerprint: str,
             continue
         if m.get("fingerprint") not in accepted:
             if legacy_fingerprint is not None and m.get("fingerprint") == legacy_fingerprint:
-                log.warning("%s is a pickled journal of this experiment, not read (set %s=1 "
-                            "if you wrote it yourself)", directory, rec.TRUST_ENV)
+                log.warning(
+                    "%s is a pickled journal of this experiment, not read (set %s=1 "
+                    "if you wrote it yourself)",
+                    directory,
+                    rec.TRUST_ENV,
+                )
             continue
         records = directory / RECORDS
         mtime = records.stat().st_mtime if records.exists() else 0.0

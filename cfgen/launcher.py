@@ -22,17 +22,37 @@ from cfgen.runner.resources import (
 )
 from cfgen.runner.task import TaskResult, failed_result, run_task
 
-__all__ = ["WORKER_BASELINE_BYTES", "TaskResult", "WorkerContext", "combination_table",
-           "failed_result", "fd_cap", "memory_cap", "peak_rss", "resolve_workers", "run_task",
-           "run_tasks", "usable_cpus"]
+__all__ = [
+    "WORKER_BASELINE_BYTES",
+    "TaskResult",
+    "WorkerContext",
+    "combination_table",
+    "failed_result",
+    "fd_cap",
+    "memory_cap",
+    "peak_rss",
+    "resolve_workers",
+    "run_task",
+    "run_tasks",
+    "usable_cpus",
+]
 
 
-def _legacy_factory(method: str, ga_cfg: Any, model: Any, time_limit: float | None,
-                    explainer_factory: Callable | None, problem: Any, schema: Any,
-                    class_bounds: Any) -> Any:
+def _legacy_factory(
+    method: str,
+    ga_cfg: Any,
+    model: Any,
+    time_limit: float | None,
+    explainer_factory: Callable | None,
+    problem: Any,
+    schema: Any,
+    class_bounds: Any,
+) -> Any:
     if explainer_factory is None:
-        raise TypeError("cfgen.launcher.WorkerContext(data, model, ...) needs explainer_factory; "
-                        "build cfgen.runner.WorkerContext(problem, factory, class_bounds, ...)")
+        raise TypeError(
+            "cfgen.launcher.WorkerContext(data, model, ...) needs explainer_factory; "
+            "build cfgen.runner.WorkerContext(problem, factory, class_bounds, ...)"
+        )
     return explainer_factory(method, ga_cfg, model, problem, class_bounds, schema)
 
 
@@ -42,9 +62,24 @@ def WorkerContext(*args: Any, **kwargs: Any) -> _context.WorkerContext:  # noqa:
     explainer_factory=...)`` still builds one (``data`` stands in for the problem)."""
     if len(args) + len(kwargs) <= 5 and "explainer_factory" not in kwargs:
         return _context.WorkerContext(*args, **kwargs)
-    names = ("data", "model", "bounds", "method", "ga_cfg", "combinations", "k",
-             "explainer_factory", "time_limit")
+    names = (
+        "data",
+        "model",
+        "bounds",
+        "method",
+        "ga_cfg",
+        "combinations",
+        "k",
+        "explainer_factory",
+        "time_limit",
+    )
     a = dict(zip(names, args, strict=False), **kwargs)
-    factory = functools.partial(_legacy_factory, a["method"], a["ga_cfg"], a["model"],
-                                a.get("time_limit"), a.get("explainer_factory"))
+    factory = functools.partial(
+        _legacy_factory,
+        a["method"],
+        a["ga_cfg"],
+        a["model"],
+        a.get("time_limit"),
+        a.get("explainer_factory"),
+    )
     return _context.WorkerContext(a["data"], factory, a["bounds"], a["combinations"], a["k"])

@@ -35,14 +35,17 @@ def method_class(node: Mapping[str, Any], prefix: str = "method") -> type:
 
     target = node.get("_target_")
     if not isinstance(target, str) or not target:
-        raise ConfigError(f"{prefix}._target_ is missing: a method config names its class, e.g. "
-                          "_target_: cfgen.search.GeneticExplainer (see docs/extending.md)")
+        raise ConfigError(
+            f"{prefix}._target_ is missing: a method config names its class, e.g. "
+            "_target_: cfgen.search.GeneticExplainer (see docs/extending.md)"
+        )
     try:
         return get_class(target)
     except Exception as exc:  # noqa: BLE001 - Hydra wraps import errors in several types
         cause = exc.__cause__ or exc
-        raise ConfigError(f"{prefix}._target_={target!r} cannot be imported: "
-                          f"{str(cause).splitlines()[0]}") from None
+        raise ConfigError(
+            f"{prefix}._target_={target!r} cannot be imported: {str(cause).splitlines()[0]}"
+        ) from None
 
 
 def _check_signature(cls: type, own: Mapping[str, Any], prefix: str) -> None:
@@ -62,8 +65,7 @@ def _check_signature(cls: type, own: Mapping[str, Any], prefix: str) -> None:
             raise unknown_key(prefix, str(key), allowed)
         tp = hints.get(key)
         if tp is not None and not _type_ok(value, tp):
-            raise ConfigError(f"{prefix}.{key}={value!r} is not allowed: expected "
-                              f"{_type_name(tp)}")
+            raise ConfigError(f"{prefix}.{key}={value!r} is not allowed: expected {_type_name(tp)}")
 
 
 def check_method(node: Any, prefix: str = "method") -> type:
@@ -72,17 +74,20 @@ def check_method(node: Any, prefix: str = "method") -> type:
 
     node = _plain(node)
     if not isinstance(node, Mapping):
-        raise ConfigError(f"{prefix}: expected a method config (a _target_ class and its "
-                          f"settings), got {node!r}")
+        raise ConfigError(
+            f"{prefix}: expected a method config (a _target_ class and its settings), got {node!r}"
+        )
     cls = method_class(node, prefix)
     name = node.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{prefix}.name={name!r} is not allowed: expected the method's name")
     limit = node.get("time_limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
-                              or not limit > 0):
-        raise ConfigError(f"{prefix}.time_limit={limit!r} is not allowed: expected seconds > 0 "
-                          "or null (no limit)")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0
+    ):
+        raise ConfigError(
+            f"{prefix}.time_limit={limit!r} is not allowed: expected seconds > 0 or null (no limit)"
+        )
     own = {k: v for k, v in node.items() if k not in BASE_KEYS}
     schema = getattr(cls, "settings", None)
     if schema is not None:

@@ -16,8 +16,10 @@ import numpy as np
 
 from cfgen.errors import ConfigError
 
-SUPPORTED = ("a fitted scikit-learn-compatible classifier with predict_proba and one output "
-             "(e.g. a forest, boosted trees, XGBoost, LightGBM, or a Pipeline ending in one)")
+SUPPORTED = (
+    "a fitted scikit-learn-compatible classifier with predict_proba and one output "
+    "(e.g. a forest, boosted trees, XGBoost, LightGBM, or a Pipeline ending in one)"
+)
 
 
 def preprocessed(classifier: Any, categorical: Sequence[int] = (), scale: bool = True) -> Any:
@@ -66,14 +68,17 @@ def model_overrides(argv: Sequence[str]) -> list[str]:
 def check_model_config(node: Any) -> None:
     """The ``model`` node names a class or function to build (``_target_``), importable, and
     every other key is one of its keyword arguments (checked before any data is read)."""
-    if isinstance(node, Mapping) and node.get("_target_") in ("???", None) \
-            and "_target_" in node:
-        raise ConfigError("model._target_ is missing: model=custom needs "
-                          "model._target_=<dotted class> (and its arguments as model.<arg>=...)")
+    if isinstance(node, Mapping) and node.get("_target_") in ("???", None) and "_target_" in node:
+        raise ConfigError(
+            "model._target_ is missing: model=custom needs "
+            "model._target_=<dotted class> (and its arguments as model.<arg>=...)"
+        )
     if not isinstance(node, Mapping) or not isinstance(node.get("_target_"), str):
-        raise ConfigError(f"model={node!r} is not allowed: expected model=<preset> (e.g. "
-                          "random_forest, xgboost, logistic_regression) or a node with "
-                          "model._target_=<dotted class> and its keyword arguments")
+        raise ConfigError(
+            f"model={node!r} is not allowed: expected model=<preset> (e.g. "
+            "random_forest, xgboost, logistic_regression) or a node with "
+            "model._target_=<dotted class> and its keyword arguments"
+        )
     _check_arguments(node, "model")
 
 
@@ -109,15 +114,19 @@ def _check_arguments(node: Mapping[str, Any], prefix: str) -> None:
     try:
         fn = locate(target)
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's target
-        raise ConfigError(f"{prefix}._target_={target!r} cannot be imported: "
-                          f"{str(exc).splitlines()[0]}") from None
+        raise ConfigError(
+            f"{prefix}._target_={target!r} cannot be imported: {str(exc).splitlines()[0]}"
+        ) from None
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return  # no signature to check against (a C extension): instantiate will tell
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    names = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL
-             and n != "self"]
+    names = [
+        n
+        for n, p in params.items()
+        if p.kind is not inspect.Parameter.VAR_POSITIONAL and n != "self"
+    ]
     for key, value in node.items():
         key = str(key)
         if key in _HYDRA_KEYS:
@@ -126,8 +135,10 @@ def _check_arguments(node: Mapping[str, Any], prefix: str) -> None:
             hint = difflib.get_close_matches(key, names, n=1)
             raise ConfigError(
                 f"{prefix}.{key} is not allowed: {target.rsplit('.', 1)[-1]} takes no argument "
-                f"{key!r}" + (f" (did you mean {prefix}.{hint[0]}?)" if hint else "")
-                + f"; its arguments: {', '.join(names) or '(none)'}")
+                f"{key!r}"
+                + (f" (did you mean {prefix}.{hint[0]}?)" if hint else "")
+                + f"; its arguments: {', '.join(names) or '(none)'}"
+            )
         if isinstance(value, Mapping) and isinstance(value.get("_target_"), str):
             _check_arguments(value, f"{prefix}.{key}")
 
@@ -142,8 +153,11 @@ def build_estimator(model_cfg: Any, categorical: Sequence[int] = ()) -> Any:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    plain: Any = OmegaConf.to_container(model_cfg, resolve=True) \
-        if OmegaConf.is_config(model_cfg) else model_cfg
+    plain: Any = (
+        OmegaConf.to_container(model_cfg, resolve=True)
+        if OmegaConf.is_config(model_cfg)
+        else model_cfg
+    )
     check_model_config(plain)
     target = str(plain["_target_"])
     extra: dict[str, Any] = {}
@@ -180,14 +194,18 @@ def check_kind(model: Any, arg: str = "model") -> None:
     last = final_step(model)
     what = f"a Pipeline ending in {type(last).__name__}" if last is not model else name
     if is_regressor(last):
-        raise ConfigError(f"{arg}: {what} is not a classifier (a regressor); expected "
-                          f"{SUPPORTED}")
-    if not is_classifier(last) and not hasattr(last, "classes_") \
-            and not hasattr(last, "predict_proba"):
+        raise ConfigError(f"{arg}: {what} is not a classifier (a regressor); expected {SUPPORTED}")
+    if (
+        not is_classifier(last)
+        and not hasattr(last, "classes_")
+        and not hasattr(last, "predict_proba")
+    ):
         raise ConfigError(f"{arg}: {what} is not a classifier; expected {SUPPORTED}")
     if not hasattr(model, "predict_proba"):
-        raise ConfigError(f"{arg}: {name} has no predict_proba (cfgen needs class "
-                          f"probabilities); expected {SUPPORTED}")
+        raise ConfigError(
+            f"{arg}: {name} has no predict_proba (cfgen needs class "
+            f"probabilities); expected {SUPPORTED}"
+        )
     if _multi_output_only(last):
         raise ConfigError(f"{arg}: {what} is a multi-output model; expected {SUPPORTED}")
 
@@ -214,13 +232,17 @@ def check_classifier(model: Any, arg: str = "model") -> None:
     try:
         check_is_fitted(model)
     except NotFittedError:
-        raise ConfigError(f"{arg}: {name} is not fitted; fit it first (expected {SUPPORTED})"
-                          ) from None
+        raise ConfigError(
+            f"{arg}: {name} is not fitted; fit it first (expected {SUPPORTED})"
+        ) from None
     except TypeError:
         pass  # not a scikit-learn estimator: trust classes_ below
     classes = getattr(model, "classes_", None)
     if classes is None:
         raise ConfigError(f"{arg}: {name} has no classes_ (not fitted?); expected {SUPPORTED}")
-    if isinstance(classes, list) or np.asarray(classes).ndim != 1 \
-            or getattr(last, "n_outputs_", 1) != 1:
+    if (
+        isinstance(classes, list)
+        or np.asarray(classes).ndim != 1
+        or getattr(last, "n_outputs_", 1) != 1
+    ):
         raise ConfigError(f"{arg}: {name} is a multi-output model; expected {SUPPORTED}")

@@ -112,8 +112,11 @@ class Combinations:
 
     def label(self, i: int, limit: int = 4) -> str:
         """Short text naming the free features combination ``i`` constrains."""
-        parts = [f"{n}={self.rules[r]}" for n, r in zip(self.free, self.digits(i), strict=True)
-                 if self.rules[r] != Rule.NONE.value]
+        parts = [
+            f"{n}={self.rules[r]}"
+            for n, r in zip(self.free, self.digits(i), strict=True)
+            if self.rules[r] != Rule.NONE.value
+        ]
         if not parts:
             return "all free" if self.free else "no free feature"
         more = f" (+{len(parts) - limit} more)" if len(parts) > limit else ""
@@ -215,23 +218,30 @@ def plan_tasks(
     """
     n_targets = sum(len(t) for t in targets)
     total = n_targets * len(combinations) * replications
-    shape = (f"{len(queries)} queries, {n_targets} query-target pairs × {len(combinations)} "
-             f"combinations × {replications} replications")
+    shape = (
+        f"{len(queries)} queries, {n_targets} query-target pairs × {len(combinations)} "
+        f"combinations × {replications} replications"
+    )
     if total > MAX_TASKS:
         raise ConfigError(
             f"the plan has {count_text(total)} tasks ({shape}), far too many to run: lower "
             "experiment_params.num_combinations_to_test (or num_samples, num_replications)"
         )
     if total > WARN_TASKS:
-        log.warning("the plan has %d tasks (%s); if that is more than you meant, lower "
-                    "experiment_params.num_combinations_to_test", total, shape)
+        log.warning(
+            "the plan has %d tasks (%s); if that is more than you meant, lower "
+            "experiment_params.num_combinations_to_test",
+            total,
+            shape,
+        )
     tasks: list[Task] = []
     for q, tgts in zip(queries, targets, strict=True):
         for t in tgts:
             for c in combinations:
                 for r in range(replications):
-                    tasks.append(Task(len(tasks), int(q), int(t), int(c), r,
-                                      derive_seed(seed, q, t, c, r)))
+                    tasks.append(
+                        Task(len(tasks), int(q), int(t), int(c), r, derive_seed(seed, q, t, c, r))
+                    )
     return tasks
 
 
@@ -243,6 +253,8 @@ def iter_targets(pred: np.ndarray, n_classes: int, target_class: int | None) -> 
             f"expected null or 0..{n_classes - 1}"
         )
     for p in pred:
-        yield [target_class] if target_class is not None else [
-            c for c in range(n_classes) if c != int(p)
-        ]
+        yield (
+            [target_class]
+            if target_class is not None
+            else [c for c in range(n_classes) if c != int(p)]
+        )

@@ -261,8 +261,9 @@ class CompiledEnsemble:
             kernels = ("c", "dense", "sparse") if engine == "auto" else (engine,)
             self._engine = self._pick_engine(ens, new_of_old, roots, kernels)
 
-    def _pick_engine(self, ens: TreeEnsemble, new_of_old: np.ndarray, roots: np.ndarray,
-                     kernels: tuple[str, ...]) -> NativeEngine | CEngine | None:
+    def _pick_engine(
+        self, ens: TreeEnsemble, new_of_old: np.ndarray, roots: np.ndarray, kernels: tuple[str, ...]
+    ) -> NativeEngine | CEngine | None:
         """The C kernel if available, else the fastest of scikit-learn's kernels and the numpy
         walk on a 50-row probe.
 
@@ -299,8 +300,7 @@ class CompiledEnsemble:
                 best[i] = min(best[i], _time(lambda e=e: self._probe_scores(e, probe)))
         return engines[int(np.argmin(best))]
 
-    def _probe_scores(self, engine: NativeEngine | CEngine | None,
-                      Xc: np.ndarray) -> np.ndarray:
+    def _probe_scores(self, engine: NativeEngine | CEngine | None, Xc: np.ndarray) -> np.ndarray:
         if engine is None:
             return self._scores_from(self._walk(Xc), Xc.shape[0])
         return self._engine_scores(engine, Xc)
@@ -500,8 +500,9 @@ def _probe_rows(ens: TreeEnsemble, n: int = 50) -> np.ndarray:
     for j, t in enumerate(ens.feature_thresholds()):
         if t.size:
             t32 = t.astype(ens.input_dtype)
-            vals = np.concatenate([t, np.nextafter(t32, -np.inf), np.nextafter(t32, np.inf),
-                                   np.nextafter(t, np.inf)]).astype(np.float64)
+            vals = np.concatenate(
+                [t, np.nextafter(t32, -np.inf), np.nextafter(t32, np.inf), np.nextafter(t, np.inf)]
+            ).astype(np.float64)
             X[:, j] = vals[rng.integers(0, vals.size, size=n)]
     return X
 

@@ -33,15 +33,18 @@ class EncodedPrep(TransformerMixin, BaseEstimator):
         num = X[:, self.numeric_]
         self.mean_ = num.mean(axis=0) if self.scale else np.zeros(num.shape[1])
         std = num.std(axis=0) if self.scale else np.ones(num.shape[1])
-        self.scale_ = np.where(std > 10 * np.finfo(float).eps * np.maximum(1.0, np.abs(
-            self.mean_)), std, 1.0)
+        self.scale_ = np.where(
+            std > 10 * np.finfo(float).eps * np.maximum(1.0, np.abs(self.mean_)), std, 1.0
+        )
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has shape {X.shape}; expected (n, {self.n_features_in_})")
-        parts = [X[:, j][:, None] == c[None, :] for j, c in zip(self.categorical_,
-                                                                 self.categories_, strict=True)]
+        parts = [
+            X[:, j][:, None] == c[None, :]
+            for j, c in zip(self.categorical_, self.categories_, strict=True)
+        ]
         parts.append((X[:, self.numeric_] - self.mean_) / self.scale_)
         return np.hstack(parts).astype(float, copy=False)

@@ -34,8 +34,12 @@ class IndexModel:
     own column names (``feature_names_in_``) so scikit-learn never sees unnamed rows.
     """
 
-    def __init__(self, model: Any, decode: Any = None, columns: Sequence[str] | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        model: Any,
+        decode: Any = None,
+        columns: Sequence[str] | None = None,
+    ) -> None:
         self.model = model
         self.classes_ = np.arange(len(model.classes_))
         self._decode = decode
@@ -120,29 +124,50 @@ class Problem:
         from cfgen.models import build_estimator
 
         data = load_dataset(dataset_cfg)
-        est = build_estimator(model_cfg,
-                              categorical=np.flatnonzero(data.schema.categorical).tolist())
+        est = build_estimator(
+            model_cfg, categorical=np.flatnonzero(data.schema.categorical).tolist()
+        )
         start = time.perf_counter()
         try:
             est.fit(data.X_train, data.y_train)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"model: fitting {type(est).__name__} on {data.name} failed: "
-                              f"{str(exc).splitlines()[0]}") from None
+            raise ConfigError(
+                f"model: fitting {type(est).__name__} on {data.name} failed: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
         seconds = time.perf_counter() - start
-        problem = cls._assemble(data.name, data.schema, data.X_train, data.y_train,
-                                data.X_test, data.y_test, list(data.class_names),
-                                data.target_name, est, codec=data, columns=None)
+        problem = cls._assemble(
+            data.name,
+            data.schema,
+            data.X_train,
+            data.y_train,
+            data.X_test,
+            data.y_test,
+            list(data.class_names),
+            data.target_name,
+            est,
+            codec=data,
+            columns=None,
+        )
         problem.model_seconds = seconds
         return problem
 
     @classmethod
-    def from_fitted(cls, model: Any, X: Any, y: Any, *, categorical: Sequence[Any] | None = None,
-                    integer: Sequence[Any] | None = None,
-                    actionability: Mapping[str, str] | None = None,
-                    ranges: Mapping[str, Sequence[float]] | None = None,
-                    features_to_vary: Sequence[str] | None = None,
-                    feature_names: Sequence[str] | None = None,
-                    schema: FeatureSchema | None = None, name: str = "data") -> Problem:
+    def from_fitted(
+        cls,
+        model: Any,
+        X: Any,
+        y: Any,
+        *,
+        categorical: Sequence[Any] | None = None,
+        integer: Sequence[Any] | None = None,
+        actionability: Mapping[str, str] | None = None,
+        ranges: Mapping[str, Sequence[float]] | None = None,
+        features_to_vary: Sequence[str] | None = None,
+        feature_names: Sequence[str] | None = None,
+        schema: FeatureSchema | None = None,
+        name: str = "data",
+    ) -> Problem:
         """A problem around a model the user fitted on ``X`` (DataFrame or array), ``y``.
 
         The schema is inferred by :class:`cfgen.codec.Codec` (the same inference as the Hydra
@@ -152,30 +177,60 @@ class Problem:
 
         check_classifier(model, "model")
         X = _align_columns(model, X)
-        codec, identity = _codec_for(X, schema, categorical=categorical, integer=integer,
-                                     actionability=actionability, ranges=ranges,
-                                     features_to_vary=features_to_vary,
-                                     feature_names=feature_names)
+        codec, identity = _codec_for(
+            X,
+            schema,
+            categorical=categorical,
+            integer=integer,
+            actionability=actionability,
+            ranges=ranges,
+            features_to_vary=features_to_vary,
+            feature_names=feature_names,
+        )
         X_enc = np.asarray(codec.encode(X), dtype=float)
         lookup = {c: i for i, c in enumerate(np.asarray(model.classes_).tolist())}
         try:
             y_idx = np.array([lookup[v] for v in np.asarray(y).tolist()], dtype=int)
         except KeyError as exc:
-            raise ConfigError(f"y_train has a label {exc.args[0]!r} the model does not know "
-                              f"(classes: {list(lookup)})") from None
+            raise ConfigError(
+                f"y_train has a label {exc.args[0]!r} the model does not know "
+                f"(classes: {list(lookup)})"
+            ) from None
         if len(X_enc) != len(y_idx):
             raise ConfigError(f"X_train has {len(X_enc)} rows, y_train {len(y_idx)}")
         empty = np.zeros((0, X_enc.shape[1]))
-        return cls._assemble(name, codec.schema, X_enc, y_idx, empty, np.zeros(0, dtype=int),
-                             [str(c) for c in lookup], "target", model,
-                             codec=codec, identity=identity,
-                             columns=getattr(model, "feature_names_in_", None))
+        return cls._assemble(
+            name,
+            codec.schema,
+            X_enc,
+            y_idx,
+            empty,
+            np.zeros(0, dtype=int),
+            [str(c) for c in lookup],
+            "target",
+            model,
+            codec=codec,
+            identity=identity,
+            columns=getattr(model, "feature_names_in_", None),
+        )
 
     @classmethod
-    def _assemble(cls, name: str, schema: FeatureSchema, X_train: np.ndarray,
-                  y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
-                  class_names: list[str], target_name: str, model: Any, *, codec: Any,
-                  identity: bool = True, columns: Any = None) -> Problem:
+    def _assemble(
+        cls,
+        name: str,
+        schema: FeatureSchema,
+        X_train: np.ndarray,
+        y_train: np.ndarray,
+        X_test: np.ndarray,
+        y_test: np.ndarray,
+        class_names: list[str],
+        target_name: str,
+        model: Any,
+        *,
+        codec: Any,
+        identity: bool = True,
+        columns: Any = None,
+    ) -> Problem:
         from cfgen.models import check_classifier
         from cfgen.predictor import compile_predictor
 
@@ -185,11 +240,27 @@ class Problem:
         if identity and natural and columns is None:
             estimator: Any = model
         else:
-            estimator = IndexModel(model, decode=None if identity else codec.decode_fitted,
-                                   columns=None if columns is None else [str(c) for c in columns])
+            estimator = IndexModel(
+                model,
+                decode=None if identity else codec.decode_fitted,
+                columns=None if columns is None else [str(c) for c in columns],
+            )
         predictor = compile_predictor(model if trees is not None else estimator)
-        problem = cls(name, schema, X_train, y_train, X_test, y_test, class_names, target_name,
-                      model, estimator, predictor, trees, codec)
+        problem = cls(
+            name,
+            schema,
+            X_train,
+            y_train,
+            X_test,
+            y_test,
+            class_names,
+            target_name,
+            model,
+            estimator,
+            predictor,
+            trees,
+            codec,
+        )
         problem.train_accuracy = _accuracy(estimator, X_train, y_train)
         problem.test_accuracy = _accuracy(estimator, X_test, y_test)
         return problem
@@ -237,8 +308,9 @@ def _codec_for(X: Any, schema: FeatureSchema | None, **options: Any) -> tuple[An
     if schema is not None:
         arr = np.asarray(X, dtype=float)
         if arr.ndim != 2 or arr.shape[1] != len(schema):
-            raise ConfigError(f"X_train has shape {arr.shape}; the schema has {len(schema)} "
-                              "features")
+            raise ConfigError(
+                f"X_train has shape {arr.shape}; the schema has {len(schema)} features"
+            )
         rules = options.get("actionability")
         return _Identity(schema.with_rules(dict(rules)) if rules else schema), True
     codec = Codec.fit(X, **options)
@@ -279,5 +351,7 @@ def _align_columns(model: Any, X: Any) -> Any:
         return X[list(X.columns[[have.index(n) for n in names]])]
     missing = [n for n in names if n not in have]
     extra = [c for c in have if c not in names]
-    raise ConfigError(f"X_train: columns {have} do not match the model's feature_names_in_ "
-                      f"{names} (missing {missing}, unexpected {extra})")
+    raise ConfigError(
+        f"X_train: columns {have} do not match the model's feature_names_in_ "
+        f"{names} (missing {missing}, unexpected {extra})"
+    )

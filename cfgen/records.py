@@ -89,8 +89,10 @@ def _pack(value: Any, arrays: list[np.ndarray], where: str) -> Any:
         arrays.append(value)
         return {_ND: len(arrays) - 1}
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _pack(getattr(value, f.name), arrays, f"{where}.{f.name}")
-                for f in fields(value)}
+        return {
+            f.name: _pack(getattr(value, f.name), arrays, f"{where}.{f.name}")
+            for f in fields(value)
+        }
     if isinstance(value, dict):
         return {str(k): _pack(v, arrays, f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -99,8 +101,10 @@ def _pack(value: Any, arrays: list[np.ndarray], where: str) -> Any:
         return _pack(value.item(), arrays, where)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise TypeError(f"{where}: a {type(value).__name__} cannot be stored in the journal "
-                    "(JSON values and numeric numpy arrays only)")
+    raise TypeError(
+        f"{where}: a {type(value).__name__} cannot be stored in the journal "
+        "(JSON values and numeric numpy arrays only)"
+    )
 
 
 def encode_payload(task: tuple, result: Any) -> bytes:
@@ -163,9 +167,14 @@ def _arrays(spec: Any, blob: bytes) -> list[np.ndarray]:
         raise RecordError("arrays is not a list")
     out, pos = [], 0
     for item in spec:
-        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
-                and _DTYPE.match(item[0]) and isinstance(item[1], list)
-                and all(type(n) is int and n >= 0 for n in item[1])):
+        if not (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and _DTYPE.match(item[0])
+            and isinstance(item[1], list)
+            and all(type(n) is int and n >= 0 for n in item[1])
+        ):
             raise RecordError(f"bad array description {item!r}"[:200])
         dtype = np.dtype(item[0])
         if dtype.hasobject or dtype.kind not in "biufc":
@@ -174,8 +183,11 @@ def _arrays(spec: Any, blob: bytes) -> list[np.ndarray]:
         size = count * dtype.itemsize
         if pos + size > len(blob):
             raise RecordError("array bytes run past the record")
-        flat = np.frombuffer(blob, dtype=dtype, count=count, offset=pos) if count else \
-            np.empty(0, dtype)
+        flat = (
+            np.frombuffer(blob, dtype=dtype, count=count, offset=pos)
+            if count
+            else np.empty(0, dtype)
+        )
         out.append(flat.reshape(item[1]).astype(dtype.newbyteorder("=")))
         pos += size
     if pos != len(blob):
@@ -208,8 +220,9 @@ def _build(cls: type, doc: Any, arrays: list[np.ndarray]) -> Any:
             continue
         v, sub = doc[f.name], nested.get(f.name)
         is_obj = isinstance(v, dict) and set(v) != {_ND}
-        kwargs[f.name] = _build(sub, v, arrays) if sub is not None and is_obj \
-            else _restore(v, arrays)
+        kwargs[f.name] = (
+            _build(sub, v, arrays) if sub is not None and is_obj else _restore(v, arrays)
+        )
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -224,13 +237,16 @@ def decode_payload(payload: bytes, cls: type) -> tuple[tuple, Any]:
     if _JSON_LEN.size + n > len(payload):
         raise RecordError("JSON length runs past the record")
     try:
-        doc = json.loads(payload[_JSON_LEN.size:_JSON_LEN.size + n])
+        doc = json.loads(payload[_JSON_LEN.size : _JSON_LEN.size + n])
     except (ValueError, UnicodeDecodeError) as exc:
         raise RecordError(f"bad JSON: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("task"), list) \
-            or not all(type(v) is int for v in doc["task"]):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("task"), list)
+        or not all(type(v) is int for v in doc["task"])
+    ):
         raise RecordError("no task tuple")
-    arrays = _arrays(doc.get("arrays"), payload[_JSON_LEN.size + n:])
+    arrays = _arrays(doc.get("arrays"), payload[_JSON_LEN.size + n :])
     return tuple(doc["task"]), _build(cls, doc.get("result"), arrays)
 
 
@@ -262,16 +278,19 @@ def _frame_at(buf: mmap.mmap, pos: int, size: int) -> tuple[str, int]:
     whose payload fails its checksum; ``("bad", 0)`` for no valid frame."""
     left = size - pos
     if left < FRAME.size:
-        head = buf[pos:pos + min(left, len(MAGIC))]
+        head = buf[pos : pos + min(left, len(MAGIC))]
         return ("torn", 0) if MAGIC.startswith(head) else ("bad", 0)
     magic, length, crc, head_crc = FRAME.unpack_from(buf, pos)
-    if magic != MAGIC or zlib.crc32(buf[pos:pos + _FRAME_HEAD.size]) != head_crc \
-            or length > MAX_RECORD:
+    if (
+        magic != MAGIC
+        or zlib.crc32(buf[pos : pos + _FRAME_HEAD.size]) != head_crc
+        or length > MAX_RECORD
+    ):
         return "bad", 0
     if length > left - FRAME.size:
         return "torn", 0
     start = pos + FRAME.size
-    if zlib.crc32(buf[start:start + length]) != crc:
+    if zlib.crc32(buf[start : start + length]) != crc:
         return "corrupt", 0
     return "ok", length
 
@@ -295,7 +314,7 @@ def _scan(buf: mmap.mmap, size: int, cls: type) -> Scan:
             corrupt, corrupt_bytes, bad_start = corrupt + 1, corrupt_bytes + pos - bad_start, None
         start = pos + FRAME.size
         try:
-            entries.append(decode_payload(buf[start:start + length], cls))
+            entries.append(decode_payload(buf[start : start + length], cls))
         except RecordError:
             unreadable += 1
         pos = end = start + length
@@ -335,7 +354,7 @@ def _scan_legacy(buf: mmap.mmap, size: int, cls: type, k: int | None) -> Scan:
         start = pos + LEGACY_HEADER.size
         if magic != LEGACY_MAGIC or length > size - start:
             break
-        payload = buf[start:start + length]
+        payload = buf[start : start + length]
         if zlib.crc32(payload) != crc:
             break
         try:
@@ -347,15 +366,17 @@ def _scan_legacy(buf: mmap.mmap, size: int, cls: type, k: int | None) -> Scan:
     return Scan(entries, pos, torn=size - pos, unreadable=unreadable, legacy=True)
 
 
-def read_records(path: str | Path, *, trust_pickle: bool | None = None,
-                 k: int | None = None) -> tuple[list[tuple[tuple, Any]], int]:
+def read_records(
+    path: str | Path, *, trust_pickle: bool | None = None, k: int | None = None
+) -> tuple[list[tuple[tuple, Any]], int]:
     """``(entries, end)`` of :func:`scan_records`: the intact records and where the last ends."""
     scan = scan_records(path, trust_pickle=trust_pickle, k=k)
     return scan.entries, scan.end
 
 
-def scan_records(path: str | Path, *, trust_pickle: bool | None = None,
-                 k: int | None = None) -> Scan:
+def scan_records(
+    path: str | Path, *, trust_pickle: bool | None = None, k: int | None = None
+) -> Scan:
     """Every intact record of ``path`` and what was damaged. A pickled (format-1) file
     raises :class:`UntrustedJournal` unless ``trust_pickle`` (default: the
     ``CFGEN_TRUST_PICKLED_JOURNAL`` opt-in); ``k`` fills a legacy result's missing ``k``."""
@@ -370,7 +391,7 @@ def scan_records(path: str | Path, *, trust_pickle: bool | None = None,
         if size == 0:
             return Scan([], 0)
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            if buf[:len(LEGACY_MAGIC)] == LEGACY_MAGIC:
+            if buf[: len(LEGACY_MAGIC)] == LEGACY_MAGIC:
                 if not (trust_pickled() if trust_pickle is None else trust_pickle):
                     raise UntrustedJournal(path)
                 return _scan_legacy(buf, size, cls, k)

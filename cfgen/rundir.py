@@ -87,8 +87,9 @@ def check_creatable(path: str | Path, key: str = "hydra.run.dir") -> None:
         os.close(fd)
         os.unlink(name)
     except OSError as exc:
-        raise RunDirError(f"{key}={path} cannot be created: cannot write in {probe}: "
-                          f"{_why(exc)}") from None
+        raise RunDirError(
+            f"{key}={path} cannot be created: cannot write in {probe}: {_why(exc)}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------- the lock
@@ -152,8 +153,9 @@ def prepare(run_dir: str | Path, key: str = "hydra.run.dir") -> RunDirLock:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise RunDirError(f"{key}={path} cannot be created: it exists and is not a "
-                          "directory") from None
+        raise RunDirError(
+            f"{key}={path} cannot be created: it exists and is not a directory"
+        ) from None
     except OSError as exc:
         raise RunDirError(f"{key}={path} cannot be created: {_why(exc)}") from None
     try:
@@ -196,8 +198,7 @@ def precheck_output(argv: list[str]) -> RunDirLock | None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name=CONFIG_NAME, overrides=overrides,
-                          return_hydra_config=True)
+            cfg = compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=True)
     except Exception:  # noqa: BLE001 - composition errors are reported by the config checks
         return None
     finally:
@@ -259,8 +260,11 @@ def output_errors(run_dir: str | Path) -> Iterator[None]:
     except OutputError:
         raise
     except OSError as exc:
-        name = exc.filename if _inside(exc.filename, root) else (
-            exc.filename2 if _inside(exc.filename2, root) else None)
+        name = (
+            exc.filename
+            if _inside(exc.filename, root)
+            else (exc.filename2 if _inside(exc.filename2, root) else None)
+        )
         if name is None and not (exc.filename is None and exc.errno in WRITE_ERRNOS):
             raise
         raise OutputError(name, exc) from exc
@@ -293,7 +297,7 @@ def atomic_write(path: str | Path, data: str | bytes) -> None:
         try:
             view = memoryview(blob)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

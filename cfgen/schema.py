@@ -145,11 +145,7 @@ def actionability_violations(
     no_change = np.array([r is Rule.NO_CHANGE for r in rules])
     non_inc = np.array([r is Rule.NON_INCREASING for r in rules])
     non_dec = np.array([r is Rule.NON_DECREASING for r in rules])
-    bad = (
-        (np.abs(delta) > atol) & no_change
-        | (delta > atol) & non_inc
-        | (delta < -atol) & non_dec
-    )
+    bad = (np.abs(delta) > atol) & no_change | (delta > atol) & non_inc | (delta < -atol) & non_dec
     if permitted is not None and any(p is not None for p in permitted):
         lo = np.array([-np.inf if p is None else p[0] for p in permitted], dtype=float)
         hi = np.array([np.inf if p is None else p[1] for p in permitted], dtype=float)

@@ -75,8 +75,17 @@ def counterfactual_frame(
         given = list(exp.roles or [])
         roles.extend(given if len(given) == m else [""] * m)
     if not sets:
-        cols = ["query", "method", "combination", "replication", "target", "cf",
-                *data.schema.names, "predicted", "role"]
+        cols = [
+            "query",
+            "method",
+            "combination",
+            "replication",
+            "target",
+            "cf",
+            *data.schema.names,
+            "predicted",
+            "role",
+        ]
         return pd.DataFrame(columns=cols)
     counts = np.array([len(c) for c in sets])
     cfs = np.vstack(sets)

@@ -215,9 +215,13 @@ def _safe(method: Callable) -> Callable:
         except Exception as exc:  # noqa: BLE001 - tracking must never lose an experiment
             if method.__name__ not in self._warned:
                 self._warned.add(method.__name__)
-                log.warning("W&B tracking failed in %s (results are still written to %s): %s: %s",
-                            method.__name__, self.run_dir, type(exc).__name__,
-                            str(exc).splitlines()[0] if str(exc) else "")
+                log.warning(
+                    "W&B tracking failed in %s (results are still written to %s): %s: %s",
+                    method.__name__,
+                    self.run_dir,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                )
             return None
 
     return wrapper
@@ -256,8 +260,12 @@ class WandbTracker:
         try:
             import wandb
         except Exception as exc:  # noqa: BLE001 - a broken install must not lose the experiment
-            log.warning("W&B tracking is off: `import wandb` failed (%s: %s); results are written "
-                        "to %s", type(exc).__name__, exc, run_dir)
+            log.warning(
+                "W&B tracking is off: `import wandb` failed (%s: %s); results are written to %s",
+                type(exc).__name__,
+                exc,
+                run_dir,
+            )
             return NullTracker()
         sweep_dir, job_name = _multirun_context()
         group = lg.get("group") or (sweep_dir[-128:] if sweep_dir else None)
@@ -283,25 +291,41 @@ class WandbTracker:
         except Exception as exc:  # noqa: BLE001
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if mode != "online":
-                log.warning("W&B tracking is off: wandb.init failed (%s); results are written to "
-                            "%s", reason, run_dir)
+                log.warning(
+                    "W&B tracking is off: wandb.init failed (%s); results are written to %s",
+                    reason,
+                    run_dir,
+                )
                 return NullTracker()
             try:
                 run = init("offline")
             except Exception as exc2:  # noqa: BLE001
-                log.warning("W&B tracking is off: wandb.init failed online (%s) and offline "
-                            "(%s: %s); results are written to %s", reason,
-                            type(exc2).__name__, exc2, run_dir)
+                log.warning(
+                    "W&B tracking is off: wandb.init failed online (%s) and offline "
+                    "(%s: %s); results are written to %s",
+                    reason,
+                    type(exc2).__name__,
+                    exc2,
+                    run_dir,
+                )
                 return NullTracker()
             _drop_failed_online_runs(run_dir, since=attempt)
-            log.warning("W&B online init failed (%s); logging offline to %s instead: upload it "
-                        "later with `wandb sync %s`", reason, run.dir, Path(run.dir).parent)
+            log.warning(
+                "W&B online init failed (%s); logging offline to %s instead: upload it "
+                "later with `wandb sync %s`",
+                reason,
+                run.dir,
+                Path(run.dir).parent,
+            )
             mode = "offline"
         tracker = cls(run, run_dir, mode)
         tracker._wandb = wandb
         if mode == "offline":
-            log.info("W&B offline run in %s (upload later: wandb sync %s)",
-                     Path(run.dir).parent, Path(run.dir).parent)
+            log.info(
+                "W&B offline run in %s (upload later: wandb sync %s)",
+                Path(run.dir).parent,
+                Path(run.dir).parent,
+            )
         elif mode == "online":
             log.info("W&B run %s", getattr(run, "url", None) or run.id)
         try:
@@ -333,13 +357,20 @@ class WandbTracker:
         for cls_name, features in classes.items():
             for feature, entry in features.items():
                 allowed = entry.get("allowed")
-                rows.append([str(cls_name), str(feature), _scalar(entry.get("low")),
-                             _scalar(entry.get("high")),
-                             json.dumps(allowed) if allowed is not None else "",
-                             bool(entry.get("empty", False))])
+                rows.append(
+                    [
+                        str(cls_name),
+                        str(feature),
+                        _scalar(entry.get("low")),
+                        _scalar(entry.get("high")),
+                        json.dumps(allowed) if allowed is not None else "",
+                        bool(entry.get("empty", False)),
+                    ]
+                )
         if rows:
-            table = wandb.Table(columns=["class", "feature", "low", "high", "allowed", "empty"],
-                                data=rows)
+            table = wandb.Table(
+                columns=["class", "feature", "low", "high", "allowed", "empty"], data=rows
+            )
             self.run.log({"bounds/table": table})
         self.run.summary["bounds/n_intervals"] = len(rows)
         self.run.summary["bounds/seconds"] = _scalar(bounds.get("seconds"))
@@ -385,23 +416,35 @@ class WandbTracker:
         if self._tasks:
             columns = [k.split("/", 1)[1] for k in self._tasks[0]]
             payload["tasks/table"] = wandb.Table(
-                columns=columns, data=[list(r.values()) for r in self._tasks])
+                columns=columns, data=[list(r.values()) for r in self._tasks]
+            )
             payload["queries/table"] = self._query_table()
         curves = [(label, b, m) for label, b, m in self._curves if b.size]
         if curves:
-            rows = [[label, g, _scalar(b[g]), _scalar(m[g]) if g < m.size else None]
-                    for label, b, m in curves for g in range(b.size)]
+            rows = [
+                [label, g, _scalar(b[g]), _scalar(m[g]) if g < m.size else None]
+                for label, b, m in curves
+                for g in range(b.size)
+            ]
             payload["fitness/table"] = wandb.Table(
-                columns=["task", "generation", "best_fitness", "mean_fitness"], data=rows)
+                columns=["task", "generation", "best_fitness", "mean_fitness"], data=rows
+            )
             for name, pick in (("best", 1), ("mean", 2)):
-                ys = [np.nan_to_num(c[pick], nan=0.0).tolist() for c in curves
-                      if np.asarray(c[pick]).size]
+                ys = [
+                    np.nan_to_num(c[pick], nan=0.0).tolist()
+                    for c in curves
+                    if np.asarray(c[pick]).size
+                ]
                 keys = [c[0] for c in curves if np.asarray(c[pick]).size]
                 if ys:
                     xs = [list(range(len(y))) for y in ys]
                     payload[f"fitness/{name}"] = wandb.plot.line_series(
-                        xs=xs, ys=ys, keys=keys, title=f"{name} fitness per generation",
-                        xname="generation")
+                        xs=xs,
+                        ys=ys,
+                        keys=keys,
+                        title=f"{name} fitness per generation",
+                        xname="generation",
+                    )
         if payload:
             self.run.log(payload)
 
@@ -411,12 +454,20 @@ class WandbTracker:
 
         frame = pd.DataFrame([{k.split("/", 1)[1]: v for k, v in r.items()} for r in self._tasks])
         frame = frame.apply(pd.to_numeric, errors="coerce")  # None → NaN, so means skip them
-        agg = (frame.groupby(["query", "target"], sort=True)
-               .agg(n_tasks=("index", "size"), success_rate=("success", "mean"),
-                    validity=("validity", "mean"), n_changes=("n_changes", "mean"),
-                    distance_mad=("distance_mad", "mean"), generations=("generations", "mean"),
-                    final_fitness=("final_fitness", "mean"), runtime=("runtime", "mean"))
-               .reset_index())
+        agg = (
+            frame.groupby(["query", "target"], sort=True)
+            .agg(
+                n_tasks=("index", "size"),
+                success_rate=("success", "mean"),
+                validity=("validity", "mean"),
+                n_changes=("n_changes", "mean"),
+                distance_mad=("distance_mad", "mean"),
+                generations=("generations", "mean"),
+                final_fitness=("final_fitness", "mean"),
+                runtime=("runtime", "mean"),
+            )
+            .reset_index()
+        )
         for _, row in agg.iterrows():
             prefix = f"query/{int(row['query'])}-{int(row['target'])}"
             self.run.summary[f"{prefix}/success_rate"] = _scalar(float(row["success_rate"]))
@@ -428,17 +479,19 @@ class WandbTracker:
     def log_files(self, run_dir: Path) -> None:
         wandb = self._wandb
         run_dir = Path(run_dir)
-        images = {f"plots/{p.stem}": wandb.Image(str(p))
-                  for p in sorted((run_dir / "plots").glob("*.png"))}
+        images = {
+            f"plots/{p.stem}": wandb.Image(str(p))
+            for p in sorted((run_dir / "plots").glob("*.png"))
+        }
         if images:
             self.run.log(images)
-        artifact = wandb.Artifact(f"results-{self.run.id}", type="results",
-                                  description=f"cfgen run directory {run_dir}")
+        artifact = wandb.Artifact(
+            f"results-{self.run.id}", type="results", description=f"cfgen run directory {run_dir}"
+        )
         n = 0
         for path in sorted(run_dir.rglob("*")):
             rel = path.relative_to(run_dir)
-            if (not path.is_file() or rel.parts[0] in ARTIFACT_EXCLUDE
-                    or path.name.endswith(".tmp")):
+            if not path.is_file() or rel.parts[0] in ARTIFACT_EXCLUDE or path.name.endswith(".tmp"):
                 continue
             artifact.add_file(str(path), name=str(rel))
             n += 1
@@ -452,8 +505,12 @@ class WandbTracker:
         try:
             run.finish(exit_code=1 if failed else 0)
         except Exception as exc:  # noqa: BLE001
-            log.warning("W&B tracking failed in finish (results are still written to %s): %s: %s",
-                        self.run_dir, type(exc).__name__, exc)
+            log.warning(
+                "W&B tracking failed in finish (results are still written to %s): %s: %s",
+                self.run_dir,
+                type(exc).__name__,
+                exc,
+            )
             return
         if self.mode == "offline":
             folder = Path(run.dir).parent
@@ -489,7 +546,7 @@ def _records(path: Path):
             continue
         if pos + _REC_HEADER.size + length > len(data):
             return  # a record still being written: stop before it
-        chunk = data[pos + _REC_HEADER.size: pos + _REC_HEADER.size + length]
+        chunk = data[pos + _REC_HEADER.size : pos + _REC_HEADER.size + length]
         pos += _REC_HEADER.size + length
         if kind == 1:
             payload = chunk

@@ -253,8 +253,12 @@ def _load_c_kernel() -> Any:
             src = Path(tmp) / "treekernel.c"
             src.write_text(_C_SOURCE)
             built = Path(tmp) / "treekernel.so"
-            subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(built), str(src), "-lm"],
-                           check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                [cc, "-O2", "-shared", "-fPIC", "-o", str(built), str(src), "-lm"],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
             partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
             shutil.copyfile(built, partial)
             os.replace(partial, target)
@@ -291,7 +295,8 @@ class CEngine:
             self._K, self._group, self._dtype = ens.n_classes, comp._n_eval, np.float64
         else:
             name = {"float32": "margin_f32_f64", "float64": "margin_f64_f64"}[
-                np.dtype(comp._dtype).name]
+                np.dtype(comp._dtype).name
+            ]
             self._dtype = np.float32 if comp._margin.dtype == np.float32 else np.float64
             if self._dtype is np.float32:
                 name = "margin_f32_f32"
@@ -315,8 +320,11 @@ class CEngine:
             # node, active rows, accumulators (8-byte slots), then the cast rows
             scratch = np.empty(3 * n + n * self._d, dtype=np.int64)
             base = scratch.ctypes.data
-            hit = (out, scratch, (out.ctypes.data, base, base + 8 * n, base + 16 * n,
-                                  base + 24 * n))
+            hit = (
+                out,
+                scratch,
+                (out.ctypes.data, base, base + 8 * n, base + 16 * n, base + 24 * n),
+            )
             self._buffers[n] = hit
         return hit
 
@@ -331,8 +339,25 @@ class CEngine:
         n = X.shape[0]
         out, _, (o, node, act, acc, xs) = self._scratch(n)
         f, t, left, roots, depth, values = self._static
-        bad = self._fn(X.ctypes.data, n, self._d, self._zero, f, t, left, roots, depth,
-                       self._K, self._group, values, o, node, act, acc, xs)
+        bad = self._fn(
+            X.ctypes.data,
+            n,
+            self._d,
+            self._zero,
+            f,
+            t,
+            left,
+            roots,
+            depth,
+            self._K,
+            self._group,
+            values,
+            o,
+            node,
+            act,
+            acc,
+            xs,
+        )
         return None if bad else out.copy()
 
     def run(self, Xc: np.ndarray) -> np.ndarray:
@@ -367,13 +392,15 @@ class NativeEngine:
     against its numpy traversal when compiling and falls back to that traversal if one fails.
     """
 
-    def __init__(self, ens: TreeEnsemble, new_of_old: np.ndarray, roots: np.ndarray,
-                 kernel: str) -> None:
+    def __init__(
+        self, ens: TreeEnsemble, new_of_old: np.ndarray, roots: np.ndarray, kernel: str
+    ) -> None:
         from sklearn.ensemble import _gradient_boosting as gb
 
         self.kernel = kernel
-        self._call = gb.predict_stages if kernel == "dense" else (
-            gb._predict_regression_tree_stages_sparse)
+        self._call = (
+            gb.predict_stages if kernel == "dense" else (gb._predict_regression_tree_stages_sparse)
+        )
         self.mode = "ids" if ens.kind == "vote" or ens.library == "xgboost" else "scores"
         self._binned = ens.input_dtype is not np.float32
         grid = ens.feature_thresholds() if self._binned else []
@@ -387,8 +414,11 @@ class NativeEngine:
         self._base = ens.base_score
         if self.mode == "scores":
             order = np.argsort(ens.tree_column, kind="stable").reshape(ens.n_columns, -1)
-            holders = [_sklearn_tree(ens, int(r), thr, ens.value[:, k])
-                       for k, col in enumerate(order) for r in ens.roots[col].tolist()]
+            holders = [
+                _sklearn_tree(ens, int(r), thr, ens.value[:, k])
+                for k, col in enumerate(order)
+                for r in ens.roots[col].tolist()
+            ]
             by_column = np.empty(order.shape, dtype=object)  # (column, stage)
             by_column.flat[:] = holders
             self._trees = np.ascontiguousarray(by_column.T)  # (stage, column)
@@ -448,8 +478,9 @@ class _TreeHolder:
     tree_: Any
 
 
-def _sklearn_tree(ens: TreeEnsemble, root: int, thr: np.ndarray,
-                  leaf_value: np.ndarray) -> _TreeHolder:
+def _sklearn_tree(
+    ens: TreeEnsemble, root: int, thr: np.ndarray, leaf_value: np.ndarray
+) -> _TreeHolder:
     """The tree at ``root`` as a sklearn ``Tree`` with ``leaf_value[node]`` at its leaves.
 
     ``root >= ens.n_nodes`` is a base-score leaf of the compiled layout (``ids`` mode): a
@@ -463,7 +494,7 @@ def _sklearn_tree(ens: TreeEnsemble, root: int, thr: np.ndarray,
         nodes["left_child"] = -1
         nodes["right_child"] = -1
         nodes["feature"] = -2
-        values = leaf_value[root:root + 1]
+        values = leaf_value[root : root + 1]
     else:
         end = np.append(ens.roots[1:], ens.n_nodes)[int(np.searchsorted(ens.roots, root))]
         lo, hi = root, int(end)
@@ -476,8 +507,14 @@ def _sklearn_tree(ens: TreeEnsemble, root: int, thr: np.ndarray,
         nodes["threshold"] = np.where(leaf, -2.0, thr[lo:hi])
         values = leaf_value[lo:hi]
     tree = Tree(ens.n_features, np.array([1], dtype=np.intp), 1)
-    tree.__setstate__({"max_depth": depth, "node_count": hi - lo, "nodes": nodes,
-                       "values": np.ascontiguousarray(values, dtype=np.float64).reshape(-1, 1, 1)})
+    tree.__setstate__(
+        {
+            "max_depth": depth,
+            "node_count": hi - lo,
+            "nodes": nodes,
+            "values": np.ascontiguousarray(values, dtype=np.float64).reshape(-1, 1, 1),
+        }
+    )
     holder = _TreeHolder()
     holder.tree_ = tree
     return holder

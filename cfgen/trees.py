@@ -138,8 +138,7 @@ class LeafBoxes:
     def holding(self, V: np.ndarray) -> np.ndarray:
         """(n, L) bool: which leaf boxes hold each row of already-cast values ``V``."""
         V = np.atleast_2d(V)
-        return np.all((V[:, None, :] > self.low[None]) & (V[:, None, :] <= self.high[None]),
-                      axis=2)
+        return np.all((V[:, None, :] > self.low[None]) & (V[:, None, :] <= self.high[None]), axis=2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,8 +188,19 @@ class TreeEnsemble:
             d += 1
         object.__setattr__(self, "parent", parent)
         object.__setattr__(self, "depth", depth)
-        for a in (self.feature, self.threshold, self.raw_threshold, self.left, self.right,
-                  self.value, self.roots, self.tree_column, self.base_score, parent, depth):
+        for a in (
+            self.feature,
+            self.threshold,
+            self.raw_threshold,
+            self.left,
+            self.right,
+            self.value,
+            self.roots,
+            self.tree_column,
+            self.base_score,
+            parent,
+            depth,
+        ):
             a.flags.writeable = False
 
     # -- construction -----------------------------------------------------------------------
@@ -225,18 +235,20 @@ class TreeEnsemble:
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
         feature = np.concatenate([t.feature for t in trees]).astype(np.intp)
         raw = np.concatenate([t.threshold for t in trees]).astype(np.float64)
-        left = np.concatenate([np.where(t.left >= 0, t.left + o, -1)
-                               for t, o in zip(trees, offsets, strict=False)]).astype(np.intp)
-        right = np.concatenate([np.where(t.right >= 0, t.right + o, -1)
-                                for t, o in zip(trees, offsets, strict=False)]).astype(np.intp)
+        left = np.concatenate(
+            [np.where(t.left >= 0, t.left + o, -1) for t, o in zip(trees, offsets, strict=False)]
+        ).astype(np.intp)
+        right = np.concatenate(
+            [np.where(t.right >= 0, t.right + o, -1) for t, o in zip(trees, offsets, strict=False)]
+        ).astype(np.intp)
         value = np.zeros((int(offsets[-1]), K), dtype=np.float64)
         column = np.array([t.column for t in trees], dtype=np.intp)
         for t, o, c in zip(trees, offsets, column, strict=False):
             leaf = t.feature < 0
             if c < 0:
-                value[o:o + t.feature.shape[0]][leaf] = t.value[leaf]
+                value[o : o + t.feature.shape[0]][leaf] = t.value[leaf]
             else:
-                value[o:o + t.feature.shape[0], c][leaf] = t.value[leaf, 0]
+                value[o : o + t.feature.shape[0], c][leaf] = t.value[leaf, 0]
         leaf = feature < 0
         feature[leaf] = -1
         left[leaf] = -1
@@ -246,11 +258,23 @@ class TreeEnsemble:
         if strict_less:
             thr[~leaf] = float32_below(raw[~leaf])
         return cls(
-            library=library, model_type=model_type, kind=kind, link=link,
-            classes_=np.asarray(classes), n_features=int(n_features), input_dtype=input_dtype,
-            split_rule=split_rule, feature=feature, threshold=thr, raw_threshold=raw,
-            left=left, right=right, value=value, roots=offsets[:-1].copy(),
-            tree_column=column, base_score=np.asarray(base_score, dtype=np.float64),
+            library=library,
+            model_type=model_type,
+            kind=kind,
+            link=link,
+            classes_=np.asarray(classes),
+            n_features=int(n_features),
+            input_dtype=input_dtype,
+            split_rule=split_rule,
+            feature=feature,
+            threshold=thr,
+            raw_threshold=raw,
+            left=left,
+            right=right,
+            value=value,
+            roots=offsets[:-1].copy(),
+            tree_column=column,
+            base_score=np.asarray(base_score, dtype=np.float64),
             zero_below=zero_below,
         )
 
@@ -350,8 +374,9 @@ class TreeEnsemble:
             np.maximum.at(low, (r[~went_left], f[~went_left]), t[~went_left])
             cur[live] = p
             live = self.parent[cur] >= 0
-        return LeafBoxes(node=leaf, tree=self.tree_of[leaf], low=low, high=high,
-                         value=self.value[leaf].copy())
+        return LeafBoxes(
+            node=leaf, tree=self.tree_of[leaf], low=low, high=high, value=self.value[leaf].copy()
+        )
 
     def apply(self, X: np.ndarray) -> np.ndarray:
         """Leaf reached in every tree, (n, T) global node ids (reference traversal).
@@ -476,12 +501,22 @@ def _read_sklearn_vote(model: Any) -> TreeEnsemble:
         if value.shape[1] != len(classes):
             raise unsupported(model, "has trees whose classes differ from the model's")
         leaf = t.children_left == -1
-        trees.append(RawTree(np.where(leaf, -1, t.feature), t.threshold, t.children_left,
-                             t.children_right, value))
+        trees.append(
+            RawTree(
+                np.where(leaf, -1, t.feature), t.threshold, t.children_left, t.children_right, value
+            )
+        )
     return TreeEnsemble.assemble(
-        trees, library="sklearn", model_type=type(model).__name__, kind="vote", link="mean",
-        classes=classes, n_features=int(model.n_features_in_), input_dtype=np.float32,
-        split_rule=_SKLEARN_RULE, base_score=np.zeros(len(classes)),
+        trees,
+        library="sklearn",
+        model_type=type(model).__name__,
+        kind="vote",
+        link="mean",
+        classes=classes,
+        n_features=int(model.n_features_in_),
+        input_dtype=np.float32,
+        split_rule=_SKLEARN_RULE,
+        base_score=np.zeros(len(classes)),
     )
 
 
@@ -493,8 +528,11 @@ def _read_sklearn_gb(model: Any) -> TreeEnsemble:
     if not (isinstance(init, str) and init == "zero") and not isinstance(init, DummyClassifier):
         raise unsupported(model, f"has init={type(init).__name__} (only the default or 'zero')")
     loss = type(model._loss).__name__
-    links: dict[str, Link] = {"HalfBinomialLoss": "sigmoid", "ExponentialLoss": "sigmoid2",
-                              "HalfMultinomialLoss": "softmax"}
+    links: dict[str, Link] = {
+        "HalfBinomialLoss": "sigmoid",
+        "ExponentialLoss": "sigmoid2",
+        "HalfMultinomialLoss": "softmax",
+    }
     if loss not in links:
         raise unsupported(model, f"has loss {loss}")
     d = int(model.n_features_in_)
@@ -507,12 +545,27 @@ def _read_sklearn_gb(model: Any) -> TreeEnsemble:
             t = est.tree_
             leaf = t.children_left == -1
             value = lr * t.value[:, 0, :1]  # sklearn adds ``learning_rate * value``
-            trees.append(RawTree(np.where(leaf, -1, t.feature), t.threshold, t.children_left,
-                                 t.children_right, value, column=k))
+            trees.append(
+                RawTree(
+                    np.where(leaf, -1, t.feature),
+                    t.threshold,
+                    t.children_left,
+                    t.children_right,
+                    value,
+                    column=k,
+                )
+            )
     return TreeEnsemble.assemble(
-        trees, library="sklearn", model_type=type(model).__name__, kind="margin",
-        link=links[loss], classes=np.asarray(model.classes_), n_features=d,
-        input_dtype=np.float32, split_rule=_SKLEARN_RULE, base_score=base,
+        trees,
+        library="sklearn",
+        model_type=type(model).__name__,
+        kind="margin",
+        link=links[loss],
+        classes=np.asarray(model.classes_),
+        n_features=d,
+        input_dtype=np.float32,
+        split_rule=_SKLEARN_RULE,
+        base_score=base,
     )
 
 
@@ -529,16 +582,25 @@ def _read_sklearn_hgb(model: Any) -> TreeEnsemble:
             leaf = nodes["is_leaf"].astype(bool)
             if nodes["is_categorical"][~leaf].any():
                 raise unsupported(model, "has categorical splits")
-            trees.append(RawTree(
-                np.where(leaf, -1, nodes["feature_idx"]), nodes["num_threshold"],
-                np.where(leaf, -1, nodes["left"].astype(np.intp)),
-                np.where(leaf, -1, nodes["right"].astype(np.intp)),
-                nodes["value"][:, None].astype(np.float64), column=k,
-            ))
+            trees.append(
+                RawTree(
+                    np.where(leaf, -1, nodes["feature_idx"]),
+                    nodes["num_threshold"],
+                    np.where(leaf, -1, nodes["left"].astype(np.intp)),
+                    np.where(leaf, -1, nodes["right"].astype(np.intp)),
+                    nodes["value"][:, None].astype(np.float64),
+                    column=k,
+                )
+            )
     return TreeEnsemble.assemble(
-        trees, library="sklearn", model_type=type(model).__name__, kind="margin",
-        link=links[loss], classes=np.asarray(model.classes_),
-        n_features=int(model.n_features_in_), input_dtype=np.float64,
+        trees,
+        library="sklearn",
+        model_type=type(model).__name__,
+        kind="margin",
+        link=links[loss],
+        classes=np.asarray(model.classes_),
+        n_features=int(model.n_features_in_),
+        input_dtype=np.float64,
         split_rule="x <= num_threshold (float64)",
         base_score=np.asarray(model._baseline_prediction, dtype=np.float64).ravel(),
     )
@@ -575,13 +637,20 @@ def _read_xgboost(model: Any) -> TreeEnsemble:
     lo, hi = _xgb_iteration_range(model)
     if hi > 0:
         indptr = tree_model["iteration_indptr"]
-        raw_trees, info = raw_trees[indptr[lo]:indptr[hi]], info[indptr[lo]:indptr[hi]]
+        raw_trees, info = raw_trees[indptr[lo] : indptr[hi]], info[indptr[lo] : indptr[hi]]
     trees = [_xgb_tree(model, t, int(c)) for t, c in zip(raw_trees, info, strict=True)]
     return TreeEnsemble.assemble(
-        trees, library="xgboost", model_type=type(model).__name__, kind="margin", link=link,
-        classes=np.asarray(model.classes_), n_features=int(model.n_features_in_),
-        input_dtype=np.float32, split_rule="float32(x) < split (split float32)",
-        base_score=base, strict_less=True,
+        trees,
+        library="xgboost",
+        model_type=type(model).__name__,
+        kind="margin",
+        link=link,
+        classes=np.asarray(model.classes_),
+        n_features=int(model.n_features_in_),
+        input_dtype=np.float32,
+        split_rule="float32(x) < split (split float32)",
+        base_score=base,
+        strict_less=True,
     )
 
 
@@ -629,14 +698,22 @@ def _read_lightgbm(model: Any) -> TreeEnsemble:
     if dump.get("average_output"):
         raise unsupported(model, "averages its trees (boosting_type='rf')")
     per_iter = int(dump.get("num_tree_per_iteration", K))
-    trees = [_lgb_tree(model, info["tree_structure"], i % per_iter)
-             for i, info in enumerate(dump["tree_info"])]
+    trees = [
+        _lgb_tree(model, info["tree_structure"], i % per_iter)
+        for i, info in enumerate(dump["tree_info"])
+    ]
     return TreeEnsemble.assemble(
-        trees, library="lightgbm", model_type=type(model).__name__, kind="margin", link=link,
-        classes=np.asarray(model.classes_), n_features=int(model.n_features_in_),
+        trees,
+        library="lightgbm",
+        model_type=type(model).__name__,
+        kind="margin",
+        link=link,
+        classes=np.asarray(model.classes_),
+        n_features=int(model.n_features_in_),
         input_dtype=np.float64,
         split_rule="x <= threshold (float64; |x| <= 1e-35f read as 0)",
-        base_score=np.zeros(K), zero_below=_LGBM_ZERO,
+        base_score=np.zeros(K),
+        zero_below=_LGBM_ZERO,
     )
 
 
@@ -676,6 +753,11 @@ def _lgb_tree(model: Any, root: dict, column: int) -> RawTree:
         right.append(-1)
         stack.append((node["right_child"], i, True))
         stack.append((node["left_child"], i, False))
-    return RawTree(np.asarray(feature, dtype=np.intp), np.asarray(threshold),
-                   np.asarray(left, dtype=np.intp), np.asarray(right, dtype=np.intp),
-                   np.asarray(value)[:, None], column=column)
+    return RawTree(
+        np.asarray(feature, dtype=np.intp),
+        np.asarray(threshold),
+        np.asarray(left, dtype=np.intp),
+        np.asarray(right, dtype=np.intp),
+        np.asarray(value)[:, None],
+        column=column,
+    )

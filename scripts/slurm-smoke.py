@@ -118,11 +118,14 @@ def check_cancel(executor: submitit.AutoExecutor, timeout: float, jobs: list) ->
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", type=Path, default=None,
-                        help="submitit log folder (default: a new temp dir)")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="bound of each wait, in seconds (default 120)")
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="submitit log folder (default: a new temp dir)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="bound of each wait, in seconds (default 120)"
+    )
     args = parser.parse_args()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="cfgen-slurm-smoke-"))
     log(f"submitit {submitit.__version__}, folder {folder}")

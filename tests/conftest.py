@@ -23,8 +23,9 @@ def compose_config(overrides: list[str] | None = None):
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config",
-                       overrides=model_overrides(open_dict_overrides(overrides or [])))
+        return compose(
+            config_name="config", overrides=model_overrides(open_dict_overrides(overrides or []))
+        )
 
 
 # small and fast defaults for tests; each test adds what it checks

@@ -52,28 +52,50 @@ class ToyExplainer:
         time.sleep(self.sleep)
         n = 1 + target % k
         cfs = x + rng.normal(size=(n, self.d))
-        return Explanation(cfs, target, k, self.sleep, None, rng.random(3), rng.random(3),
-                           cfs[:1].repeat(3, 0), generations=3)
+        return Explanation(
+            cfs,
+            target,
+            k,
+            self.sleep,
+            None,
+            rng.random(3),
+            rng.random(3),
+            cfs[:1].repeat(3, 0),
+            generations=3,
+        )
 
 
 def toy_factory(mode, poison, marker, parent, sleep, problem, schema, class_bounds):
     return ToyExplainer(len(schema), mode, poison, marker, parent, sleep)
 
 
-def toy_setup(data, mode=None, poison_task=None, marker=None, replications=3, queries=6,
-              sleep=0.01, parent=None):
+def toy_setup(
+    data,
+    mode=None,
+    poison_task=None,
+    marker=None,
+    replications=3,
+    queries=6,
+    sleep=0.01,
+    parent=None,
+):
     """108 tasks (6 queries × 2 targets × 3 combinations × 3 replications) on ``data``."""
     comb = Combinations(tuple(data.schema.names[:2]), ("none", "no_change"))
     qs = list(range(queries))
     tasks = plan_tasks(qs, [[1, 2]] * len(qs), comb.chosen(3, seed=1), replications, seed=5)
     poison = tasks[poison_task].seed if poison_task is not None else None
-    factory = functools.partial(toy_factory, mode, poison, str(marker), parent or os.getpid(),
-                                sleep)
+    factory = functools.partial(
+        toy_factory, mode, poison, str(marker), parent or os.getpid(), sleep
+    )
     return tasks, WorkerContext(data, factory, None, comb, 3)
 
 
 def same(a: TaskResult, b: TaskResult) -> bool:
     ea, eb = a.explanation, b.explanation
-    return (a.index == b.index and a.error == b.error and ea.reason == eb.reason
-            and np.array_equal(ea.counterfactuals, eb.counterfactuals)
-            and np.array_equal(ea.best_per_generation, eb.best_per_generation))
+    return (
+        a.index == b.index
+        and a.error == b.error
+        and ea.reason == eb.reason
+        and np.array_equal(ea.counterfactuals, eb.counterfactuals)
+        and np.array_equal(ea.best_per_generation, eb.best_per_generation)
+    )

@@ -30,15 +30,19 @@ def credit():
     """Mixed data with text categoricals, a pipeline model that encodes them itself."""
     rng = np.random.default_rng(0)
     n = 400
-    X = pd.DataFrame({
-        "age": rng.integers(18, 70, n),
-        "income": np.round(rng.gamma(3.0, 900.0, n), 1),
-        "housing": rng.choice(["own", "rent", "free"], n),
-        "purpose": rng.choice(["car", "education", "tv", "business"], n),
-    })
+    X = pd.DataFrame(
+        {
+            "age": rng.integers(18, 70, n),
+            "income": np.round(rng.gamma(3.0, 900.0, n), 1),
+            "housing": rng.choice(["own", "rent", "free"], n),
+            "purpose": rng.choice(["car", "education", "tv", "business"], n),
+        }
+    )
     y = ((X["income"] > 2500) & (X["housing"] != "free") | (X["purpose"] == "business")).astype(int)
-    enc = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"),
-                              ["housing", "purpose"])], remainder="passthrough")
+    enc = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), ["housing", "purpose"])],
+        remainder="passthrough",
+    )
     model = make_pipeline(enc, RandomForestClassifier(n_estimators=20, random_state=0)).fit(X, y)
     return X, y, model
 
@@ -76,8 +80,9 @@ def test_arrays_with_codes_and_rules():
     X = np.column_stack([rng.normal(size=300), rng.integers(0, 3, 300), rng.normal(size=300)])
     y = (X[:, 0] + (X[:, 1] == 2) > 0.5).astype(int)
     model = RandomForestClassifier(n_estimators=15, max_depth=5, random_state=0).fit(X, y)
-    ex = CounterfactualExplainer(model, X, y, categorical=[1],
-                                 actionability={"x2": "no_change", "x0": "non_decreasing"})
+    ex = CounterfactualExplainer(
+        model, X, y, categorical=[1], actionability={"x2": "no_change", "x0": "non_decreasing"}
+    )
     assert ex.bounds is not None  # numeric codes 0..n-1: the forest is compiled and mined
     x = X[np.flatnonzero(y == 0)[0]]
     r = ex.explain(x, k=4, seed=0)
@@ -90,8 +95,13 @@ def test_arrays_with_codes_and_rules():
 
 def test_pipeline_with_text_categoricals(credit):
     X, y, model = credit
-    ex = CounterfactualExplainer(model, X, y, actionability={"age": "non_decreasing"},
-                                 ga={"population_size": 24, "max_generations": 10})
+    ex = CounterfactualExplainer(
+        model,
+        X,
+        y,
+        actionability={"age": "non_decreasing"},
+        ga={"population_size": 24, "max_generations": 10},
+    )
     # a pipeline over text columns is not a tree ensemble on the encoded space: no bounds
     assert ex.bounds is None and ex.bounds_info["bounds_note"] == "model is not a tree ensemble"
     q = X[model.predict(X) == 0].iloc[:2]
@@ -140,16 +150,23 @@ def test_api_and_app_give_byte_identical_counterfactuals(dataset, cfg_factory, t
     from cfgen.problem import Problem
     from cfgen.store import write_frame
 
-    cfg = cfg_factory(f"dataset={dataset}", "experiment_params.sample_indices=[0,3,7]",
-                      "experiment_params.num_replications=1")
+    cfg = cfg_factory(
+        f"dataset={dataset}",
+        "experiment_params.sample_indices=[0,3,7]",
+        "experiment_params.num_replications=1",
+    )
     result = run(cfg, tmp_path / "run")
     app = result.counterfactuals
     problem = Problem.from_config(cfg.dataset, cfg.model)
     names = problem.schema.names
     X_train = problem.decode(problem.X_train)
-    ex = CounterfactualExplainer(problem.model, X_train, problem.y_train,
-                                 actionability=dict(cfg.dataset.actionability),
-                                 ga=dict(cfg.method.ga))
+    ex = CounterfactualExplainer(
+        problem.model,
+        X_train,
+        problem.y_train,
+        actionability=dict(cfg.dataset.actionability),
+        ga=dict(cfg.method.ga),
+    )
     assert ex.schema == problem.schema  # one schema inference for both entry points
     X_test = problem.decode(problem.X_test)
     rows = []
@@ -177,12 +194,15 @@ def test_reordered_columns_are_reordered_by_name(iris):
         assert (model.predict(res.counterfactuals[X.columns]) == res.target).all()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"k": 2.5}, "k=2.5 is not allowed: expected an integer >= 1"),
-    ({"k": 0}, "k=0 is not allowed: expected an integer >= 1"),
-    ({"seed": -1}, "seed=-1 is not allowed: expected an integer >= 0"),
-    ({"target": "tulip"}, "target='tulip' is not a class of the model"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"k": 2.5}, "k=2.5 is not allowed: expected an integer >= 1"),
+        ({"k": 0}, "k=0 is not allowed: expected an integer >= 1"),
+        ({"seed": -1}, "seed=-1 is not allowed: expected an integer >= 0"),
+        ({"target": "tulip"}, "target='tulip' is not a class of the model"),
+    ],
+)
 def test_bad_explain_arguments_are_config_errors(iris, kwargs, message):
     X, y, model = iris
     ex = CounterfactualExplainer(model, X, y)
@@ -218,8 +238,10 @@ def test_models_that_cannot_be_explained_get_one_line(iris):
     cases = [
         (LinearRegression().fit(X, yc), "is not a classifier"),
         (DecisionTreeClassifier(), "is not fitted"),
-        (make_pipeline(StandardScaler(), LinearRegression()).fit(X, yc), "Pipeline ending in "
-                                                                         "LinearRegression"),
+        (
+            make_pipeline(StandardScaler(), LinearRegression()).fit(X, yc),
+            "Pipeline ending in LinearRegression",
+        ),
         (MultiOutputClassifier(DecisionTreeClassifier()).fit(X, np.c_[yc, yc]), "multi-output"),
     ]
     for bad, message in cases:

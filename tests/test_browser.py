@@ -19,12 +19,22 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # test-only: after load, write each image's decoded size into the DOM (the report has no script)
-PROBE = ("<script>window.addEventListener('load',()=>{for(const i of document.images)"
-         "{i.setAttribute('data-natural',i.naturalWidth+'x'+i.naturalHeight)}"
-         "document.body.setAttribute('data-probed','1')})</script>")
+PROBE = (
+    "<script>window.addEventListener('load',()=>{for(const i of document.images)"
+    "{i.setAttribute('data-natural',i.naturalWidth+'x'+i.naturalHeight)}"
+    "document.body.setAttribute('data-probed','1')})</script>"
+)
 
 
 class Dom(HTMLParser):
@@ -64,8 +74,13 @@ class Dom(HTMLParser):
 def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     profile = tmp / "profile"
     profile.mkdir(exist_ok=True)
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=180, check=True)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -84,9 +99,18 @@ def report(tmp_path_factory):
     from cfgen.report.run_report import write_run_report
 
     out = tmp_path_factory.mktemp("german_browser")
-    res = run(compose_config([*FAST, "dataset=german_credit", "output.plots=true",
-                              "experiment_params.num_samples=1",
-                              "experiment_params.num_replications=1"]), out)
+    res = run(
+        compose_config(
+            [
+                *FAST,
+                "dataset=german_credit",
+                "output.plots=true",
+                "experiment_params.num_samples=1",
+                "experiment_params.num_replications=1",
+            ]
+        ),
+        out,
+    )
     ensure_change_files(res, out)
     return res, out, write_run_report(out)
 
@@ -104,8 +128,9 @@ def test_report_renders_tables_and_images(report, tmp_path):
     setup = {row[0]: row[1] for row in dom.tables[0] if len(row) == 2}
     s = res.summary
     assert setup["dataset"].startswith(f"german_credit: {s['n_train']} train / {s['n_test']} test")
-    assert setup["model accuracy"] == f"train {s['train_accuracy']:.3f}, test " \
-                                      f"{s['test_accuracy']:.3f}"
+    assert (
+        setup["model accuracy"] == f"train {s['train_accuracy']:.3f}, test {s['test_accuracy']:.3f}"
+    )
     assert setup["time limit per query (s)"] == "none" and setup["seed"] == "42"
 
     # the first diff table is query 0's replication 0, cell for cell
@@ -113,8 +138,11 @@ def test_report_renders_tables_and_images(report, tmp_path):
     q = int(ch["query"].iloc[0])
     rows = ch[(ch["query"] == q) & (ch["replication"] == 0)].reset_index(drop=True)
     qs = pd.read_csv(out / "queries.csv").set_index("query")
-    want = diff_table(rows, query_predicted=str(qs.loc[q, "predicted"]),
-                      query_probability=float(qs.loc[q, "probability"]))
+    want = diff_table(
+        rows,
+        query_predicted=str(qs.loc[q, "predicted"]),
+        query_probability=float(qs.loc[q, "probability"]),
+    )
     diff = next(t for t in dom.tables if t and t[0][:2] == ["feature", "query"])
     assert diff[0] == ["feature", *want.columns]
     assert diff[1:] == [[name, *(str(v).strip() for v in want.loc[name])] for name in want.index]
@@ -143,5 +171,5 @@ def test_report_screenshot_is_a_rendered_page(report, tmp_path):
     top = img[:200]
     assert (top.min(axis=2) < 0.3).mean() > 0.005  # dark text (the title, the nav links)
     # the setup table's grey header cells (#f0f0f2) are drawn
-    grey = np.all(np.abs(img - np.array([0xf0, 0xf0, 0xf2]) / 255) < 0.01, axis=2)
+    grey = np.all(np.abs(img - np.array([0xF0, 0xF0, 0xF2]) / 255) < 0.01, axis=2)
     assert grey.mean() > 0.01

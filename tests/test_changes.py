@@ -23,17 +23,20 @@ from cfgen.console import console_table, diff_tables, phase
 from cfgen.data import Dataset
 from cfgen.schema import Feature, FeatureSchema, Kind
 
-SCHEMA = FeatureSchema((
-    Feature("colour", Kind.CATEGORICAL, 0, 2, categories=("red", "green", "a very long blue")),
-    Feature("count", Kind.INTEGER, 0, 10),
-    Feature("size", Kind.CONTINUOUS, 0.0, 2.0, decimals=2),
-))
+SCHEMA = FeatureSchema(
+    (
+        Feature("colour", Kind.CATEGORICAL, 0, 2, categories=("red", "green", "a very long blue")),
+        Feature("count", Kind.INTEGER, 0, 10),
+        Feature("size", Kind.CONTINUOUS, 0.0, 2.0, decimals=2),
+    )
+)
 
 
 def _data() -> Dataset:
     X = np.array([[0, 1, 0.5], [1, 4, 1.25], [2, 9, 2.0], [0, 3, 0.0]], dtype=float)
-    return Dataset("toy", SCHEMA, X, np.array([0, 1, 1, 0]), X, np.array([0, 1, 1, 0]),
-                   ["no", "yes"], "label")
+    return Dataset(
+        "toy", SCHEMA, X, np.array([0, 1, 1, 0]), X, np.array([0, 1, 1, 0]), ["no", "yes"], "label"
+    )
 
 
 def test_fmt_value_writes_values_as_a_person_does():
@@ -47,12 +50,17 @@ def test_fmt_value_writes_values_as_a_person_does():
 def test_diff_of_a_hand_made_query():
     data = _data()
     x = np.array([0.0, 3.0, 0.5])
-    cfs = np.array([[2.0, 3.0, 0.5],     # colour red → a very long blue
-                    [0.0, 5.0, 1.25],    # count 3 → 5, size 0.5 → 1.25
-                    [1.0, 3.0, 0.5]])    # colour red → green
+    cfs = np.array(
+        [
+            [2.0, 3.0, 0.5],  # colour red → a very long blue
+            [0.0, 5.0, 1.25],  # count 3 → 5, size 0.5 → 1.25
+            [1.0, 3.0, 0.5],
+        ]
+    )  # colour red → green
     proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.45, 0.55]])
-    diff = Diff.build(x, cfs, data.decode, predict_proba=lambda X: proba[: len(X)],
-                      class_names=data.class_names)
+    diff = Diff.build(
+        x, cfs, data.decode, predict_proba=lambda X: proba[: len(X)], class_names=data.class_names
+    )
     wide = diff.wide()
     assert list(wide["colour"]) == [f"red{ARROW}a very long blue", "", f"red{ARROW}green"]
     assert list(wide["count"]) == ["", f"3{ARROW}5", ""]  # integers stay integers
@@ -65,8 +73,14 @@ def test_diff_of_a_hand_made_query():
 
     table = diff.table()
     assert list(table.columns) == ["query", "cf 0", "cf 1", "cf 2"]
-    assert list(table.index) == ["colour", "count", "size", "predicted", "probability",
-                                 "nbr_changes"]
+    assert list(table.index) == [
+        "colour",
+        "count",
+        "size",
+        "predicted",
+        "probability",
+        "nbr_changes",
+    ]
     assert list(table.loc["colour"]) == ["red", "a very long blue", "-", "green"]
     assert list(table.loc["count"]) == ["3", "-", "5", "-"]
     assert list(table.loc["predicted"]) == ["no", "yes", "yes", "yes"]
@@ -78,7 +92,14 @@ def test_diff_of_a_hand_made_query():
     assert list(full["count"]) == [3, 5, 3]
     text = str(diff)
     assert "a very long blue" in text and text.splitlines()[0].split() == [
-        "query", "cf", "0", "cf", "1", "cf", "2"]
+        "query",
+        "cf",
+        "0",
+        "cf",
+        "1",
+        "cf",
+        "2",
+    ]
 
 
 def test_mh_distance_by_hand():
@@ -102,15 +123,32 @@ def test_console_distance_counts_categorical_changes():
         def predict(self, X):
             return np.zeros(len(X), dtype=int)
 
-    metrics = pd.DataFrame({"query": [0, 0], "target": [1, 1], "combination": [0, 0],
-                            "replication": [0, 1], "nbr_valid_cf": [5.0, 4.0],
-                            "distance_mad": [0.0, 0.0], "distance_mh": [0.25, 0.35],
-                            "avg_nbr_changes_per_cf": [4.0, 4.25], "runtime": [0.1, 0.3],
-                            "error": ["", ""], "timed_out": [False, False]})
+    metrics = pd.DataFrame(
+        {
+            "query": [0, 0],
+            "target": [1, 1],
+            "combination": [0, 0],
+            "replication": [0, 1],
+            "nbr_valid_cf": [5.0, 4.0],
+            "distance_mad": [0.0, 0.0],
+            "distance_mh": [0.25, 0.35],
+            "avg_nbr_changes_per_cf": [4.0, 4.25],
+            "runtime": [0.1, 0.3],
+            "error": ["", ""],
+            "timed_out": [False, False],
+        }
+    )
     text = console_table(data, metrics, estimator=Est(), k=5)
     head, row = text.splitlines()[:2]
-    assert head.split() == ["query", "original", "target", "nbr_valid_cf", "distance_mh",
-                            "avg_nbr_changes_per_cf", "runtime"]
+    assert head.split() == [
+        "query",
+        "original",
+        "target",
+        "nbr_valid_cf",
+        "distance_mh",
+        "avg_nbr_changes_per_cf",
+        "runtime",
+    ]
     assert row.split() == ["0", "no", "yes", "4.5", "0.300", "4.12", "0.200"]
     metrics["nbr_valid_cf"] = [5.0, 5.0]
     assert console_table(data, metrics, estimator=Est()).splitlines()[1].split()[3] == "5"
@@ -153,8 +191,12 @@ def ensure_change_files(res, out):
 
     d, proba = res.problem, res.problem.predictor.predict_proba
     if not (out / "changes.csv").exists():
-        write_frame(out / "changes.csv", run_changes(d, res.tasks, res.results, proba,
-                                                     "dpg_ga", mh_distance(d.schema, d.X_train)))
+        write_frame(
+            out / "changes.csv",
+            run_changes(
+                d, res.tasks, res.results, proba, "dpg_ga", mh_distance(d.schema, d.X_train)
+            ),
+        )
     if not (out / "queries.csv").exists():
         write_frame(out / "queries.csv", query_frame(d, res.summary["queries"], proba))
 
@@ -174,8 +216,11 @@ def test_changes_csv_matches_counterfactuals_model_and_metrics(german_run):
         changed = []
         for f in names:
             before, after = qs.at[q, f], cf.at[i, f]
-            if float(before) != float(after) if data.schema.features[names.index(f)].kind \
-                    is not Kind.CATEGORICAL else before != after:
+            if (
+                float(before) != float(after)
+                if data.schema.features[names.index(f)].kind is not Kind.CATEGORICAL
+                else before != after
+            ):
                 changed.append(f)
                 assert ch.at[i, f] == f"{before}{ARROW}{after}"
             else:
@@ -184,8 +229,13 @@ def test_changes_csv_matches_counterfactuals_model_and_metrics(german_run):
         assert ch.at[i, "nbr_changes"] == len(changed)
     # predicted class and probability: the model's own answer on the encoded counterfactuals
     by_index = {r.index: r for r in res.results}
-    rows = np.vstack([by_index[t.index].counterfactuals for t in res.tasks
-                      if len(by_index[t.index].counterfactuals)])
+    rows = np.vstack(
+        [
+            by_index[t.index].counterfactuals
+            for t in res.tasks
+            if len(by_index[t.index].counterfactuals)
+        ]
+    )
     P = res.problem.estimator.predict_proba(rows)
     assert list(ch["predicted"]) == [data.class_names[i] for i in P.argmax(axis=1)]
     assert ch["probability"].to_numpy() == pytest.approx(P.max(axis=1))
@@ -209,8 +259,13 @@ def test_console_diff_tables_show_the_changed_features_only(german_run):
     shown = [ln.split("  ")[0].strip() for ln in text.splitlines()[2:]]
     changed = [f for f in res.problem.schema.names if rows[f].str.len().gt(0).any()]
     assert shown[: len(changed)] == changed  # the changed features, in schema order
-    assert shown[len(changed): len(changed) + 5] == ["role", "predicted", "probability",
-                                                     "distance_mh", "nbr_changes"]
+    assert shown[len(changed) : len(changed) + 5] == [
+        "role",
+        "predicted",
+        "probability",
+        "distance_mh",
+        "nbr_changes",
+    ]
     table = diff_table(rows)
     for f in changed:  # every cell: the new value, or "-" where that cf leaves the feature
         for i in range(len(rows)):

@@ -14,14 +14,16 @@ from cfgen.schema import Kind, Rule, actionability_violations
 @pytest.fixture
 def mixed() -> pd.DataFrame:
     """Every kind of column a user hands over."""
-    return pd.DataFrame({
-        "size": [2, 10, 2, 10, 10, 2],             # numeric, declared categorical
-        "colour": ["red", "blue", "green", "red", "blue", "blue"],
-        "member": [True, False, True, True, False, False],
-        "age": [30.0, 41.0, 25.0, 60.0, 33.0, 47.0],  # whole numbers stored as floats
-        "income": [1.5, 2.25, 3.0, 4.125, 2.0, 1.0],
-        "kids": [0, 1, 2, 0, 3, 1],
-    })
+    return pd.DataFrame(
+        {
+            "size": [2, 10, 2, 10, 10, 2],  # numeric, declared categorical
+            "colour": ["red", "blue", "green", "red", "blue", "blue"],
+            "member": [True, False, True, True, False, False],
+            "age": [30.0, 41.0, 25.0, 60.0, 33.0, 47.0],  # whole numbers stored as floats
+            "income": [1.5, 2.25, 3.0, 4.125, 2.0, 1.0],
+            "kids": [0, 1, 2, 0, 3, 1],
+        }
+    )
 
 
 def test_one_rule_for_kinds_and_category_order(mixed):
@@ -48,8 +50,7 @@ def test_decode_gives_the_users_values_and_dtypes(mixed):
     assert back["age"].dtype == np.int64 and back["kids"].dtype == np.int64
     fitted = codec.decode(codec.encode(mixed), as_fitted=True)
     assert fitted["age"].dtype == np.float64  # the dtype the user's model was fitted on
-    pd.testing.assert_frame_equal(fitted.drop(columns=["colour"]),
-                                  mixed.drop(columns=["colour"]))
+    pd.testing.assert_frame_equal(fitted.drop(columns=["colour"]), mixed.drop(columns=["colour"]))
 
 
 def test_queries_reordered_arrays_and_series(mixed):
@@ -68,8 +69,11 @@ def test_queries_reordered_arrays_and_series(mixed):
     ("rows", "expected"),
     [
         (lambda f: f.drop(columns=["kids"]), "query rows lack the columns kids"),
-        (lambda f: f.assign(colour="purple"), "column 'colour' has a category not seen in "
-                                              "training: 'purple' (known: blue, green, red)"),
+        (
+            lambda f: f.assign(colour="purple"),
+            "column 'colour' has a category not seen in "
+            "training: 'purple' (known: blue, green, red)",
+        ),
         (lambda f: f.assign(income="lots"), "column 'income' has a non-numeric value 'lots'"),
         (lambda f: f.to_numpy()[:, :4], "query rows have shape (6, 4): expected rows of 6"),
         (lambda f: f.assign(age=np.nan), "query rows have missing values in age"),
@@ -90,8 +94,9 @@ def test_level_order_rules():
     cat = pd.Series(pd.Categorical(["lo", "hi", "mid"], categories=["lo", "mid", "hi"]))
     codec = Codec.fit(pd.DataFrame({"level": cat, "v": [1.0, 2.0, 3.5]}))
     assert codec.schema.features[0].categories == ("lo", "mid", "hi")
-    np.testing.assert_array_equal(codec.encode(pd.DataFrame({"level": ["hi"], "v": [1.0]})),
-                                  [[2.0, 1.0]])
+    np.testing.assert_array_equal(
+        codec.encode(pd.DataFrame({"level": ["hi"], "v": [1.0]})), [[2.0, 1.0]]
+    )
     assert list(codec.decode([[1.0, 2.0]])["level"]) == ["mid"]
 
 
@@ -111,8 +116,13 @@ def test_arrays_with_index_arguments():
 
 
 def test_rules_ranges_and_features_to_vary(mixed):
-    codec = Codec.fit(mixed, categorical=["size"], actionability={"age": "non_decreasing"},
-                      ranges={"income": [1, 3]}, features_to_vary=["age", "income"])
+    codec = Codec.fit(
+        mixed,
+        categorical=["size"],
+        actionability={"age": "non_decreasing"},
+        ranges={"income": [1, 3]},
+        features_to_vary=["age", "income"],
+    )
     rules = {f.name: f.rule for f in codec.schema.features}
     assert rules["age"] is Rule.NON_DECREASING and rules["income"] is Rule.NONE
     assert all(rules[n] is Rule.NO_CHANGE for n in ("size", "colour", "member", "kids"))
@@ -129,31 +139,36 @@ def test_rules_ranges_and_features_to_vary(mixed):
 
 def test_permitted_range_counts_as_a_violation():
     x = np.array([30.0, 1.0, 80.0])
-    cfs = np.array([
-        [40.0, 1.0, 80.0],   # inside the range: fine
-        [75.0, 1.0, 80.0],   # moved age out of [18, 70]: one violation
-        [40.0, 1.0, 60.0],   # third feature (no range) moved: fine
-        [10.0, 1.0, 80.0],   # below the range: one violation
-        [35.0, 1.0, 85.0],   # query already out of range on f2 and moved further: one
-        [35.0, 1.0, 80.0],   # f2 left at its (out-of-range) value: no action, no violation
-    ])
+    cfs = np.array(
+        [
+            [40.0, 1.0, 80.0],  # inside the range: fine
+            [75.0, 1.0, 80.0],  # moved age out of [18, 70]: one violation
+            [40.0, 1.0, 60.0],  # third feature (no range) moved: fine
+            [10.0, 1.0, 80.0],  # below the range: one violation
+            [35.0, 1.0, 85.0],  # query already out of range on f2 and moved further: one
+            [35.0, 1.0, 80.0],  # f2 left at its (out-of-range) value: no action, no violation
+        ]
+    )
     rules = [Rule.NONE, Rule.NONE, Rule.NONE]
     permitted = [(18.0, 70.0), None, (0.0, 70.0)]
     np.testing.assert_array_equal(
-        actionability_violations(x, cfs, rules, permitted=permitted), [0, 1, 0, 1, 1, 0])
+        actionability_violations(x, cfs, rules, permitted=permitted), [0, 1, 0, 1, 1, 0]
+    )
     np.testing.assert_array_equal(actionability_violations(x, cfs, rules), np.zeros(6))
 
 
 def test_stray_text_and_id_like_columns():
-    frame = pd.DataFrame({
-        "ID": [7, 3, 9, 1],
-        "row": [0, 1, 2, 3],
-        "name": ["ann", "bob", "cy", "di"],
-        "glucose": ["88", "abc", "120", "95"],
-        "grade": ["a", "b", "a", "b"],
-        "score": [0.5, 0.25, 0.125, 0.75],
-        "year": [2001, 1999, 2010, 2005],
-    })
+    frame = pd.DataFrame(
+        {
+            "ID": [7, 3, 9, 1],
+            "row": [0, 1, 2, 3],
+            "name": ["ann", "bob", "cy", "di"],
+            "glucose": ["88", "abc", "120", "95"],
+            "grade": ["a", "b", "a", "b"],
+            "score": [0.5, 0.25, 0.125, 0.75],
+            "year": [2001, 1999, 2010, 2005],
+        }
+    )
     stray = stray_text_cells(frame)
     assert list(stray) == ["glucose"] and stray["glucose"].to_dict() == {1: "abc"}
     assert stray_text_cells(frame, skip=["glucose"]) == {}

@@ -30,17 +30,25 @@ def _one_thread():
     with threadpool_limits(1):
         yield
 
+
 INF = np.inf
 
 
 def schema_of(X: np.ndarray, names, kinds=None, categories=None) -> FeatureSchema:
     kinds = kinds or [Kind.CONTINUOUS] * X.shape[1]
     categories = categories or {}
-    return FeatureSchema(tuple(
-        Feature(str(n), k, float(X[:, j].min()), float(X[:, j].max()),
-                categories=tuple(categories.get(str(n), ())))
-        for j, (n, k) in enumerate(zip(names, kinds, strict=True))
-    ))
+    return FeatureSchema(
+        tuple(
+            Feature(
+                str(n),
+                k,
+                float(X[:, j].min()),
+                float(X[:, j].max()),
+                categories=tuple(categories.get(str(n), ())),
+            )
+            for j, (n, k) in enumerate(zip(names, kinds, strict=True))
+        )
+    )
 
 
 # --------------------------------------------------------------------------- hand-built trees
@@ -133,7 +141,6 @@ def test_two_trees_dpg_reachability_vs_paths():
     np.testing.assert_array_equal(paths.raw_high, [[2.5, INF], [INF, 0.5], [INF, 0.5]])
 
 
-
 def test_mass_ignores_a_rare_region():
     # x = 0..99, class 1 iff x <= 1 or x >= 50. The tree:
     #   [x <= 49.5, x <= 1.5] -> Class 1;  [x <= 49.5, x > 1.5] -> Class 0;  [x > 49.5] -> Class 1
@@ -183,11 +190,13 @@ def test_paths_subset_of_dpg_and_mass_keeps_its_share():
 
 
 def test_integer_snapping_and_empty_integer_interval():
-    schema = FeatureSchema((
-        Feature("n", Kind.INTEGER, 0, 10),
-        Feature("m", Kind.INTEGER, 0, 10),
-        Feature("z", Kind.CONTINUOUS, 0, 10),
-    ))
+    schema = FeatureSchema(
+        (
+            Feature("n", Kind.INTEGER, 0, 10),
+            Feature("m", Kind.INTEGER, 0, 10),
+            Feature("z", Kind.CONTINUOUS, 0, 10),
+        )
+    )
     low = np.array([[2.5, 2.2, 2.2]])
     high = np.array([[7.5, 2.8, 2.8]])
     b = finalize(low, high, schema, mode="dpg", seconds=0.0)
@@ -231,10 +240,12 @@ def test_categorical_from_forest_and_mass_mode():
     other = rng.normal(size=400)
     y = np.isin(code, [1, 2]).astype(int)  # class 1 iff code in {1, 2}
     X = np.c_[code, other]
-    schema = FeatureSchema((
-        Feature("code", Kind.CATEGORICAL, 0, 4, categories=tuple("vwxyz")),
-        Feature("other", Kind.CONTINUOUS, float(other.min()), float(other.max())),
-    ))
+    schema = FeatureSchema(
+        (
+            Feature("code", Kind.CATEGORICAL, 0, 4, categories=tuple("vwxyz")),
+            Feature("other", Kind.CONTINUOUS, float(other.min()), float(other.max())),
+        )
+    )
     tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
     for mode in ("dpg", "paths", "mass"):
         b = mine_class_bounds(tree, schema, mode, X_train=X)
@@ -276,23 +287,31 @@ def test_non_tree_estimator_is_a_config_error():
 
 def test_to_dict_from_dict_roundtrip():
     rf, X = _two_tree_forest()
-    schema = FeatureSchema((
-        Feature("x0", Kind.INTEGER, 2, 3),
-        Feature("x1", Kind.CATEGORICAL, 0, 1, categories=("no", "yes")),
-    ))
+    schema = FeatureSchema(
+        (
+            Feature("x0", Kind.INTEGER, 2, 3),
+            Feature("x1", Kind.CATEGORICAL, 0, 1, categories=("no", "yes")),
+        )
+    )
     b = mine_class_bounds(rf, schema, "dpg", X_train=X)
     d = json.loads(json.dumps(b.to_dict(["a", "b", "c"])))
     assert d["mode"] == "dpg" and d["class_names"] == ["a", "b", "c"]
     assert d["params"] == {"decimal_threshold": 3, "perc_var": 1e-7}
     assert d["classes"]["a"]["x0"] == {
-        "low": None, "high": None, "empty": True, "mined_low": 2.5, "mined_high": 2.5}
+        "low": None,
+        "high": None,
+        "empty": True,
+        "mined_low": 2.5,
+        "mined_high": 2.5,
+    }
     assert d["classes"]["a"]["x1"]["allowed"] == [1]
     back = ClassBounds.from_dict(d)
     assert back.feature_names == b.feature_names and back.mode == b.mode
     for name in ("low", "high", "raw_low", "raw_high", "empty"):
         np.testing.assert_array_equal(getattr(back, name), getattr(b, name), err_msg=name)
-    assert [[None if a is None else a.tolist() for a in row] for row in back.allowed] == \
-        [[None if a is None else a.tolist() for a in row] for row in b.allowed]
+    assert [[None if a is None else a.tolist() for a in row] for row in back.allowed] == [
+        [None if a is None else a.tolist() for a in row] for row in b.allowed
+    ]
 
 
 # --------------------------------------------------------------------------- vs the dpg package
@@ -310,13 +329,19 @@ def _package_bounds(model, names, X_train, decimal_threshold=3, perc_var=1e-7):
     from dpg import DecisionPredicateGraph
     from metrics.graph import GraphMetrics
 
-    cfg = {"dpg": {
-        "default": {"perc_var": perc_var, "decimal_threshold": decimal_threshold, "n_jobs": 1},
-        "graph_construction": {"mode": "aggregated_transitions", "context_order": 1},
-    }}
+    cfg = {
+        "dpg": {
+            "default": {"perc_var": perc_var, "decimal_threshold": decimal_threshold, "n_jobs": 1},
+            "graph_construction": {"mode": "aggregated_transitions", "context_order": 1},
+        }
+    }
     # sequential joblib: the package's bounds step hard-codes a process pool (n_jobs=-1)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            warnings.catch_warnings(), joblib.parallel_config(backend="sequential"):
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(),
+        joblib.parallel_config(backend="sequential"),
+    ):
         warnings.simplefilter("ignore")
         builder = DecisionPredicateGraph(model, list(names), dpg_config=cfg)
         graph, nodes = builder.to_networkx(builder.fit(np.asarray(X_train)))
@@ -339,9 +364,11 @@ def _assert_same_as_package(model, names, X_train, **kw):
 def _iris_paper():
     data = load_iris()
     X_tr, _, y_tr, _ = train_test_split(
-        data.data, data.target, test_size=0.2, stratify=data.target, random_state=42)
-    rf = RandomForestClassifier(n_estimators=7, max_depth=4, max_features=0.5,
-                                min_impurity_decrease=0.1, random_state=42).fit(X_tr, y_tr)
+        data.data, data.target, test_size=0.2, stratify=data.target, random_state=42
+    )
+    rf = RandomForestClassifier(
+        n_estimators=7, max_depth=4, max_features=0.5, min_impurity_decrease=0.1, random_state=42
+    ).fit(X_tr, y_tr)
     return rf, data.feature_names, X_tr
 
 
@@ -368,21 +395,42 @@ def test_dpg_matches_package_rounding_and_variant_filter(decimal_threshold, perc
     # perc_var large enough to drop rare trace variants; coarse rounding merges predicates
     X, y = load_iris(return_X_y=True)
     rf = RandomForestClassifier(n_estimators=15, max_depth=4, random_state=1).fit(X, y)
-    _assert_same_as_package(rf, load_iris().feature_names, X,
-                            decimal_threshold=decimal_threshold, perc_var=perc_var)
+    _assert_same_as_package(
+        rf, load_iris().feature_names, X, decimal_threshold=decimal_threshold, perc_var=perc_var
+    )
 
 
 # file, target, paper RF settings (bench/../shared/datasets/README.md), random_state=42
 CSV = {
-    "diabetes": ("Outcome", dict(n_estimators=12, max_depth=5, max_features=None,
-                                 min_impurity_decrease=0.01)),
-    "ecoli": ("target", dict(n_estimators=7, max_depth=4, max_features=0.5,
-                             min_samples_split=12, criterion="gini")),
-    "education_dataset": ("PassFail", dict(n_estimators=15, max_depth=3, max_features=0.3,
-                                           min_impurity_decrease=0.01, min_samples_split=4,
-                                           criterion="entropy")),
-    "us_crime": ("target", dict(n_estimators=10, max_depth=8, max_features=0.3,
-                                min_samples_split=15, criterion="entropy")),
+    "diabetes": (
+        "Outcome",
+        dict(n_estimators=12, max_depth=5, max_features=None, min_impurity_decrease=0.01),
+    ),
+    "ecoli": (
+        "target",
+        dict(n_estimators=7, max_depth=4, max_features=0.5, min_samples_split=12, criterion="gini"),
+    ),
+    "education_dataset": (
+        "PassFail",
+        dict(
+            n_estimators=15,
+            max_depth=3,
+            max_features=0.3,
+            min_impurity_decrease=0.01,
+            min_samples_split=4,
+            criterion="entropy",
+        ),
+    ),
+    "us_crime": (
+        "target",
+        dict(
+            n_estimators=10,
+            max_depth=8,
+            max_features=0.3,
+            min_samples_split=15,
+            criterion="entropy",
+        ),
+    ),
     "satimage": ("target", dict(n_estimators=20, max_depth=10, max_features=0.3)),
 }
 
@@ -400,13 +448,16 @@ def _csv_forest(name: str):
     return rf, list(frame.columns), X_tr
 
 
-@pytest.mark.parametrize("name", [
-    "diabetes",
-    "ecoli",
-    "education_dataset",
-    pytest.param("us_crime", marks=pytest.mark.slow),
-    pytest.param("satimage", marks=pytest.mark.slow),  # the package takes ~25 s here
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "diabetes",
+        "ecoli",
+        "education_dataset",
+        pytest.param("us_crime", marks=pytest.mark.slow),
+        pytest.param("satimage", marks=pytest.mark.slow),  # the package takes ~25 s here
+    ],
+)
 def test_dpg_matches_package_csv(name):
     rf, names, X_tr = _csv_forest(name)
     _assert_same_as_package(rf, names, X_tr)
@@ -427,15 +478,25 @@ def test_plots_write_pngs(tmp_path):
     rng = np.random.default_rng(0)
     X = np.c_[rng.integers(0, 3, 200), rng.integers(0, 9, 200), rng.normal(size=200)].astype(float)
     y = ((X[:, 0] == 1) | (X[:, 2] > 1)).astype(int)
-    schema = FeatureSchema((
-        Feature("kind", Kind.CATEGORICAL, 0, 2, categories=("p", "q", "r")),
-        Feature("count", Kind.INTEGER, 0, 8),
-        Feature("z", Kind.CONTINUOUS, float(X[:, 2].min()), float(X[:, 2].max())),
-    ))
+    schema = FeatureSchema(
+        (
+            Feature("kind", Kind.CATEGORICAL, 0, 2, categories=("p", "q", "r")),
+            Feature("count", Kind.INTEGER, 0, 8),
+            Feature("z", Kind.CONTINUOUS, float(X[:, 2].min()), float(X[:, 2].max())),
+        )
+    )
     rf = RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, y)
     modes = {m: mine_class_bounds(rf, schema, m, X_train=X) for m in ("dpg", "paths", "mass")}
-    out = plot_class_bounds(modes["dpg"], schema, X, y, query=X[0], counterfactuals=X[y == 1][:3],
-                            path=tmp_path / "bounds.png", class_names=["no", "yes"])
+    out = plot_class_bounds(
+        modes["dpg"],
+        schema,
+        X,
+        y,
+        query=X[0],
+        counterfactuals=X[y == 1][:3],
+        path=tmp_path / "bounds.png",
+        class_names=["no", "yes"],
+    )
     assert out.stat().st_size > 10_000
     out = plot_bounds_modes(modes, X, y, ("count", "z"), tmp_path / "modes.png")
     assert out.stat().st_size > 10_000
@@ -450,8 +511,15 @@ def _boosted(kind: str, n_classes: int):
     from sklearn.datasets import make_classification
     from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
-    X, y = make_classification(500, 5, n_informative=4, n_redundant=0, n_classes=n_classes,
-                               n_clusters_per_class=1, random_state=n_classes)
+    X, y = make_classification(
+        500,
+        5,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        random_state=n_classes,
+    )
     make = {
         "gb": lambda: GradientBoostingClassifier(n_estimators=10, random_state=0),
         "hgb": lambda: HistGradientBoostingClassifier(max_iter=10, random_state=0),
@@ -505,9 +573,19 @@ def test_dpg_refuses_boosted_ensembles(kind):
     assert tree_estimators(model, "paths").kind == "margin"
 
 
-@pytest.mark.parametrize("kind,n_classes", [
-    ("gb", 2), ("gb", 3), ("hgb", 2), ("hgb", 3), ("xgb", 2), ("xgb", 3), ("lgbm", 2), ("lgbm", 3),
-])
+@pytest.mark.parametrize(
+    "kind,n_classes",
+    [
+        ("gb", 2),
+        ("gb", 3),
+        ("hgb", 2),
+        ("hgb", 3),
+        ("xgb", 2),
+        ("xgb", 3),
+        ("lgbm", 2),
+        ("lgbm", 3),
+    ],
+)
 def test_boosted_paths_contain_every_voting_trace(kind, n_classes):
     # documented property (docs/constraints.md): for every training trace (row, tree) that ends
     # in a leaf voting for c, the row lies inside c's mined interval on every side its path

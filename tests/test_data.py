@@ -54,8 +54,10 @@ def test_shipped_datasets_load_without_a_data_dir(no_data_dir, name):
     assert SOURCES[name].shipped and shipped_file(f"{name}.csv") is not None
 
 
-@pytest.mark.skipif(SHARED is None or not SHARED.is_dir(),
-                    reason="CFGEN_DATA_DIR (the shared original CSVs) is not a directory")
+@pytest.mark.skipif(
+    SHARED is None or not SHARED.is_dir(),
+    reason="CFGEN_DATA_DIR (the shared original CSVs) is not a directory",
+)
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_copy_is_the_original_file(name):
     packed = shipped_file(f"{name}.csv")
@@ -98,15 +100,17 @@ def test_data_dir_and_file_path_override_the_shipped_copy(tmp_path, monkeypatch)
 
 def _users_frame(n: int = 60) -> pd.DataFrame:
     rng = np.random.default_rng(3)
-    return pd.DataFrame({
-        "customer_id": np.arange(5000, 5000 + n)[rng.permutation(n)],
-        "plan": rng.choice([2, 10], n),            # numbers that are categories
-        "region": rng.choice(["north", "south", "east"], n),
-        "active": rng.random(n) < 0.5,
-        "age": rng.integers(18, 80, n),
-        "spend": np.round(rng.gamma(2.0, 30.0, n), 2),
-        "label": rng.choice(["churn", "stay"], n),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(5000, 5000 + n)[rng.permutation(n)],
+            "plan": rng.choice([2, 10], n),  # numbers that are categories
+            "region": rng.choice(["north", "south", "east"], n),
+            "active": rng.random(n) < 0.5,
+            "age": rng.integers(18, 80, n),
+            "spend": np.round(rng.gamma(2.0, 30.0, n), 2),
+            "label": rng.choice(["churn", "stay"], n),
+        }
+    )
 
 
 @pytest.mark.parametrize("sep", [",", ";", "|", "TAB"])
@@ -138,13 +142,15 @@ def test_both_entry_points_give_one_schema_and_the_same_codes(tmp_path):
     features = frame.drop(columns=["customer_id", "label"])
     codec = Codec.fit(features, categorical=["plan"])
     strip = [(f.name, f.kind, f.categories, f.rule, f.decimals) for f in data.schema.features]
-    assert strip == [(f.name, f.kind, f.categories, f.rule, f.decimals)
-                     for f in codec.schema.features]
+    assert strip == [
+        (f.name, f.kind, f.categories, f.rule, f.decimals) for f in codec.schema.features
+    ]
     np.testing.assert_array_equal(data.X_train, codec.encode(features.iloc[data.row_id_train]))
     np.testing.assert_array_equal(data.X_test, codec.encode(features.iloc[data.row_id_test]))
     back = data.decode(data.X_test)
-    pd.testing.assert_frame_equal(back, features.iloc[data.row_id_test].reset_index(drop=True),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        back, features.iloc[data.row_id_test].reset_index(drop=True), check_dtype=False
+    )
     assert back["plan"].dtype == np.int64 and back["active"].dtype == bool
 
 
@@ -208,12 +214,25 @@ def test_queries_from_a_csv_and_the_queries_frame(users, tmp_path):
     model = RandomForestClassifier(n_estimators=10, random_state=0).fit(data.X_train, data.y_train)
     Xb, idb = load_queries([10, 20], data)
     out = queries_frame(data, np.vstack([X, Xb]), [*ids, *idb], model.predict_proba)
-    assert list(out.columns) == ["query", "row_id", "plan", "region", "active", "age", "spend",
-                                 "predicted", "probability", "proba_churn", "proba_stay"]
+    assert list(out.columns) == [
+        "query",
+        "row_id",
+        "plan",
+        "region",
+        "active",
+        "age",
+        "spend",
+        "predicted",
+        "probability",
+        "proba_churn",
+        "proba_stay",
+    ]
     assert out["row_id"].isna().tolist() == [True, True, True, False, False]
     assert out["row_id"].iloc[3:].tolist() == [10, 20]
-    assert out[["plan", "region", "age"]].iloc[:3].values.tolist() == \
-        frame.iloc[[10, 20, 30]][["plan", "region", "age"]].values.tolist()
+    assert (
+        out[["plan", "region", "age"]].iloc[:3].values.tolist()
+        == frame.iloc[[10, 20, 30]][["plan", "region", "age"]].values.tolist()
+    )
     proba = model.predict_proba(np.vstack([X, Xb]))
     np.testing.assert_allclose(out[["proba_churn", "proba_stay"]].to_numpy(), proba)
     assert out["predicted"].tolist() == [data.class_names[c] for c in proba.argmax(axis=1)]
@@ -228,14 +247,18 @@ def test_resolve_target_takes_an_index_or_a_name():
             resolve_target(bad, names)
         assert str(info.value) == (
             f"experiment_params.target_class={bad!r} is not allowed: expected null, a class "
-            "index 0..2 or a class name (setosa, versicolor, virginica)")
+            "index 0..2 or a class name (setosa, versicolor, virginica)"
+        )
 
 
 def test_sample_indices_and_seed_checks():
     assert choose_queries(10, 3, [4, 1], seed=0) == [4, 1]
     for indices, seed, expected in [
-        ([2, 2, 5], 0, "experiment_params.sample_indices=[2, 2, 5] is not allowed: [2] listed "
-                       "more than once"),
+        (
+            [2, 2, 5],
+            0,
+            "experiment_params.sample_indices=[2, 2, 5] is not allowed: [2] listed more than once",
+        ),
         ([], 0, "experiment_params.sample_indices=[] is not allowed: expected null"),
         (None, -1, "experiment_params.seed=-1 is not allowed: expected an integer >= 0"),
     ]:
@@ -250,9 +273,15 @@ def test_sample_indices_and_seed_checks():
 def test_ranges_features_to_vary_and_actionability_without_plus(tmp_path):
     frame = _users_frame(80)
     frame.to_csv(tmp_path / "u.csv", index=False)
-    data = load_dataset(csv_cfg(tmp_path / "u.csv", "label", "dataset.ranges.age=[18,70]",
-                                "dataset.actionability.spend=non_increasing",
-                                "dataset.features_to_vary=[age,spend,region]"))
+    data = load_dataset(
+        csv_cfg(
+            tmp_path / "u.csv",
+            "label",
+            "dataset.ranges.age=[18,70]",
+            "dataset.actionability.spend=non_increasing",
+            "dataset.features_to_vary=[age,spend,region]",
+        )
+    )
     f = {ft.name: ft for ft in data.schema.features}
     assert f["age"].permitted == (18.0, 70.0) and f["spend"].permitted is None
     assert f["spend"].rule is Rule.NON_INCREASING and f["age"].rule is Rule.NONE
@@ -261,8 +290,9 @@ def test_ranges_features_to_vary_and_actionability_without_plus(tmp_path):
     x[data.schema.index("age")] = 40
     cf = x.copy()
     cf[data.schema.index("age")] = 75
-    viol = actionability_violations(x, cf[None, :], data.schema.rules,
-                                    permitted=data.schema.permitted)
+    viol = actionability_violations(
+        x, cf[None, :], data.schema.rules, permitted=data.schema.permitted
+    )
     assert viol.tolist() == [1]
 
 
@@ -270,8 +300,9 @@ def test_open_dict_overrides_is_what_makes_new_keys_compose():
     ov = ["dataset=iris", "dataset.actionability.sepal length (cm)=no_change"]
     assert open_dict_overrides(ov)[1] == "++dataset.actionability.sepal length (cm)=no_change"
     assert open_dict_overrides(["+dataset.ranges.a=[1,2]"]) == ["+dataset.ranges.a=[1,2]"]
-    cfg = compose_config(open_dict_overrides(["dataset=iris",
-                                              "dataset.actionability.petal_len=no_change"]))
+    cfg = compose_config(
+        open_dict_overrides(["dataset=iris", "dataset.actionability.petal_len=no_change"])
+    )
     assert dict(cfg.dataset.actionability) == {"petal_len": "no_change"}
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -281,8 +312,9 @@ def test_open_dict_overrides_is_what_makes_new_keys_compose():
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         with pytest.raises(Exception, match="Could not override 'dataset.actionability.petal_len"):
-            compose("config", overrides=["dataset=iris",
-                                         "dataset.actionability.petal_len=no_change"])
+            compose(
+                "config", overrides=["dataset=iris", "dataset.actionability.petal_len=no_change"]
+            )
 
 
 # ----------------------------------------------------------------------------- the example
@@ -291,16 +323,34 @@ def test_open_dict_overrides_is_what_makes_new_keys_compose():
 @pytest.mark.slow
 @pytest.mark.parametrize("form", ["one_line", "config_dir"])
 def test_bring_your_own_data_example_runs_as_written(tmp_path, form):
-    args = {"one_line": ["dataset=csv", "dataset.file=docs/examples/loans.csv",
-                         "dataset.target=approved"],
-            "config_dir": ["--config-dir", "docs/examples/conf", "dataset=loans"]}[form]
+    args = {
+        "one_line": [
+            "dataset=csv",
+            "dataset.file=docs/examples/loans.csv",
+            "dataset.target=approved",
+        ],
+        "config_dir": ["--config-dir", "docs/examples/conf", "dataset=loans"],
+    }[form]
     run = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "cfgen", *args, f"hydra.run.dir={run}", "method/ga=quick",
-         "experiment_params.num_samples=2", "experiment_params.num_replications=1",
-         "experiment_params.parallel_replications=false", "output.table=false"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-        env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"})
+        [
+            sys.executable,
+            "-m",
+            "cfgen",
+            *args,
+            f"hydra.run.dir={run}",
+            "method/ga=quick",
+            "experiment_params.num_samples=2",
+            "experiment_params.num_replications=1",
+            "experiment_params.parallel_replications=false",
+            "output.table=false",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "dropped id-like column 'applicant_id'" in (run / "__main__.log").read_text()
     assert "run directory:" in proc.stdout

@@ -75,15 +75,17 @@ def check(problem, x, target, exp, schema=None):
 
 def test_box_by_hand():
     """Rules cap / floor at the query, permitted ranges intersect, integers round inwards."""
-    s = FeatureSchema((
-        Feature("a", Kind.CONTINUOUS, 0.0, 10.0, permitted=(2.0, 8.0)),
-        Feature("b", Kind.INTEGER, 0.0, 10.0, rule=Rule.NON_DECREASING,
-                permitted=(0.5, 6.5)),
-        Feature("c", Kind.CATEGORICAL, 0.0, 3.0, ("w", "x", "y", "z"),
-                rule=Rule.NON_INCREASING),
-        Feature("d", Kind.CONTINUOUS, 0.0, 1.0, rule=Rule.NO_CHANGE),
-        Feature("e", Kind.CONTINUOUS, 0.0, 1.0),
-    ))
+    s = FeatureSchema(
+        (
+            Feature("a", Kind.CONTINUOUS, 0.0, 10.0, permitted=(2.0, 8.0)),
+            Feature("b", Kind.INTEGER, 0.0, 10.0, rule=Rule.NON_DECREASING, permitted=(0.5, 6.5)),
+            Feature(
+                "c", Kind.CATEGORICAL, 0.0, 3.0, ("w", "x", "y", "z"), rule=Rule.NON_INCREASING
+            ),
+            Feature("d", Kind.CONTINUOUS, 0.0, 1.0, rule=Rule.NO_CHANGE),
+            Feature("e", Kind.CONTINUOUS, 0.0, 1.0),
+        )
+    )
     box = allowed_box(s, np.array([5.0, 3.0, 2.0, 0.25, 1.5]))
     assert box.lo.tolist() == [2.0, 3.0, 0.0, 0.25, 0.0]
     assert box.hi.tolist() == [8.0, 6.0, 2.0, 0.25, 1.5]  # e widened to hold the query
@@ -101,8 +103,11 @@ def test_configs_build_the_plugin_with_their_settings(file):
     ex = plugin(file, p)
     assert isinstance(ex, DiceExplainer) and not DiceExplainer.needs_bounds
     assert ex.name == file and ex.strategy == file.removeprefix("dice_")
-    own = {k: v for k, v in raw.items()
-           if k not in ("_target_", "_partial_", "name", "time_limit", "strategy")}
+    own = {
+        k: v
+        for k, v in raw.items()
+        if k not in ("_target_", "_partial_", "name", "time_limit", "strategy")
+    }
     assert ex.options == own and own  # every option in the file reaches DiCE
     for line in (METHOD_CONF / f"{file}.yaml").read_text().splitlines():
         assert line.startswith("#") or "#" in line, f"key without a comment: {line}"
@@ -166,8 +171,10 @@ def test_diabetes_rules_and_permitted_range(file):
     assert exp.n_found > 0
     cfs = exp.counterfactuals
     assert np.all((cfs[:, gi] >= lo) & (cfs[:, gi] <= hi))
-    assert np.all(cfs[:, p.schema.index("DiabetesPedigreeFunction")]
-                  == x[p.schema.index("DiabetesPedigreeFunction")])
+    assert np.all(
+        cfs[:, p.schema.index("DiabetesPedigreeFunction")]
+        == x[p.schema.index("DiabetesPedigreeFunction")]
+    )
 
 
 @pytest.mark.parametrize("file", ["dice_random", "dice_genetic", "dice_kdtree"])
@@ -192,8 +199,9 @@ def test_no_counterfactual_cases_are_reasons():
     exp = plugin("dice_genetic", p, frozen).explain(x, (own + 1) % 3, 3, np.random.default_rng(0))
     assert exp.n_found == 0 and "actionability" in exp.reason
     name = p.schema.names[0]
-    blocked = with_permitted(p.schema.with_rules({name: "no_change"}),
-                             **{name: (x[0] + 1, x[0] + 2)})
+    blocked = with_permitted(
+        p.schema.with_rules({name: "no_change"}), **{name: (x[0] + 1, x[0] + 2)}
+    )
     exp = plugin("dice_random", p, blocked).explain(x, (own + 1) % 3, 3, np.random.default_rng(0))
     assert exp.n_found == 0 and f"feature {name!r}" in exp.reason
     assert "no allowed value" in exp.reason
@@ -213,7 +221,9 @@ def test_time_limit_is_a_reason_not_an_error():
 
 
 def test_lazy_import():
-    code = ("import sys, cfgen.baselines, cfgen.methods, cfgen.search; "
-            "assert 'dice_ml' not in sys.modules and 'nice' not in sys.modules; print('ok')")
+    code = (
+        "import sys, cfgen.baselines, cfgen.methods, cfgen.search; "
+        "assert 'dice_ml' not in sys.modules and 'nice' not in sys.modules; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr

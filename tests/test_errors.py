@@ -10,11 +10,13 @@ import pytest
 
 from cfgen.cli import precheck
 from cfgen.errors import ConfigError
-from cfgen.models import model_overrides
 from cfgen.experiment import run
+from cfgen.models import model_overrides
 
-MODELS = ("custom, decision_tree, extra_trees, gradient_boosting, hist_gradient_boosting, "
-          "lightgbm, logistic_regression, mlp, random_forest, xgboost")
+MODELS = (
+    "custom, decision_tree, extra_trees, gradient_boosting, hist_gradient_boosting, "
+    "lightgbm, logistic_regression, mlp, random_forest, xgboost"
+)
 
 
 @pytest.mark.parametrize(
@@ -26,8 +28,10 @@ MODELS = ("custom, decision_tree, extra_trees, gradient_boosting, hist_gradient_
         (["experiment_params.num_sample=3"], "experiment_params.num_sample is not a config key"),
         (["method.ga.population_size=abc"], "method.ga.population_size"),
         (["experiment_params.num_samples=0"], "experiment_params.num_samples=0 is not allowed"),
-        (["method.ga.population_size=-5"],
-         "method.ga.population_size=-5 is not allowed: expected >= 2"),
+        (
+            ["method.ga.population_size=-5"],
+            "method.ga.population_size=-5 is not allowed: expected >= 2",
+        ),
         (["experiment_params.max_workers=0"], "experiment_params.max_workers=0 is not allowed"),
         (["experiment_params.max_workers=1.5"], "experiment_params.max_workers"),
         (["method=lime"], "method=lime is not allowed: expected one of dice_genetic"),
@@ -37,22 +41,32 @@ MODELS = ("custom, decision_tree, extra_trees, gradient_boosting, hist_gradient_
         (["method.time_limit=0"], "method.time_limit=0 is not allowed: expected seconds > 0"),
         (["metrics.compat=guidotti"], "metrics.compat='guidotti' is not allowed: expected one of"),
         (["logger.mode=sometimes"], "logger.mode='sometimes' is not allowed: expected one of"),
-        (["method.ga.mutation_prob=1.5"],
-         "method.ga.mutation_prob=1.5 is not allowed: expected >= 0 and <= 1"),
-        (["method.ga.anchor_init_share=0.8", "method.ga.dense_init_share=0.5"],
-         "method.ga.anchor_init_share + method.ga.dense_init_share = 1.3 is not allowed: "
-         "expected <= 1"),
+        (
+            ["method.ga.mutation_prob=1.5"],
+            "method.ga.mutation_prob=1.5 is not allowed: expected >= 0 and <= 1",
+        ),
+        (
+            ["method.ga.anchor_init_share=0.8", "method.ga.dense_init_share=0.5"],
+            "method.ga.anchor_init_share + method.ga.dense_init_share = 1.3 is not allowed: "
+            "expected <= 1",
+        ),
         (["method.ga.w_distance=-1"], "method.ga.w_distance=-1.0 is not allowed: expected >= 0"),
-        (["method.ga.elite=30"],
-         "method.ga.elite=30 is not allowed: expected fewer than method.ga.population_size=30"),
+        (
+            ["method.ga.elite=30"],
+            "method.ga.elite=30 is not allowed: expected fewer than method.ga.population_size=30",
+        ),
         (["method.ga.pool_size=0"], "method.ga.pool_size=0 is not allowed"),
-        (["method/bounds=nope"],
-         "method/bounds=nope is not allowed: expected one of auto, dpg, mass, none, paths"),
+        (
+            ["method/bounds=nope"],
+            "method/bounds=nope is not allowed: expected one of auto, dpg, mass, none, paths",
+        ),
         # typo keys are errors however they are added
         (["+experiment_params.typo_key=1"], "experiment_params.typo_key is not a config key"),
-        (["+method.ga.populaton_size=5"],
-         "method.ga.populaton_size is not a config key (however it is added, + included); "
-         "did you mean method.ga.population_size?"),
+        (
+            ["+method.ga.populaton_size=5"],
+            "method.ga.populaton_size is not a config key (however it is added, + included); "
+            "did you mean method.ga.population_size?",
+        ),
         (["++dataset.typo=1"], "dataset.typo is not a config key"),
         (["+method.strategy=random"], "method.strategy is not a config key"),
         # the old spellings name the new one
@@ -73,12 +87,21 @@ def test_precheck_names_the_key(overrides, expected):
 
 def test_good_overrides_pass():
     precheck(["-m", "dataset=iris,diabetes", "method.ga.population_size=20,50"])
-    precheck(["method/ga=quick", "method/bounds=paths", "method.ga.operators.mate=cxBlend",
-              "method.ga.operators.mate_args={alpha: 0.5}"])
+    precheck(
+        [
+            "method/ga=quick",
+            "method/bounds=paths",
+            "method.ga.operators.mate=cxBlend",
+            "method.ga.operators.mate_args={alpha: 0.5}",
+        ]
+    )
     precheck(["model=xgboost", "model.n_estimators=10"])
     # the command line's own rewriting (cfgen.models.model_overrides), as __main__ applies it
-    precheck(model_overrides(["model._target_=sklearn.linear_model.LogisticRegression",
-                              "~model.n_estimators"]))
+    precheck(
+        model_overrides(
+            ["model._target_=sklearn.linear_model.LogisticRegression", "~model.n_estimators"]
+        )
+    )
 
 
 def test_missing_file_names_path_and_variable(cfg_factory, tmp_path, monkeypatch):
@@ -102,15 +125,28 @@ def test_one_class_dataset(cfg_factory, tmp_path, monkeypatch):
     (tmp_path / "one.csv").write_text("a,b,y\n1,2,0\n2,3,0\n3,4,0\n4,5,0\n5,6,0\n")
     monkeypatch.setenv("CFGEN_DATA_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match="dataset.target='y' has one class"):
-        run(cfg_factory("dataset=diabetes", "dataset.file=one.csv", "dataset.target=y",
-                        "dataset.zero_as_missing=[]", "dataset.actionability={}"), tmp_path / "r")
+        run(
+            cfg_factory(
+                "dataset=diabetes",
+                "dataset.file=one.csv",
+                "dataset.target=y",
+                "dataset.zero_as_missing=[]",
+                "dataset.actionability={}",
+            ),
+            tmp_path / "r",
+        )
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "cfgen", *args], capture_output=True, text=True,
-                          env=full_env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cfgen", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+    )
 
 
 def test_cli_bad_override_one_line_exit_2():
@@ -122,8 +158,11 @@ def test_cli_bad_override_one_line_exit_2():
 
 
 def test_cli_missing_file_one_line_exit_2(tmp_path):
-    proc = _cli("dataset=german_credit", "hydra.run.dir=" + str(tmp_path / "run"),
-                env={"CFGEN_DATA_DIR": str(tmp_path)})
+    proc = _cli(
+        "dataset=german_credit",
+        "hydra.run.dir=" + str(tmp_path / "run"),
+        env={"CFGEN_DATA_DIR": str(tmp_path)},
+    )
     assert proc.returncode == 2
     err = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("cfgen: error:")]
     assert len(err) == 1 and "german_credit.csv" in err[0] and "CFGEN_DATA_DIR" in err[0]
@@ -136,6 +175,10 @@ def test_population_too_large_for_memory_is_refused_before_starting(cfg_factory,
     with pytest.raises(ConfigError) as info:
         run(cfg_factory("method.ga.population_size=100000"), tmp_path / "run")
     msg = str(info.value)
-    assert msg.startswith("method.ga.population_size=100000 is not allowed here: one search "
-                          "needs about") and "GiB are available" in msg
+    assert (
+        msg.startswith(
+            "method.ga.population_size=100000 is not allowed here: one search needs about"
+        )
+        and "GiB are available" in msg
+    )
     assert not (tmp_path / "run" / "journal" / "results.bin").exists()

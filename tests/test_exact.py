@@ -26,11 +26,13 @@ RNG = np.random.default_rng(0)
 
 
 # ---------------------------------------------------------------------- a small synthetic problem
-SCHEMA = FeatureSchema((
-    Feature("c", Kind.CONTINUOUS, 0.0, 6.0, decimals=1),
-    Feature("i", Kind.INTEGER, 0.0, 9.0, decimals=0),
-    Feature("k", Kind.CATEGORICAL, 0.0, 2.0, categories=("a", "b", "z"), decimals=0),
-))
+SCHEMA = FeatureSchema(
+    (
+        Feature("c", Kind.CONTINUOUS, 0.0, 6.0, decimals=1),
+        Feature("i", Kind.INTEGER, 0.0, 9.0, decimals=0),
+        Feature("k", Kind.CATEGORICAL, 0.0, 2.0, categories=("a", "b", "z"), decimals=0),
+    )
+)
 
 
 def _synthetic_xy(n: int = 300, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -59,13 +61,17 @@ MODELS = {
 
 BOOSTED = {
     "xgb": lambda: __import__("xgboost").XGBClassifier(
-        n_estimators=6, max_depth=2, learning_rate=0.5, n_jobs=1, random_state=0),
+        n_estimators=6, max_depth=2, learning_rate=0.5, n_jobs=1, random_state=0
+    ),
     "lgbm": lambda: __import__("lightgbm").LGBMClassifier(
-        n_estimators=6, num_leaves=4, learning_rate=0.5, n_jobs=1, verbose=-1, random_state=0),
+        n_estimators=6, num_leaves=4, learning_rate=0.5, n_jobs=1, verbose=-1, random_state=0
+    ),
     "gb": lambda: __import__("sklearn.ensemble").ensemble.GradientBoostingClassifier(
-        n_estimators=6, max_depth=2, random_state=0),
+        n_estimators=6, max_depth=2, random_state=0
+    ),
     "hgb": lambda: __import__("sklearn.ensemble").ensemble.HistGradientBoostingClassifier(
-        max_iter=6, max_depth=2, random_state=0),
+        max_iter=6, max_depth=2, random_state=0
+    ),
 }
 
 
@@ -80,10 +86,11 @@ def _grid_values(f: Feature, x: float) -> np.ndarray:
     if f.kind is Kind.CATEGORICAL:
         vals = np.arange(len(f.categories), dtype=float)
     else:
-        step = 10.0 ** -f.decimals
+        step = 10.0**-f.decimals
         lo, hi = min(f.low, x), max(f.high, x)
-        vals = np.round(np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1)
-                        * step, f.decimals)
+        vals = np.round(
+            np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step, f.decimals
+        )
     if f.rule is Rule.NO_CHANGE:
         vals = vals[vals == x]
     elif f.rule is Rule.NON_INCREASING:
@@ -174,12 +181,21 @@ def test_actionability_rules_are_honoured(problems):
 
 
 def test_permitted_ranges_are_honoured(problems):
-    schema = FeatureSchema((
-        Feature("c", Kind.CONTINUOUS, 0.0, 6.0, decimals=1, permitted=(1.5, 4.0)),
-        Feature("i", Kind.INTEGER, 0.0, 9.0, decimals=0, permitted=(None, 6.0)),  # type: ignore[arg-type]
-        Feature("k", Kind.CATEGORICAL, 0.0, 2.0, categories=("a", "b", "z"), decimals=0,
-                permitted=(1.0, 2.0)),
-    ))
+    schema = FeatureSchema(
+        (
+            Feature("c", Kind.CONTINUOUS, 0.0, 6.0, decimals=1, permitted=(1.5, 4.0)),
+            Feature("i", Kind.INTEGER, 0.0, 9.0, decimals=0, permitted=(None, 6.0)),  # type: ignore[arg-type]
+            Feature(
+                "k",
+                Kind.CATEGORICAL,
+                0.0,
+                2.0,
+                categories=("a", "b", "z"),
+                decimals=0,
+                permitted=(1.0, 2.0),
+            ),
+        )
+    )
     for x in _queries(9, seed=5):
         for target in range(3):
             e = _check(problems["rf"], schema, x, target)
@@ -187,8 +203,9 @@ def test_permitted_ranges_are_honoured(problems):
                 assert row[0] == x[0] or 1.5 <= row[0] <= 4.0
                 assert row[1] == x[1] or row[1] <= 6.0
                 assert row[2] == x[2] or row[2] in (1.0, 2.0)
-            assert not actionability_violations(x, e.counterfactuals, schema.rules,
-                                                permitted=schema.permitted).any()
+            assert not actionability_violations(
+                x, e.counterfactuals, schema.rules, permitted=schema.permitted
+            ).any()
 
 
 def test_ties_go_to_the_lowest_class_and_fixups_keep_rows_valid(problems):
@@ -200,8 +217,7 @@ def test_ties_go_to_the_lowest_class_and_fixups_keep_rows_valid(problems):
             for target in range(3):
                 # a margin below the solver's tolerance: exact ties slip through the MILP and
                 # must be caught by the model's own predict and their cells cut off
-                e = _check(problems[model], SCHEMA, x, target, tie_margin=1e-12,
-                           max_fixups=10_000)
+                e = _check(problems[model], SCHEMA, x, target, tie_margin=1e-12, max_fixups=10_000)
                 fixups += e.extra["fixups"]
     assert fixups > 0
 
@@ -267,8 +283,9 @@ def test_time_limit_returns_best_found_and_says_so(problems):
     assert "time_limit" in statuses  # 1 ms per solve cannot prove every query
 
 
-@pytest.mark.parametrize(("key", "value"), [("mip_gap", -1.0), ("threads", 0),
-                                            ("tie_margin", 0.0), ("time_limit", 0)])
+@pytest.mark.parametrize(
+    ("key", "value"), [("mip_gap", -1.0), ("threads", 0), ("tie_margin", 0.0), ("time_limit", 0)]
+)
 def test_bad_settings_name_their_key(problems, key, value):
     with pytest.raises(ConfigError, match=rf"^method\.{key}="):
         ExactExplainer(problems["rf"], SCHEMA, **{key: value})
@@ -349,8 +366,9 @@ def test_no_ga_counterfactual_is_closer_than_the_optimum(iris):
         for target in set(range(problem.n_classes)) - {int(pred[i])}:
             best = ex.explain(x, target, 1, RNG).extra["objective"]
             found = ga.explain(x, target, 4, np.random.default_rng(i))
-            out = assert_no_method_closer(problem, found.counterfactuals, best, x=x,
-                                          target=target, schema=problem.schema)
+            out = assert_no_method_closer(
+                problem, found.counterfactuals, best, x=x, target=target, schema=problem.schema
+            )
             compared += out["compared"]
     assert compared > 0
 
@@ -362,15 +380,19 @@ def test_oracle_catches_a_closer_row(problems):
     target = (pred + 1) % 3
     e = ExactExplainer(problem, SCHEMA).explain(x, target, 1, RNG)
     row = e.counterfactuals
-    out = assert_no_method_closer(problem, row, e.extra["objective"], x=x, target=target,
-                                  schema=SCHEMA)
+    out = assert_no_method_closer(
+        problem, row, e.extra["objective"], x=x, target=target, schema=SCHEMA
+    )
     assert out["compared"] == 1
     with pytest.raises(AssertionError, match="closer"):  # a claimed optimum that is too large
-        assert_no_method_closer(problem, row, e.extra["objective"] * 1.5 + 0.1, x=x,
-                                target=target, schema=SCHEMA)
+        assert_no_method_closer(
+            problem, row, e.extra["objective"] * 1.5 + 0.1, x=x, target=target, schema=SCHEMA
+        )
     off = row + np.array([[0.01, 0.0, 0.0]])  # off the grid (or invalid): not comparable
-    assert assert_no_method_closer(problem, off, np.inf, x=x, target=target,
-                                   schema=SCHEMA)["compared"] == 0
+    assert (
+        assert_no_method_closer(problem, off, np.inf, x=x, target=target, schema=SCHEMA)["compared"]
+        == 0
+    )
 
 
 @pytest.mark.slow  # a fresh interpreter importing cfgen, sklearn and HiGHS
@@ -391,7 +413,12 @@ def test_a_query_prints_nothing_on_stdout(tmp_path):
         "assert e.extra['status'] == 'optimal', e.extra\n"
     )
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""

@@ -18,19 +18,34 @@ def _cli(module: str, *args: str, cwd: Path, pythonpath: Path) -> subprocess.Com
     path = f"{pythonpath}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
     env = {**os.environ, "PYTHONPATH": path}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_out_of_package_method_runs_through_the_app_and_the_report(tmp_path):
     plugin = tmp_path / "plugin"
     shutil.copytree(EXAMPLE, plugin)
     sweep = tmp_path / "sweep"
-    proc = _cli("cfgen", "-m", "--config-dir", str(plugin / "conf"),
-                "method=dpg_ga,nearest_row", "experiment_params.num_samples=3",
-                "experiment_params.num_replications=1",
-                "experiment_params.parallel_replications=false", "output.table=false",
-                f"hydra.sweep.dir={sweep}", cwd=tmp_path, pythonpath=plugin)
+    proc = _cli(
+        "cfgen",
+        "-m",
+        "--config-dir",
+        str(plugin / "conf"),
+        "method=dpg_ga,nearest_row",
+        "experiment_params.num_samples=3",
+        "experiment_params.num_replications=1",
+        "experiment_params.parallel_replications=false",
+        "output.table=false",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        pythonpath=plugin,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = sorted(p.parent for p in sweep.glob("*/summary.json"))
     assert len(runs) == 2
@@ -59,8 +74,15 @@ def test_out_of_package_method_runs_through_the_app_and_the_report(tmp_path):
 def test_unknown_plugin_key_is_one_line(tmp_path):
     plugin = tmp_path / "plugin"
     shutil.copytree(EXAMPLE, plugin)
-    proc = _cli("cfgen", "--config-dir", str(plugin / "conf"), "method=nearest_row",
-                "+method.max_rowz=3", cwd=tmp_path, pythonpath=plugin)
+    proc = _cli(
+        "cfgen",
+        "--config-dir",
+        str(plugin / "conf"),
+        "method=nearest_row",
+        "+method.max_rowz=3",
+        cwd=tmp_path,
+        pythonpath=plugin,
+    )
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()
     assert err[-1].startswith("cfgen: error: method.max_rowz is not a config key")

@@ -53,8 +53,17 @@ class ToyExplainer:
     def explain(self, x, target, k, rng):
         n = 1 + target % k
         cfs = x + rng.normal(size=(n, self.d))
-        return Explanation(cfs, target, k, 0.01, None, rng.random(3), rng.random(3),
-                           cfs[:1].repeat(3, 0), generations=3)
+        return Explanation(
+            cfs,
+            target,
+            k,
+            0.01,
+            None,
+            rng.random(3),
+            rng.random(3),
+            cfs[:1].repeat(3, 0),
+            generations=3,
+        )
 
 
 def toy_factory(problem, schema, class_bounds):
@@ -69,8 +78,9 @@ def iris():
 def toy_setup(iris, replications=3):
     comb = Combinations(tuple(iris.schema.names[:2]), ("none", "no_change"))
     queries = list(range(6))
-    tasks = plan_tasks(queries, [[1, 2]] * len(queries), comb.chosen(3, seed=1), replications,
-                       seed=5)
+    tasks = plan_tasks(
+        queries, [[1, 2]] * len(queries), comb.chosen(3, seed=1), replications, seed=5
+    )
     ctx = WorkerContext(iris, toy_factory, None, comb, 3)
     return tasks, ctx
 
@@ -92,11 +102,19 @@ def same(a: Any, b: Any) -> bool:
     """Equal field by field (but ``RUN_FIELDS``); arrays by value and dtype (whatever the
     result's shape)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
-                and a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        )
     if is_dataclass(a) and not isinstance(a, type):
-        return type(a) is type(b) and all(same(getattr(a, f.name), getattr(b, f.name))
-                                          for f in fields(a) if f.name not in RUN_FIELDS)
+        return type(a) is type(b) and all(
+            same(getattr(a, f.name), getattr(b, f.name))
+            for f in fields(a)
+            if f.name not in RUN_FIELDS
+        )
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
@@ -110,8 +128,9 @@ def journal_with(tmp_path, iris, n=12):
     """A closed journal in ``tmp_path`` holding the first ``n`` toy tasks; (tasks, results)."""
     tasks, ctx = toy_setup(iris)
     with toy_journal(tmp_path, iris, tasks, resume=False) as journal:
-        results = run_tasks(tasks[:n], ctx, parallel=False, max_workers=None, journal=journal,
-                            progress=False)
+        results = run_tasks(
+            tasks[:n], ctx, parallel=False, max_workers=None, journal=journal, progress=False
+        )
     return tasks, results
 
 
@@ -142,7 +161,7 @@ def test_resume_after_interruption_gives_same_files(tmp_path):
     entries, end = read_records(path)
     assert len(entries) == len(result.tasks)
     blob = path.read_bytes()
-    path.write_bytes(blob[:len(blob) // 2])  # mid-record: the torn tail must be dropped
+    path.write_bytes(blob[: len(blob) // 2])  # mid-record: the torn tail must be dropped
     for name in ("counterfactuals.csv", "metrics.csv", "summary.json"):
         (cut / name).unlink()
     again = run(compose_config([*overrides, "experiment_params.resume=true"]), cut)
@@ -150,23 +169,33 @@ def test_resume_after_interruption_gives_same_files(tmp_path):
     assert len(read_records(path)[0]) == len(again.tasks)
     # a changed config refuses to reuse the journal, naming what changed
     with pytest.raises(ConfigError, match="experiment_params.num_counterfactuals"):
-        run(compose_config([*overrides, "experiment_params.resume=true",
-                            "experiment_params.num_counterfactuals=4"]), cut)
+        run(
+            compose_config(
+                [
+                    *overrides,
+                    "experiment_params.resume=true",
+                    "experiment_params.num_counterfactuals=4",
+                ]
+            ),
+            cut,
+        )
 
 
 def test_journal_resume_from_sibling_run_dir_and_mismatch(iris, reference, tmp_path):
     tasks, ctx = toy_setup(iris)
     first = tmp_path / "outputs" / "2024-01-01" / "10-00-00_iris"
     with toy_journal(first, iris, tasks, resume=False) as journal:
-        run_tasks(tasks[:10], ctx, parallel=False, max_workers=None, journal=journal,
-                  progress=False)
+        run_tasks(
+            tasks[:10], ctx, parallel=False, max_workers=None, journal=journal, progress=False
+        )
     # the same command with resume=true gets a new Hydra run dir: the sibling is found
     second = tmp_path / "outputs" / "2024-01-02" / "09-00-00_iris"
     with toy_journal(second, iris, tasks, resume=True) as journal:
         assert sorted(journal.done) == list(range(10))
         assert journal.resumed_from == first
-        results = run_tasks(tasks, ctx, parallel=False, max_workers=None, journal=journal,
-                            progress=False)
+        results = run_tasks(
+            tasks, ctx, parallel=False, max_workers=None, journal=journal, progress=False
+        )
     assert all(same(a, b) for a, b in zip(results, reference, strict=True))
     # another experiment's journal is not picked up, and in place it is refused
     with toy_journal(tmp_path / "outputs" / "x" / "y", iris, tasks[:5], resume=True) as j:
@@ -186,12 +215,24 @@ NewTaskResult = TaskResult  # the runner's TaskResult(index, explanation, error,
 def rich_explanation() -> Explanation:
     rng = np.random.default_rng(3)
     return Explanation(
-        rng.normal(size=(2, 5)), target=2, k=3, seconds=0.25, reason="only 2 of 3 found",
-        best_fitness=np.array([1.5, np.nan, np.inf]), mean_fitness=np.empty(0),
+        rng.normal(size=(2, 5)),
+        target=2,
+        k=3,
+        seconds=0.25,
+        reason="only 2 of 3 found",
+        best_fitness=np.array([1.5, np.nan, np.inf]),
+        mean_fitness=np.empty(0),
         best_per_generation=np.arange(12, dtype=">i4").reshape(3, 4),  # big-endian in
-        generations=3, timed_out=True, roles=["closest", "sparsest"],
-        extra={"mask": np.array([True, False]), "n": np.int64(7), "x": 0.1, "nested": {"a": [1, 2]},
-               "none": None},
+        generations=3,
+        timed_out=True,
+        roles=["closest", "sparsest"],
+        extra={
+            "mask": np.array([True, False]),
+            "n": np.int64(7),
+            "x": 0.1,
+            "nested": {"a": [1, 2]},
+            "none": None,
+        },
     )
 
 
@@ -233,27 +274,43 @@ def test_codec_keeps_working_when_fields_are_added_or_dropped():
     assert got == Older(1, "z")  # unknown field: dropped
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["arrays"].__setitem__(0, ["|O", [1]]), "bad array description"),
-    (lambda d: d["arrays"].__setitem__(0, ["|V8", [1]]), "bad array description"),
-    (lambda d: d["arrays"].__setitem__(0, ["<f8", [10**12]]), "past the record"),
-    (lambda d: d["arrays"].__setitem__(0, ["<f8", [0]]), "no array describes"),
-    (lambda d: d["result"]["explanation"].__setitem__("counterfactuals", {"__ndarray__": 99}),
-     "out of range"),
-    (lambda d: d.__setitem__("task", "x"), "no task tuple"),
-    (lambda d: d["result"].pop("index"), "cannot build"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["arrays"].__setitem__(0, ["|O", [1]]), "bad array description"),
+        (lambda d: d["arrays"].__setitem__(0, ["|V8", [1]]), "bad array description"),
+        (lambda d: d["arrays"].__setitem__(0, ["<f8", [10**12]]), "past the record"),
+        (lambda d: d["arrays"].__setitem__(0, ["<f8", [0]]), "no array describes"),
+        (
+            lambda d: d["result"]["explanation"].__setitem__(
+                "counterfactuals", {"__ndarray__": 99}
+            ),
+            "out of range",
+        ),
+        (lambda d: d.__setitem__("task", "x"), "no task tuple"),
+        (lambda d: d["result"].pop("index"), "cannot build"),
+    ],
+)
 def test_codec_refuses_crafted_content(mutate, message):
-    result = TaskResult(0, Explanation(np.zeros((1, 2)), 1, 1, 0.0, best_fitness=np.zeros(1),
-                                       mean_fitness=np.zeros(1),
-                                       best_per_generation=np.zeros((1, 2))))
+    result = TaskResult(
+        0,
+        Explanation(
+            np.zeros((1, 2)),
+            1,
+            1,
+            0.0,
+            best_fitness=np.zeros(1),
+            mean_fitness=np.zeros(1),
+            best_per_generation=np.zeros((1, 2)),
+        ),
+    )
     payload = records.encode_payload((0, 0, 1, 0, 0, 1), result)
     (n,) = struct.unpack_from("<I", payload)
-    doc = json.loads(payload[4:4 + n])
+    doc = json.loads(payload[4 : 4 + n])
     mutate(doc)
     text = json.dumps(doc).encode()
     with pytest.raises(RecordError, match=message):
-        records.decode_record(struct.pack("<I", len(text)) + text + payload[4 + n:])
+        records.decode_record(struct.pack("<I", len(text)) + text + payload[4 + n :])
 
 
 def test_codec_refuses_values_that_are_not_json():
@@ -296,13 +353,15 @@ def legacy_manifest(directory: Path) -> None:
 
 
 @pytest.mark.parametrize("old_manifest", [False, True], ids=["format-2 manifest", "format-1"])
-def test_crafted_pickle_journal_is_refused_and_never_runs(iris, tmp_path, monkeypatch,
-                                                          old_manifest):
+def test_crafted_pickle_journal_is_refused_and_never_runs(
+    iris, tmp_path, monkeypatch, old_manifest
+):
     monkeypatch.delenv(records.TRUST_ENV, raising=False)
     tasks, _ = journal_with(tmp_path, iris, n=2)
     marker = tmp_path / "payload_ran"
     (tmp_path / JOURNAL_DIR / RECORDS).write_bytes(
-        legacy_record((tuple(tasks[0]), CreatesFile(marker))))
+        legacy_record((tuple(tasks[0]), CreatesFile(marker)))
+    )
     if old_manifest:
         legacy_manifest(tmp_path / JOURNAL_DIR)
     with pytest.raises(ConfigError) as err:
@@ -317,21 +376,38 @@ def test_crafted_pickle_in_a_sibling_run_is_refused(iris, tmp_path, monkeypatch)
     first = tmp_path / "outputs" / "d1" / "t1"
     tasks, _ = journal_with(first, iris, n=2)
     marker = tmp_path / "payload_ran"
-    (first / JOURNAL_DIR / RECORDS).write_bytes(legacy_record((tuple(tasks[0]),
-                                                               CreatesFile(marker))))
+    (first / JOURNAL_DIR / RECORDS).write_bytes(
+        legacy_record((tuple(tasks[0]), CreatesFile(marker)))
+    )
     with pytest.raises(UntrustedJournal):
         toy_journal(tmp_path / "outputs" / "d2" / "t2", iris, tasks, resume=True)
     assert not marker.exists(), "the pickle payload was executed"
 
 
-def test_own_pickled_journal_is_read_with_the_opt_in_and_converted(iris, tmp_path,
-                                                                   monkeypatch, reference):
+def test_own_pickled_journal_is_read_with_the_opt_in_and_converted(
+    iris, tmp_path, monkeypatch, reference
+):
     tasks, _ = journal_with(tmp_path, iris, n=1)
-    old_fields = ("index", "counterfactuals", "seconds", "reason", "generations",
-                  "best_fitness", "mean_fitness", "best_per_generation", "error", "peak_rss",
-                  "pid", "timed_out")
-    blob = b"".join(legacy_record((tuple(tasks[i]), {f: flat_fields(reference[i]).get(f, False)
-                                                      for f in old_fields})) for i in range(5))
+    old_fields = (
+        "index",
+        "counterfactuals",
+        "seconds",
+        "reason",
+        "generations",
+        "best_fitness",
+        "mean_fitness",
+        "best_per_generation",
+        "error",
+        "peak_rss",
+        "pid",
+        "timed_out",
+    )
+    blob = b"".join(
+        legacy_record(
+            (tuple(tasks[i]), {f: flat_fields(reference[i]).get(f, False) for f in old_fields})
+        )
+        for i in range(5)
+    )
     (tmp_path / JOURNAL_DIR / RECORDS).write_bytes(blob)
     legacy_manifest(tmp_path / JOURNAL_DIR)
     monkeypatch.delenv(records.TRUST_ENV, raising=False)
@@ -345,8 +421,11 @@ def test_own_pickled_journal_is_read_with_the_opt_in_and_converted(iris, tmp_pat
     with toy_journal(tmp_path, iris, tasks, resume=True) as journal:  # no opt-in needed now
         for i in range(5):
             a, b = journal.done[i].explanation, reference[i].explanation
-            diff = [f.name for f in fields(a) if f.name != "k"
-                    and not same(getattr(a, f.name), getattr(b, f.name))]
+            diff = [
+                f.name
+                for f in fields(a)
+                if f.name != "k" and not same(getattr(a, f.name), getattr(b, f.name))
+            ]
             assert not diff, (diff, [getattr(a, n) for n in diff], [getattr(b, n) for n in diff])
             # format-1 records had no k: the journal's config gives it (here: none, so the
             # number of counterfactuals the record holds)
@@ -419,21 +498,25 @@ def test_random_damage_never_crashes_and_never_forges(iris, tmp_path):
         path.write_bytes(bytes(blob))
         scan = scan_records(path)
         damaged = {int(np.searchsorted(offsets, h, side="right")) - 1 for h in hits}
-        assert all(same(r, results[r.index]) and t == tuple(tasks[r.index])
-                   for t, r in scan.entries)
+        assert all(
+            same(r, results[r.index]) and t == tuple(tasks[r.index]) for t, r in scan.entries
+        )
         assert {r.index for _, r in scan.entries} >= set(range(20)) - damaged
 
 
 # ---------------------------------------------------------------------------- defect 3: lock
-HOLD = ("import sys, time; from cfgen.rundir import prepare; prepare(sys.argv[1]); "
-        "print('locked', flush=True); time.sleep(120)")
+HOLD = (
+    "import sys, time; from cfgen.rundir import prepare; prepare(sys.argv[1]); "
+    "print('locked', flush=True); time.sleep(120)"
+)
 
 
 @contextlib.contextmanager
 def lock_holder(path: Path):
     """Another live process holding ``path``'s run-directory lock (SIGKILLed at the end)."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], env=ENV,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)], env=ENV, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
         yield proc
@@ -463,13 +546,21 @@ def test_run_dir_lock_names_the_holder_and_frees_when_it_dies(tmp_path):
 def test_lock_is_exclusive_across_processes_after_release(tmp_path):
     d = tmp_path / "run"
     with rundir.prepare(d):
-        code = ("import sys; from cfgen.rundir import prepare, RunDirBusy\n"
-                "try:\n    prepare(sys.argv[1])\nexcept RunDirBusy as e:\n    print(e)\n")
-        out = subprocess.run([sys.executable, "-c", code, str(d)], env=ENV, text=True,
-                             capture_output=True, check=True).stdout
+        code = (
+            "import sys; from cfgen.rundir import prepare, RunDirBusy\n"
+            "try:\n    prepare(sys.argv[1])\nexcept RunDirBusy as e:\n    print(e)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(d)],
+            env=ENV,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout
         assert f"pid {os.getpid()}" in out
-    out = subprocess.run([sys.executable, "-c", code, str(d)], env=ENV, text=True,
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(d)], env=ENV, text=True, capture_output=True, check=True
+    ).stdout
     assert out == ""
 
 
@@ -481,8 +572,10 @@ def unwritable(directory: Path):
     root = os.geteuid() == 0
     if root:
         if subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode:
-            pytest.skip("running as root and chattr +i is not available here: cannot make a "
-                        "directory unwritable")
+            pytest.skip(
+                "running as root and chattr +i is not available here: cannot make a "
+                "directory unwritable"
+            )
     else:
         directory.chmod(0o555)
     try:
@@ -567,9 +660,14 @@ except OutputError as e:
 @pytest.mark.fault
 def test_journal_write_over_the_file_size_limit_keeps_whole_records(tmp_path):
     """ulimit -f: SIGXFSZ ignored, the write fails with EFBIG, the part written is cut off."""
-    out = subprocess.run([sys.executable, "-c", EFBIG_JOURNAL, str(tmp_path)], text=True,
-                         capture_output=True, env={**ENV, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"},
-                         cwd=ROOT / "tests", timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", EFBIG_JOURNAL, str(tmp_path)],
+        text=True,
+        capture_output=True,
+        env={**ENV, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"},
+        cwd=ROOT / "tests",
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     n, msg = out.stdout.strip().split(" ", 1)
     assert int(n) > 0 and "File too large" in msg and str(tmp_path / JOURNAL_DIR / RECORDS) in msg
@@ -618,8 +716,13 @@ except OutputError as e:
 def test_atomic_write_over_the_file_size_limit_leaves_no_part(tmp_path):
     target = tmp_path / "summary.json"
     target.write_text("old")
-    out = subprocess.run([sys.executable, "-c", ATOMIC_EFBIG, str(target)], env=ENV,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", ATOMIC_EFBIG, str(target)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr  # not killed by SIGXFSZ
     assert "File too large" in out.stdout and str(target) in out.stdout
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["summary.json"]
@@ -647,18 +750,24 @@ def test_mark_unfinished_removes_the_finished_marker(tmp_path):
 
 
 # ---------------------------------------------------------------------------- the CLI
-TINY = ["experiment_params.num_samples=1", "experiment_params.num_replications=1",
-        "experiment_params.parallel_replications=false", "output.table=false"]
+TINY = [
+    "experiment_params.num_samples=1",
+    "experiment_params.num_replications=1",
+    "experiment_params.parallel_replications=false",
+    "output.table=false",
+]
 
 
 def cli(run_dir: Path, *extra: str, fsize: int | None = None, wait: bool = True):
     args = [sys.executable, "-m", "cfgen", *TINY, f"hydra.run.dir={run_dir}", *extra]
     limit = (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))) if fsize else None
     if not wait:
-        return subprocess.Popen(args, env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-    return subprocess.run(args, env=ENV, cwd=ROOT, capture_output=True, text=True,
-                          preexec_fn=limit, timeout=600)
+        return subprocess.Popen(
+            args, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    return subprocess.run(
+        args, env=ENV, cwd=ROOT, capture_output=True, text=True, preexec_fn=limit, timeout=600
+    )
 
 
 def one_error_line(proc) -> str:
@@ -780,8 +889,9 @@ def test_cli_kill_9_of_the_parent_then_resume_loses_nothing(tmp_path):
     again = cli(d, *more, "experiment_params.resume=true")
     assert again.returncode == 0, again.stderr
     assert f"resuming: {saved} of 80 tasks already finished" in again.stdout
-    assert (d / "counterfactuals.csv").read_bytes() == \
-        (tmp_path / "ref" / "counterfactuals.csv").read_bytes()
+    assert (d / "counterfactuals.csv").read_bytes() == (
+        tmp_path / "ref" / "counterfactuals.csv"
+    ).read_bytes()
 
 
 def test_one_list_of_launch_only_keys():

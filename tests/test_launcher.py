@@ -88,8 +88,12 @@ def test_resume_after_interruption_gives_same_files(tmp_path):
     assert len(read_records(records)[0]) == len(again.tasks)
     # a changed config refuses to reuse the journal, naming what changed
     with pytest.raises(ConfigError, match="method.ga.population_size"):
-        run(compose_config([*overrides, "experiment_params.resume=true",
-                            "method.ga.population_size=30"]), cut)
+        run(
+            compose_config(
+                [*overrides, "experiment_params.resume=true", "method.ga.population_size=30"]
+            ),
+            cut,
+        )
 
 
 # ---------------------------------------------------------------------------- faults
@@ -112,12 +116,14 @@ def test_worker_killed_once_is_retried(iris, reference, tmp_path):
 def test_task_that_keeps_killing_workers_is_marked_failed(iris, reference, tmp_path):
     tasks, ctx = toy_setup(iris, "kill", poison_task=4)
     with toy_journal(tmp_path, iris, tasks, resume=False) as journal:
-        results = run_tasks(tasks, ctx, parallel=True, max_workers=2, journal=journal,
-                            progress=False, max_crashes=2)
+        results = run_tasks(
+            tasks, ctx, parallel=True, max_workers=2, journal=journal, progress=False, max_crashes=2
+        )
     assert "WorkerCrash" in results[4].error
     assert all(same(a, b) for a, b in zip(results, reference, strict=True) if a.index != 4)
-    assert {r.index for _, r in read_records(tmp_path / JOURNAL_DIR / RECORDS)[0]} == \
-        {t.index for t in tasks}
+    assert {r.index for _, r in read_records(tmp_path / JOURNAL_DIR / RECORDS)[0]} == {
+        t.index for t in tasks
+    }
 
 
 # ---------------------------------------------------------------------------- chunks, choice
@@ -141,8 +147,10 @@ def test_small_run_stays_in_this_process(iris, reference, caplog):
     with caplog.at_level(logging.INFO, logger="cfgen.runner"):
         results = run_tasks(tasks, ctx, parallel=True, max_workers=None, progress=False)
     assert {r.pid for r in results} == {os.getpid()}
-    assert any(re.fullmatch(r"108 tasks ≈ \d+\.\d s: running in this process.*", m)
-               for m in caplog.messages), caplog.messages
+    assert any(
+        re.fullmatch(r"108 tasks ≈ \d+\.\d s: running in this process.*", m)
+        for m in caplog.messages
+    ), caplog.messages
     assert all(same(a, b) for a, b in zip(results, reference, strict=True))
 
 
@@ -159,8 +167,9 @@ def test_large_run_moves_to_workers(iris):
     pids = [r.pid for r in results]
     assert pids[0] == os.getpid()  # the first tasks ran here, measured
     assert set(pids) - {os.getpid()}, "no task ran on a worker"
-    expected = run_tasks(tasks, toy_setup(iris, sleep=0.0, replications=6)[1], parallel=False,
-                         progress=False)
+    expected = run_tasks(
+        tasks, toy_setup(iris, sleep=0.0, replications=6)[1], parallel=False, progress=False
+    )
     assert all(same(a, b) for a, b in zip(results, expected, strict=True))
 
 
@@ -206,8 +215,15 @@ def test_ctrl_c_stops_workers_and_resume_completes(iris, reference, tmp_path, si
     with toy_journal(tmp_path, iris, tasks, resume=True) as journal:
         assert set(journal.done) == {r.index for _, r in saved if r.error is None}
         ran = []
-        results = run_tasks(tasks, ctx, parallel=True, max_workers=2, journal=journal,
-                            on_result=ran.append, progress=False)
+        results = run_tasks(
+            tasks,
+            ctx,
+            parallel=True,
+            max_workers=2,
+            journal=journal,
+            on_result=ran.append,
+            progress=False,
+        )
     assert len(ran) == len(tasks) - len(journal.done)
     assert all(same(a, b) for a, b in zip(results, reference, strict=True))
 
@@ -216,8 +232,7 @@ def test_sequential_interrupt_keeps_finished_tasks(iris, reference, tmp_path):
     tasks, ctx = toy_setup(iris, "interrupt_here", poison_task=9)
     with toy_journal(tmp_path, iris, tasks, resume=False) as journal:
         with pytest.raises(KeyboardInterrupt):
-            run_tasks(tasks, ctx, parallel=False, max_workers=None, journal=journal,
-                      progress=False)
+            run_tasks(tasks, ctx, parallel=False, max_workers=None, journal=journal, progress=False)
     saved = read_records(tmp_path / JOURNAL_DIR / RECORDS)[0]
     assert [r.index for _, r in saved] == list(range(9))
 
@@ -227,15 +242,17 @@ def test_journal_resume_from_sibling_run_dir_and_mismatch(iris, reference, tmp_p
     tasks, ctx = toy_setup(iris)
     first = tmp_path / "outputs" / "2024-01-01" / "10-00-00_iris"
     with toy_journal(first, iris, tasks, resume=False) as journal:
-        run_tasks(tasks[:10], ctx, parallel=False, max_workers=None, journal=journal,
-                  progress=False)
+        run_tasks(
+            tasks[:10], ctx, parallel=False, max_workers=None, journal=journal, progress=False
+        )
     # the same command with resume=true gets a new Hydra run dir: the sibling is found
     second = tmp_path / "outputs" / "2024-01-02" / "09-00-00_iris"
     with toy_journal(second, iris, tasks, resume=True) as journal:
         assert sorted(journal.done) == list(range(10))
         assert journal.resumed_from == first
-        results = run_tasks(tasks, ctx, parallel=False, max_workers=None, journal=journal,
-                            progress=False)
+        results = run_tasks(
+            tasks, ctx, parallel=False, max_workers=None, journal=journal, progress=False
+        )
     assert all(same(a, b) for a, b in zip(results, reference, strict=True))
     # another experiment's journal is not picked up, and in place it is refused
     with toy_journal(tmp_path / "outputs" / "x" / "y", iris, tasks[:5], resume=True) as j:
@@ -262,17 +279,31 @@ def test_memory_and_open_file_caps():
 @pytest.mark.slow
 def test_cli_ctrl_c_then_resume(tmp_path):
     """A real Ctrl-C on `python -m cfgen`, then the same command with resume=true."""
-    args = [sys.executable, "-m", "cfgen", "method/ga=quick", "dataset=german_credit",
-            "experiment_params.num_samples=8", "experiment_params.num_replications=4",
-            "experiment_params.max_workers=2", "output.table=false"]
+    args = [
+        sys.executable,
+        "-m",
+        "cfgen",
+        "method/ga=quick",
+        "dataset=german_credit",
+        "experiment_params.num_samples=8",
+        "experiment_params.num_replications=4",
+        "experiment_params.max_workers=2",
+        "output.table=false",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ref = tmp_path / "ref"
-    subprocess.run([*args, f"hydra.run.dir={ref}"], check=True, env=env, cwd=ROOT,
-                   capture_output=True)
+    subprocess.run(
+        [*args, f"hydra.run.dir={ref}"], check=True, env=env, cwd=ROOT, capture_output=True
+    )
     out = tmp_path / "cut"
-    proc = subprocess.Popen([*args, f"hydra.run.dir={out}"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=_default_sigint)
+    proc = subprocess.Popen(
+        [*args, f"hydra.run.dir={out}"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,
+    )
     records = out / JOURNAL_DIR / RECORDS
     deadline = time.time() + 120
     while time.time() < deadline and (not records.exists() or records.stat().st_size < 2000):
@@ -284,6 +315,11 @@ def test_cli_ctrl_c_then_resume(tmp_path):
     assert not (out / "counterfactuals.csv").exists()
     n_saved = len(read_records(records)[0])
     assert n_saved > 0
-    subprocess.run([*args, f"hydra.run.dir={out}", "experiment_params.resume=true"],
-                   check=True, env=env, cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [*args, f"hydra.run.dir={out}", "experiment_params.resume=true"],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+    )
     assert (out / "counterfactuals.csv").read_bytes() == (ref / "counterfactuals.csv").read_bytes()

@@ -560,8 +560,11 @@ def _random_case(seed: int, n_tasks: int = 40):
             Feature("c", Kind.CATEGORICAL, 0.0, 3.0, categories=("p", "q", "r", "s")),
         )
     )
-    rules = [schema, schema.with_rules({"b": Rule.NON_INCREASING, "c": Rule.NO_CHANGE}),
-             schema.with_rules({"a": Rule.NON_DECREASING})]
+    rules = [
+        schema,
+        schema.with_rules({"b": Rule.NON_INCREASING, "c": Rule.NO_CHANGE}),
+        schema.with_rules({"a": Rule.NON_DECREASING}),
+    ]
     X = Xt[rng.integers(0, 200, n_tasks)]
     sets = []
     for t in range(n_tasks):
@@ -615,8 +618,11 @@ def _three_tasks():
     ok = Explanation(CFS, 1, K, 0.5, best_fitness=np.array([3.0, 2.0]), generations=2)
     late = Explanation(CFS, 1, K, 0.0125, reason="time limit", timed_out=True, generations=1)
     crashed = Explanation.empty(3, 1, K, 0.25, reason="failed")
-    results = [NewTaskResult(0, ok), NewTaskResult(1, late),
-               NewTaskResult(2, crashed, error="ValueError: boom\nTraceback ...")]
+    results = [
+        NewTaskResult(0, ok),
+        NewTaskResult(1, late),
+        NewTaskResult(2, crashed, error="ValueError: boom\nTraceback ..."),
+    ]
     return tasks, results
 
 
@@ -676,14 +682,21 @@ def test_real_search_over_its_time_limit_counts_as_failed(cfg_factory):
     comb = Combinations.for_schema(problem.schema, ["none"])
     queries = [0, 3, 5, 10]
     targets = (problem.predict(problem.X_test[queries]) + 1) % problem.n_classes
-    tasks = [Task(i, q, int(t), 0, 0, seed=i)
-             for i, (q, t) in enumerate(zip(queries, targets, strict=True))]
+    tasks = [
+        Task(i, q, int(t), 0, 0, seed=i)
+        for i, (q, t) in enumerate(zip(queries, targets, strict=True))
+    ]
     wctx = WorkerContext(problem, method_factory(cfg.method), None, comb, 3)
     results = run_tasks(tasks, wctx, False, None, progress=False)
     assert all(r.timed_out for r in results)
     assert any(len(r.counterfactuals) for r in results)  # it did return something
-    mctx = MetricContext(problem.schema, problem.X_train, problem.y_train, problem.X_test,
-                         problem.predictor.predict_proba)
+    mctx = MetricContext(
+        problem.schema,
+        problem.X_train,
+        problem.y_train,
+        problem.X_test,
+        problem.predictor.predict_proba,
+    )
     frame = metrics_frame(mctx, tasks, results, 3)
     s = summarize_rows(frame)
     assert s["n_failed"] == s["n_timed_out"] == 4 and s["validity"] == 0.0

@@ -28,8 +28,12 @@ from cfgen.problem import Problem
 ROOT = Path(__file__).resolve().parents[1]
 
 #: a run with the default queries (num_samples 3, seed 42) and the default genetic search
-RUN = ["dataset=diabetes", "experiment_params.num_replications=1",
-       "experiment_params.parallel_replications=false", "output.table=false"]
+RUN = [
+    "dataset=diabetes",
+    "experiment_params.num_replications=1",
+    "experiment_params.parallel_replications=false",
+    "output.table=false",
+]
 
 BOOSTED = ["xgboost", "lightgbm", "hist_gradient_boosting"]
 NOT_TREES = ["logistic_regression", "mlp"]
@@ -38,9 +42,14 @@ NOT_TREES = ["logistic_regression", "mlp"]
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "cfgen", *args,
-                           f"hydra.run.dir={tmp_path / 'run'}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "cfgen", *args, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
@@ -78,8 +87,14 @@ def _check_valid(result, run_dir: Path) -> int:
 def test_preset_runs_end_to_end_with_validity_one(name, tmp_path):
     result = run(compose_config([f"model={name}", *RUN]), tmp_path)
     assert _check_valid(result, tmp_path) > 0
-    for f in ("counterfactuals.csv", "metrics.csv", "changes.csv", "queries.csv",
-              "summary.json", "constraints.json"):
+    for f in (
+        "counterfactuals.csv",
+        "metrics.csv",
+        "changes.csv",
+        "queries.csv",
+        "summary.json",
+        "constraints.json",
+    ):
         assert (tmp_path / f).is_file(), f
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["validity"] == 1.0 and summary["n_failed"] == 0
@@ -94,8 +109,9 @@ def test_preset_runs_end_to_end_with_validity_one(name, tmp_path):
         assert problem.trees is None
     # the predictor the search uses answers the library's own probabilities
     X = problem.X_test[:50]
-    assert np.allclose(problem.predictor.predict_proba(X), problem.model.predict_proba(X),
-                       atol=1e-6)
+    assert np.allclose(
+        problem.predictor.predict_proba(X), problem.model.predict_proba(X), atol=1e-6
+    )
 
 
 def test_cli_xgboost_end_to_end(tmp_path):
@@ -121,8 +137,9 @@ def test_encoded_prep_equals_scikit_learns_column_transformer(name):
     cat = np.flatnonzero(data.schema.categorical).tolist()
     assert bool(cat) == (name == "german_credit")
     ref = ColumnTransformer(
-        [("c", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cat)] if cat
-        else [], remainder=StandardScaler()).fit(data.X_train)
+        [("c", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cat)] if cat else [],
+        remainder=StandardScaler(),
+    ).fit(data.X_train)
     ours = EncodedPrep(cat).fit(data.X_train)
     X = data.X_test.copy()
     if cat:
@@ -134,27 +151,54 @@ def test_encoded_prep_equals_scikit_learns_column_transformer(name):
 
 # ----------------------------------------------------------------------------- any estimator
 def test_model_overrides_rewrites_only_what_needs_it():
-    assert model_overrides(["model._target_=a.B", "model.C=1"]) == \
-        ["model=custom", "++model._target_=a.B", "++model.C=1"]
+    assert model_overrides(["model._target_=a.B", "model.C=1"]) == [
+        "model=custom",
+        "++model._target_=a.B",
+        "++model.C=1",
+    ]
     # a chosen preset keeps its settings; explicit +, ++ and ~ are left alone
-    assert model_overrides(["model=xgboost", "model._target_=a.B", "+model.x=1",
-                            "~model.n_estimators", "++model.y=2", "dataset=iris"]) == \
-        ["model=xgboost", "++model._target_=a.B", "+model.x=1", "~model.n_estimators",
-         "++model.y=2", "dataset=iris"]
+    assert model_overrides(
+        [
+            "model=xgboost",
+            "model._target_=a.B",
+            "+model.x=1",
+            "~model.n_estimators",
+            "++model.y=2",
+            "dataset=iris",
+        ]
+    ) == [
+        "model=xgboost",
+        "++model._target_=a.B",
+        "+model.x=1",
+        "~model.n_estimators",
+        "++model.y=2",
+        "dataset=iris",
+    ]
     assert model_overrides(["model.n_estimators=50"]) == ["++model.n_estimators=50"]
     # the old workaround (deleting the forest's keys) still works: they are not there any more
-    assert model_overrides(["model._target_=a.B", "~model.n_estimators"]) == \
-        ["model=custom", "++model._target_=a.B"]
+    assert model_overrides(["model._target_=a.B", "~model.n_estimators"]) == [
+        "model=custom",
+        "++model._target_=a.B",
+    ]
     assert model_overrides(["-m", "dataset=iris"]) == ["-m", "dataset=iris"]
 
 
 def test_bare_target_logistic_regression_from_the_api(tmp_path):
     """``model._target_=...LogisticRegression``: no random-forest keys are carried over (it
     failed with "unexpected keyword argument 'n_estimators'"), its own arguments reach it."""
-    cfg = compose_config(["model._target_=sklearn.linear_model.LogisticRegression",
-                          "model.C=0.5", "model.max_iter=2000", *RUN])
-    assert dict(cfg.model) == {"_target_": "sklearn.linear_model.LogisticRegression",
-                               "C": 0.5, "max_iter": 2000}
+    cfg = compose_config(
+        [
+            "model._target_=sklearn.linear_model.LogisticRegression",
+            "model.C=0.5",
+            "model.max_iter=2000",
+            *RUN,
+        ]
+    )
+    assert dict(cfg.model) == {
+        "_target_": "sklearn.linear_model.LogisticRegression",
+        "C": 0.5,
+        "max_iter": 2000,
+    }
     result = run(cfg, tmp_path)
     model = result.problem.model
     assert type(model).__name__ == "LogisticRegression" and model.C == 0.5
@@ -173,8 +217,7 @@ def test_bare_target_logistic_regression_from_the_cli(tmp_path):
 def test_unsupported_tree_model_runs_as_a_black_box(tmp_path):
     """LightGBM treating zero as missing is refused by the tree view (cfgen.trees); the model
     is then explained through its own predict_proba, without class bounds."""
-    result = run(compose_config(["model=lightgbm", "model.zero_as_missing=true", *RUN]),
-                 tmp_path)
+    result = run(compose_config(["model=lightgbm", "model.zero_as_missing=true", *RUN]), tmp_path)
     assert result.problem.model.get_params()["zero_as_missing"] is True
     assert result.problem.trees is None
     assert result.summary["bounds_mode"] == "none"
@@ -185,9 +228,18 @@ def test_unsupported_tree_model_runs_as_a_black_box(tmp_path):
 def test_categorical_splits_run_as_a_black_box(tmp_path):
     """HistGradientBoosting with categorical splits (german_credit's codes) is not compiled."""
     over = [o for o in RUN if not o.startswith("dataset=")]
-    result = run(compose_config(["dataset=german_credit", "model=hist_gradient_boosting",
-                                 "model.categorical_features=[0,2,3]",
-                                 "experiment_params.num_samples=1", *over]), tmp_path)
+    result = run(
+        compose_config(
+            [
+                "dataset=german_credit",
+                "model=hist_gradient_boosting",
+                "model.categorical_features=[0,2,3]",
+                "experiment_params.num_samples=1",
+                *over,
+            ]
+        ),
+        tmp_path,
+    )
     assert result.problem.model.is_categorical_.any()
     assert result.problem.trees is None and result.summary["bounds_mode"] == "none"
     assert _check_valid(result, tmp_path) > 0
@@ -198,10 +250,12 @@ def test_a_model_folder_in_config_dir(tmp_path):
     """--config-dir DIR with DIR/model/<name>.yaml adds a preset of your own."""
     conf = tmp_path / "conf" / "model"
     conf.mkdir(parents=True)
-    (conf / "knn.yaml").write_text("_target_: cfgen.models.preprocessed\n"
-                                   "classifier:\n"
-                                   "  _target_: sklearn.neighbors.KNeighborsClassifier\n"
-                                   "  n_neighbors: 7\n")
+    (conf / "knn.yaml").write_text(
+        "_target_: cfgen.models.preprocessed\n"
+        "classifier:\n"
+        "  _target_: sklearn.neighbors.KNeighborsClassifier\n"
+        "  n_neighbors: 7\n"
+    )
     proc = _cli(tmp_path, "--config-dir", str(tmp_path / "conf"), "model=knn", *RUN)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -223,8 +277,9 @@ def test_paper_forest_settings_only_for_random_forest():
     et = compose_config(["model=extra_trees", "dataset=diabetes"]).model
     assert et._target_ == "sklearn.ensemble.ExtraTreesClassifier"
     assert (et.n_estimators, et.max_depth, et.max_features) == (100, None, "sqrt")
-    bare = compose_config(["model._target_=sklearn.ensemble.RandomForestClassifier",
-                           "dataset=diabetes"]).model
+    bare = compose_config(
+        ["model._target_=sklearn.ensemble.RandomForestClassifier", "dataset=diabetes"]
+    ).model
     assert dict(bare) == {"_target_": "sklearn.ensemble.RandomForestClassifier"}
 
 
@@ -234,10 +289,14 @@ def test_misspelt_argument_names_the_key_and_the_closest_one():
     msg = str(err.value)
     assert "\n" not in msg and "model.n_estimator " in msg
     assert "did you mean model.n_estimators?" in msg
-    with pytest.raises(ConfigError, match=r"^model\.n_estimators is not allowed: "
-                       r"LogisticRegression takes no argument 'n_estimators'"):
-        compose_and_validate(["model._target_=sklearn.linear_model.LogisticRegression",
-                              "model.n_estimators=5"])
+    with pytest.raises(
+        ConfigError,
+        match=r"^model\.n_estimators is not allowed: "
+        r"LogisticRegression takes no argument 'n_estimators'",
+    ):
+        compose_and_validate(
+            ["model._target_=sklearn.linear_model.LogisticRegression", "model.n_estimators=5"]
+        )
     with pytest.raises(ConfigError, match=r"^model\._target_ is missing"):
         compose_and_validate(["model=custom"])
     with pytest.raises(ConfigError, match=r"^model\._target_='nope\.Nope' cannot be imported"):
@@ -252,16 +311,28 @@ def compose_and_validate(overrides: list[str]) -> None:
 
 # ----------------------------------------------------------------------------- bad models
 BAD_CONFIG = {
-    "regressor": (["model._target_=sklearn.ensemble.RandomForestRegressor"],
-                  "model: RandomForestRegressor is not a classifier (a regressor)"),
-    "no predict_proba": (["model._target_=sklearn.svm.LinearSVC"],
-                         "model: LinearSVC has no predict_proba"),
-    "multi-output": (["model._target_=sklearn.multioutput.MultiOutputClassifier",
-                      "model.estimator._target_=sklearn.linear_model.LogisticRegression"],
-                     "model: MultiOutputClassifier is a multi-output model"),
-    "pipeline": (["model._target_=cfgen.models.preprocessed",
-                  "model.classifier._target_=sklearn.linear_model.Ridge"],
-                 "model: a Pipeline ending in Ridge is not a classifier (a regressor)"),
+    "regressor": (
+        ["model._target_=sklearn.ensemble.RandomForestRegressor"],
+        "model: RandomForestRegressor is not a classifier (a regressor)",
+    ),
+    "no predict_proba": (
+        ["model._target_=sklearn.svm.LinearSVC"],
+        "model: LinearSVC has no predict_proba",
+    ),
+    "multi-output": (
+        [
+            "model._target_=sklearn.multioutput.MultiOutputClassifier",
+            "model.estimator._target_=sklearn.linear_model.LogisticRegression",
+        ],
+        "model: MultiOutputClassifier is a multi-output model",
+    ),
+    "pipeline": (
+        [
+            "model._target_=cfgen.models.preprocessed",
+            "model.classifier._target_=sklearn.linear_model.Ridge",
+        ],
+        "model: a Pipeline ending in Ridge is not a classifier (a regressor)",
+    ),
 }
 
 
@@ -302,23 +373,43 @@ def _api_models() -> dict[str, tuple[object, str]]:
     X, y = load_iris(return_X_y=True)
     Y2 = np.c_[y, y % 2]
     return {
-        "regressor": (RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y),
-                      "model: RandomForestRegressor is not a classifier (a regressor)"),
-        "no predict_proba": (LinearSVC(random_state=0).fit(X, y),
-                             "model: LinearSVC has no predict_proba"),
-        "multi-output wrapper": (MultiOutputClassifier(RandomForestClassifier(
-            n_estimators=3, random_state=0)).fit(X, Y2),
-            "model: MultiOutputClassifier is a multi-output model"),
-        "multi-output forest": (RandomForestClassifier(n_estimators=3, random_state=0)
-                                .fit(X, Y2), "model: RandomForestClassifier is a multi-output"),
-        "pipeline": (make_pipeline(StandardScaler(), PCA(2)).fit(X, y),
-                     "model: a Pipeline ending in PCA is not a classifier"),
+        "regressor": (
+            RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y),
+            "model: RandomForestRegressor is not a classifier (a regressor)",
+        ),
+        "no predict_proba": (
+            LinearSVC(random_state=0).fit(X, y),
+            "model: LinearSVC has no predict_proba",
+        ),
+        "multi-output wrapper": (
+            MultiOutputClassifier(RandomForestClassifier(n_estimators=3, random_state=0)).fit(
+                X, Y2
+            ),
+            "model: MultiOutputClassifier is a multi-output model",
+        ),
+        "multi-output forest": (
+            RandomForestClassifier(n_estimators=3, random_state=0).fit(X, Y2),
+            "model: RandomForestClassifier is a multi-output",
+        ),
+        "pipeline": (
+            make_pipeline(StandardScaler(), PCA(2)).fit(X, y),
+            "model: a Pipeline ending in PCA is not a classifier",
+        ),
         "unfitted": (RandomForestClassifier(), "model: RandomForestClassifier is not fitted"),
     }
 
 
-@pytest.mark.parametrize("case", ["regressor", "no predict_proba", "multi-output wrapper",
-                                  "multi-output forest", "pipeline", "unfitted"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "regressor",
+        "no predict_proba",
+        "multi-output wrapper",
+        "multi-output forest",
+        "pipeline",
+        "unfitted",
+    ],
+)
 def test_bad_model_from_the_api_is_one_line(case):
     from sklearn.datasets import load_iris
 
@@ -337,8 +428,10 @@ DPG_REFUSED = {
     "logistic_regression": "method.bounds.mode='dpg' needs a tree ensemble",
     "xgboost": "method.bounds.mode='dpg' needs a voting forest",
 }
-ALTERNATIVES = {"logistic_regression": "use method.bounds.mode=auto or none",
-                "xgboost": "use method.bounds.mode=paths, mass or none"}
+ALTERNATIVES = {
+    "logistic_regression": "use method.bounds.mode=auto or none",
+    "xgboost": "use method.bounds.mode=paths, mass or none",
+}
 
 
 @pytest.mark.parametrize("name", list(DPG_REFUSED))

@@ -78,8 +78,14 @@ def test_valid_rows_that_mix_the_query_and_one_neighbour(name):
         assert p.estimator.predict(nn[None])[0] == t
         for m, r in res.items():
             check(p, x, t, r)
-            assert r.n_found == 1 and r.reason is None and r.roles == [
-                {"sparsity": "sparsest", "proximity": "closest", "plausibility": "plausible"}[m]]
+            assert (
+                r.n_found == 1
+                and r.reason is None
+                and r.roles
+                == [
+                    {"sparsity": "sparsest", "proximity": "closest", "plausibility": "plausible"}[m]
+                ]
+            )
             cf = r.counterfactuals[0]
             assert np.all((cf == x) | (cf == nn)) and r.extra["changed"] == np.sum(cf != x)
             assert heom(p, x, cf)[0] <= heom(p, x, nn)[0] + 1e-9
@@ -120,8 +126,11 @@ def test_modes_give_different_rows():
         x, t = other_target(p, q)
         for m, ex in exs.items():
             rows[m].append(ex.explain(x, t, 1, np.random.default_rng(0)).counterfactuals)
-    for a, b in (("sparsity", "proximity"), ("sparsity", "plausibility"),
-                 ("proximity", "plausibility")):
+    for a, b in (
+        ("sparsity", "proximity"),
+        ("sparsity", "plausibility"),
+        ("proximity", "plausibility"),
+    ):
         assert any(not np.array_equal(ra, rb) for ra, rb in zip(rows[a], rows[b], strict=True))
 
 
@@ -191,7 +200,10 @@ def test_time_limit_and_other_reasons():
     assert r.n_found == 0 and "actionability" in r.reason
     petal = [n for n in p.schema.names if "petal" in n]
     sepal_only = p.schema.with_rules({n: "no_change" for n in petal})
-    reasons = {plugin("nice", p, sepal_only).explain(*other_target(p, q), 1,
-                                                     np.random.default_rng(0)).reason
-               for q in range(10)}
+    reasons = {
+        plugin("nice", p, sepal_only)
+        .explain(*other_target(p, q), 1, np.random.default_rng(0))
+        .reason
+        for q in range(10)
+    }
     assert any(r and "no training row" in r for r in reasons)

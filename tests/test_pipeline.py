@@ -48,8 +48,13 @@ def test_iris_end_to_end(cfg_factory, tmp_path):
     assert n > 0
     # 2 queries, 2 other classes each, 2 replications
     assert len(result.tasks) == 8
-    for name in ("counterfactuals.csv", "metrics.csv", "summary.json", "constraints.json",
-                 "config.yaml"):
+    for name in (
+        "counterfactuals.csv",
+        "metrics.csv",
+        "summary.json",
+        "constraints.json",
+        "config.yaml",
+    ):
         assert (tmp_path / name).is_file(), name
     cfs = pd.read_csv(tmp_path / "counterfactuals.csv")
     assert len(cfs) == n
@@ -91,8 +96,14 @@ def test_same_seed_byte_identical(cfg_factory, tmp_path):
 
 
 def test_diabetes_paper_forest(cfg_factory, tmp_path):
-    result = run(cfg_factory("dataset=diabetes", "experiment_params.num_samples=1",
-                             "experiment_params.num_replications=1"), tmp_path)
+    result = run(
+        cfg_factory(
+            "dataset=diabetes",
+            "experiment_params.num_samples=1",
+            "experiment_params.num_replications=1",
+        ),
+        tmp_path,
+    )
     est = result.problem.model
     assert (est.n_estimators, est.max_depth, est.max_features) == (12, 5, None)
     assert est.min_impurity_decrease == 0.01
@@ -100,10 +111,16 @@ def test_diabetes_paper_forest(cfg_factory, tmp_path):
 
 
 def test_plots_and_combinations_file(cfg_factory, tmp_path):
-    result = run(cfg_factory("output.plots=true", "experiment_params.num_samples=1",
-                             "experiment_params.num_replications=1",
-                             "experiment_params.rules=[none,no_change]",
-                             "experiment_params.num_combinations_to_test=2"), tmp_path)
+    result = run(
+        cfg_factory(
+            "output.plots=true",
+            "experiment_params.num_samples=1",
+            "experiment_params.num_replications=1",
+            "experiment_params.rules=[none,no_change]",
+            "experiment_params.num_combinations_to_test=2",
+        ),
+        tmp_path,
+    )
     combos = sorted({t.combination for t in result.tasks})
     tested = json.loads((tmp_path / "combinations.json").read_text())
     assert tested["rules"] == ["none", "no_change"]
@@ -112,7 +129,8 @@ def test_plots_and_combinations_file(cfg_factory, tmp_path):
     for i in combos:  # combination i is i in base 2 over the free features, last fastest
         digits = [(i >> (len(free) - 1 - j)) & 1 for j in range(len(free))]
         assert tested["tested"][str(i)] == {
-            f: ("none", "no_change")[b] for f, b in zip(free, digits, strict=True)}
+            f: ("none", "no_change")[b] for f, b in zip(free, digits, strict=True)
+        }
     names = result.problem.class_names
     t = result.tasks[0]
     stem = f"q{t.query}_to_{names[t.target]}_c{t.combination}"
@@ -128,8 +146,13 @@ def test_plots_and_combinations_file(cfg_factory, tmp_path):
 
 def test_console_script_from_another_directory(tmp_path):
     script = Path(sys.executable).parent / "cfgen"
-    proc = subprocess.run([str(script), "dataset=diabetes", "--cfg", "job"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(script), "dataset=diabetes", "--cfg", "job"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "name: diabetes" in proc.stdout and "n_estimators: 12" in proc.stdout
 
@@ -141,9 +164,12 @@ def test_ranges_and_features_to_vary_hold_in_the_run(cfg_factory, tmp_path):
 
     from cfgen.experiment import run
 
-    cfg = cfg_factory("dataset=german_credit", "dataset.ranges.credit_amount=[500,5000]",
-                      "dataset.ranges.duration_in_month=[6,24]",
-                      "experiment_params.num_samples=6")
+    cfg = cfg_factory(
+        "dataset=german_credit",
+        "dataset.ranges.credit_amount=[500,5000]",
+        "dataset.ranges.duration_in_month=[6,24]",
+        "experiment_params.num_samples=6",
+    )
     res = run(cfg, tmp_path / "ranges")
     cfs, q = res.counterfactuals, pd.read_csv(tmp_path / "ranges" / "queries.csv")
     q = q.set_index("query")
@@ -156,14 +182,19 @@ def test_ranges_and_features_to_vary_hold_in_the_run(cfg_factory, tmp_path):
     assert moved_any > 0
     assert (res.metrics["avg_nbr_violations"] == 0).all()
     free = ["duration_in_month", "credit_amount", "purpose"]
-    cfg = cfg_factory("dataset=german_credit", f"dataset.features_to_vary=[{','.join(free)}]",
-                      "experiment_params.num_samples=6")
+    cfg = cfg_factory(
+        "dataset=german_credit",
+        f"dataset.features_to_vary=[{','.join(free)}]",
+        "experiment_params.num_samples=6",
+    )
     res = run(cfg, tmp_path / "vary")
     q = pd.read_csv(tmp_path / "vary" / "queries.csv").set_index("query")
     for f in res.problem.schema.names:
         if f not in free:
-            assert (res.counterfactuals[f].to_numpy() == q.loc[res.counterfactuals["query"],
-                                                                 f].to_numpy()).all(), f
+            assert (
+                res.counterfactuals[f].to_numpy()
+                == q.loc[res.counterfactuals["query"], f].to_numpy()
+            ).all(), f
 
 
 def test_a_model_no_better_than_a_constant_is_a_loud_warning(tmp_path, cfg_factory):
@@ -174,11 +205,14 @@ def test_a_model_no_better_than_a_constant_is_a_loud_warning(tmp_path, cfg_facto
     from cfgen.experiment import run
 
     rng = np.random.default_rng(0)
-    rows = ["a,b,y"] + [f"{rng.random():.3f},{rng.integers(10)},{int(rng.random() < 0.3)}"
-                        for _ in range(300)]
+    rows = ["a,b,y"] + [
+        f"{rng.random():.3f},{rng.integers(10)},{int(rng.random() < 0.3)}" for _ in range(300)
+    ]
     (tmp_path / "noise.csv").write_text("\n".join(rows) + "\n")
-    res = run(cfg_factory("dataset=csv", f"dataset.file={tmp_path / 'noise.csv'}",
-                          "dataset.target=y"), tmp_path / "run")
+    res = run(
+        cfg_factory("dataset=csv", f"dataset.file={tmp_path / 'noise.csv'}", "dataset.target=y"),
+        tmp_path / "run",
+    )
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert "majority-class rate" in summary["model_warning"]
     assert res.summary["model_warning"] == summary["model_warning"]

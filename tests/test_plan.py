@@ -19,8 +19,10 @@ RULES4 = ("none", "no_change", "non_increasing", "non_decreasing")
 def test_order_is_itertools_product_last_feature_fastest():
     comb = Combinations(("a", "b", "c"), ("none", "no_change", "non_decreasing"))
     assert comb.total == 27
-    expected = [dict(zip(comb.free, map(Rule, p), strict=True))
-                for p in itertools.product(comb.rules, repeat=3)]
+    expected = [
+        dict(zip(comb.free, map(Rule, p), strict=True))
+        for p in itertools.product(comb.rules, repeat=3)
+    ]
     assert [comb[i] for i in range(comb.total)] == expected
     assert comb[0] == {"a": Rule.NONE, "b": Rule.NONE, "c": Rule.NONE}
     assert comb[1] == {"a": Rule.NONE, "b": Rule.NONE, "c": Rule.NO_CHANGE}
@@ -53,13 +55,16 @@ def test_huge_product_is_never_materialised():
         comb.chosen(None)  # half of 4^100
 
 
-@pytest.mark.parametrize("n_free, rules, half", [
-    (0, ("none",), 1),
-    (4, ("none",), 1),  # the default rules=[none]: one combination
-    (4, ("none", "no_change"), 8),
-    (1, ("none", "no_change", "non_increasing"), 1),
-    (3, RULES4, 32),
-])
+@pytest.mark.parametrize(
+    "n_free, rules, half",
+    [
+        (0, ("none",), 1),
+        (4, ("none",), 1),  # the default rules=[none]: one combination
+        (4, ("none", "no_change"), 8),
+        (1, ("none", "no_change", "non_increasing"), 1),
+        (3, RULES4, 32),
+    ],
+)
 def test_null_means_half_at_least_one(n_free, rules, half):
     comb = Combinations(tuple(f"f{i}" for i in range(n_free)), rules)
     chosen = comb.chosen(None, seed=42)
@@ -88,8 +93,13 @@ def test_plan_order_and_seeds():
     assert len(tasks) == 3 * 2 * 2
     assert [t.index for t in tasks] == list(range(12))
     coords = [(t.query, t.target, t.combination, t.replication) for t in tasks]
-    assert coords == [(q, t, c, r) for q, ts in [(3, [0, 2]), (8, [1])] for t in ts
-                      for c in (0, 5) for r in range(2)]
+    assert coords == [
+        (q, t, c, r)
+        for q, ts in [(3, [0, 2]), (8, [1])]
+        for t in ts
+        for c in (0, 5)
+        for r in range(2)
+    ]
     assert all(t.seed == derive_seed(42, *c) for t, c in zip(tasks, coords, strict=True))
     assert len({t.seed for t in tasks}) == len(tasks)
     # a task's seed does not depend on the rest of the plan

@@ -24,8 +24,15 @@ PENALTY = 1e6
 
 
 def _exp(best, mean, extra=None, n_found=3, d=2):
-    return Explanation(np.zeros((n_found, d)), 1, 5, 0.1, best_fitness=np.asarray(best, float),
-                       mean_fitness=np.asarray(mean, float), extra=extra or {})
+    return Explanation(
+        np.zeros((n_found, d)),
+        1,
+        5,
+        0.1,
+        best_fitness=np.asarray(best, float),
+        mean_fitness=np.asarray(mean, float),
+        extra=extra or {},
+    )
 
 
 def test_fitness_series_leaves_the_penalty_out():
@@ -37,24 +44,29 @@ def test_fitness_series_leaves_the_penalty_out():
     assert np.isnan(s.mean[:2]).all() and s.mean[2] == 0.6
     assert s.n_valid is None
     # with the search's own records: the mean over valid individuals and their count
-    book = [{"gen": g, "valid": v, "valid_mean": m} for g, v, m in
-            ((0, 0, np.nan), (1, 4, 1.4), (2, 30, 0.6))]
+    book = [
+        {"gen": g, "valid": v, "valid_mean": m}
+        for g, v, m in ((0, 0, np.nan), (1, 4, 1.4), (2, 30, 0.6))
+    ]
     s = fitness_series(_exp([PENALTY + 0.3, 0.9, 0.5], [PENALTY, 4e5, 0.6], {"logbook": book}))
     assert np.isnan(s.mean[0]) and s.mean[1:].tolist() == [1.4, 0.6]
     assert s.n_valid.tolist() == [0, 4, 30]
 
 
 def test_fitness_figure_one_panel_per_replication_integer_ticks():
-    exps = [_exp([PENALTY + 0.3, 0.9, 0.5, 0.5], [PENALTY, 4e5, 0.6, 0.55]),
-            _exp([0.8, 0.7], [3e5, 2e5]),
-            _exp([PENALTY + 1, PENALTY + 0.5, 1.2], [PENALTY, PENALTY, 9e5], n_found=1)]
+    exps = [
+        _exp([PENALTY + 0.3, 0.9, 0.5, 0.5], [PENALTY, 4e5, 0.6, 0.55]),
+        _exp([0.8, 0.7], [3e5, 2e5]),
+        _exp([PENALTY + 1, PENALTY + 0.5, 1.2], [PENALTY, PENALTY, 9e5], n_found=1),
+    ]
     fig = fitness_figure(exps)
     fig.canvas.draw()
     panels = [a for a in fig.axes if a.get_visible() and a.get_title()]
     assert [a.get_title() for a in panels] == [
         "replication 0: 4 generation(s), 3 found",
         "replication 1: 2 generation(s), 3 found",
-        "replication 2: 3 generation(s), 1 found"]
+        "replication 2: 3 generation(s), 1 found",
+    ]
     for ax in panels:
         ys = np.concatenate([ln.get_ydata() for ln in ax.get_lines()]).astype(float)
         assert np.nanmax(ys) < 10  # the 1e6 penalty is nowhere on the axis
@@ -87,8 +99,12 @@ def german():
 
 def _cell_boxes(fig, gid):
     r = fig.canvas.get_renderer()
-    return [(t, t.get_window_extent(r)) for ax in fig.axes for t in ax.texts
-            if t.get_gid() == gid and t.get_text()]
+    return [
+        (t, t.get_window_extent(r))
+        for ax in fig.axes
+        for t in ax.texts
+        if t.get_gid() == gid and t.get_text()
+    ]
 
 
 def test_real_fitness_plot_has_valid_counts(german):
@@ -116,7 +132,7 @@ def test_change_heatmap_cells_fit_and_colour_bar_is_narrow(german):
     for t, b in boxes:
         assert b.width < cell_px, f"{t.get_text()!r} is wider than its cell"
     for i, (_, a) in enumerate(boxes):
-        for _, b in boxes[i + 1:]:
+        for _, b in boxes[i + 1 :]:
             assert not a.overlaps(b)
     # only the changed features are rows (20 features > 12), and the note says how many hid
     changed = np.abs(e.counterfactuals - x).max(axis=0) > 1e-9
@@ -130,8 +146,16 @@ def test_change_heatmap_cells_fit_and_colour_bar_is_narrow(german):
 def test_class_bounds_categoricals_as_chips_and_numbered_counterfactuals(german):
     data, _, bounds, x, target, exps = german
     e = next(e for e in exps if e.n_found)
-    fig = class_bounds_figure(bounds, data.schema, data.X_train, data.y_train, x,
-                              e.counterfactuals, data.class_names, target=target)
+    fig = class_bounds_figure(
+        bounds,
+        data.schema,
+        data.X_train,
+        data.y_train,
+        x,
+        e.counterfactuals,
+        data.class_names,
+        target=target,
+    )
     fig.canvas.draw()
     numeric_ax, chip_ax = fig.axes
     num_names = [t.get_text() for t in numeric_ax.get_yticklabels()]
@@ -143,7 +167,7 @@ def test_class_bounds_categoricals_as_chips_and_numbered_counterfactuals(german)
     patches = [t.get_bbox_patch().get_window_extent(r) for t, _ in chips]
     for i, a in enumerate(patches):
         assert a.x1 <= fig.bbox.width + 1
-        for b in patches[i + 1:]:
+        for b in patches[i + 1 :]:
             assert not a.overlaps(b)
     # every category the target class allows is a chip, with its label (cut at 28 characters)
     from cfgen.plots.bounds import _cut
@@ -169,13 +193,21 @@ def test_run_plots_file_names(tmp_path, cfg_factory):
     from cfgen.plots.run import slug
 
     assert slug("yes, registered / a b") == "yes_registered_a_b"
-    res = run(cfg_factory("experiment_params.num_samples=1", "experiment_params.num_replications=1",
-                          "experiment_params.target_class=0", "output.plots=true"), tmp_path)
+    res = run(
+        cfg_factory(
+            "experiment_params.num_samples=1",
+            "experiment_params.num_replications=1",
+            "experiment_params.target_class=0",
+            "output.plots=true",
+        ),
+        tmp_path,
+    )
     names = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     q = res.summary["queries"][0]
     t = slug(res.problem.class_names[res.tasks[0].target])
-    assert names == sorted(f"{k}_q{q}_to_{t}_c0.png" for k in ("bounds", "changes", "fitness",
-                                                                "pca"))
+    assert names == sorted(
+        f"{k}_q{q}_to_{t}_c0.png" for k in ("bounds", "changes", "fitness", "pca")
+    )
 
 
 def test_bounds_plot_of_wide_data_keeps_the_features_moved_most(tmp_path, cfg_factory):
@@ -183,13 +215,26 @@ def test_bounds_plot_of_wide_data_keeps_the_features_moved_most(tmp_path, cfg_fa
     from cfgen.experiment import run
     from cfgen.plots.run import MAX_BOUNDS_FEATURES, _bounds_plot, _explanation
 
-    res = run(cfg_factory("dataset=satimage", "experiment_params.num_samples=1",
-                          "experiment_params.num_replications=1"), tmp_path)
+    res = run(
+        cfg_factory(
+            "dataset=satimage",
+            "experiment_params.num_samples=1",
+            "experiment_params.num_replications=1",
+        ),
+        tmp_path,
+    )
     r = next(r for r in res.results if len(r.counterfactuals))
     task = next(t for t in res.tasks if t.index == r.index)
     x = res.problem.X_test[task.query]
-    got = _bounds_plot(lambda *a, **kw: kw, res.bounds, res.problem, x, _explanation(task, r, 5),
-                       tmp_path / "b.png", "q")
+    got = _bounds_plot(
+        lambda *a, **kw: kw,
+        res.bounds,
+        res.problem,
+        x,
+        _explanation(task, r, 5),
+        tmp_path / "b.png",
+        "q",
+    )
     s = res.problem.schema
     move = (np.abs(r.counterfactuals - x) / (s.highs - s.lows)).max(axis=0)
     assert (move > 0).sum() > MAX_BOUNDS_FEATURES  # the case this is about

@@ -48,6 +48,7 @@ def _one_thread():
     with threadpool_limits(1):
         yield
 
+
 # ---------------------------------------------------------------------------------------------
 # fixtures
 
@@ -106,23 +107,43 @@ MODELS = {
     "xt_blobs4": ("blobs4", lambda: ExtraTreeClassifier(max_depth=6, random_state=0)),
     # boosted, binary and multi-class, the project's configs at fewer rounds
     "gb_cancer": ("cancer", lambda: GradientBoostingClassifier(n_estimators=30, random_state=0)),
-    "gb_exp_cancer": ("cancer", lambda: GradientBoostingClassifier(
-        n_estimators=20, loss="exponential", random_state=0)),
+    "gb_exp_cancer": (
+        "cancer",
+        lambda: GradientBoostingClassifier(n_estimators=20, loss="exponential", random_state=0),
+    ),
     "gb_iris": ("iris", lambda: GradientBoostingClassifier(n_estimators=20, random_state=0)),
-    "gb_zero_init_blobs4": ("blobs4", lambda: GradientBoostingClassifier(
-        n_estimators=15, init="zero", max_depth=4, random_state=0)),
-    "hgb_cancer": ("cancer", lambda: HistGradientBoostingClassifier(
-        max_iter=30, early_stopping=False, random_state=0)),
-    "hgb_blobs4": ("blobs4", lambda: HistGradientBoostingClassifier(
-        max_iter=20, early_stopping=False, random_state=0)),
-    "xgb_cancer": ("cancer", lambda: xgb.XGBClassifier(
-        n_estimators=30, max_depth=6, n_jobs=1, random_state=0)),
-    "xgb_blobs4": ("blobs4", lambda: xgb.XGBClassifier(
-        n_estimators=20, max_depth=4, n_jobs=1, random_state=0)),
-    "lgbm_cancer": ("cancer", lambda: lgb.LGBMClassifier(
-        n_estimators=30, n_jobs=1, verbose=-1, random_state=0)),
-    "lgbm_blobs4": ("blobs4", lambda: lgb.LGBMClassifier(
-        n_estimators=20, num_leaves=15, n_jobs=1, verbose=-1, random_state=0)),
+    "gb_zero_init_blobs4": (
+        "blobs4",
+        lambda: GradientBoostingClassifier(
+            n_estimators=15, init="zero", max_depth=4, random_state=0
+        ),
+    ),
+    "hgb_cancer": (
+        "cancer",
+        lambda: HistGradientBoostingClassifier(max_iter=30, early_stopping=False, random_state=0),
+    ),
+    "hgb_blobs4": (
+        "blobs4",
+        lambda: HistGradientBoostingClassifier(max_iter=20, early_stopping=False, random_state=0),
+    ),
+    "xgb_cancer": (
+        "cancer",
+        lambda: xgb.XGBClassifier(n_estimators=30, max_depth=6, n_jobs=1, random_state=0),
+    ),
+    "xgb_blobs4": (
+        "blobs4",
+        lambda: xgb.XGBClassifier(n_estimators=20, max_depth=4, n_jobs=1, random_state=0),
+    ),
+    "lgbm_cancer": (
+        "cancer",
+        lambda: lgb.LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1, random_state=0),
+    ),
+    "lgbm_blobs4": (
+        "blobs4",
+        lambda: lgb.LGBMClassifier(
+            n_estimators=20, num_leaves=15, n_jobs=1, verbose=-1, random_state=0
+        ),
+    ),
 }
 
 
@@ -467,11 +488,14 @@ def test_without_c_compiler_same_results(monkeypatch):
     # numpy emulation of expf give the same bits
     import cfgen.tree_kernels as kernels
 
-    X, y = make_classification(400, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
-                               random_state=2)
-    models = [xgb.XGBClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y % 2),
-              xgb.XGBClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y),
-              GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y)]
+    X, y = make_classification(
+        400, 6, n_informative=4, n_classes=3, n_clusters_per_class=1, random_state=2
+    )
+    models = [
+        xgb.XGBClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y % 2),
+        xgb.XGBClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y),
+        GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y),
+    ]
     with_c = [CompiledEnsemble(m) for m in models]
     monkeypatch.setattr(kernels, "_C_LIB", [None])
     for model, fast in zip(models, with_c, strict=True):
@@ -503,10 +527,14 @@ def test_expf_equals_the_c_library():
     if libm_expf is None:
         pytest.skip("no C math library to compare with (find_library('m') is None)")
     rng = np.random.default_rng(11)
-    x = np.concatenate([
-        rng.uniform(-110.0, 88.7, 20000), rng.normal(0, 1, 20000), rng.normal(0, 1e-4, 5000),
-        [0.0, -0.0, 88.7, -87.3, -103.9, -104.0, 1e-30, -1e-30],
-    ]).astype(np.float32)
+    x = np.concatenate(
+        [
+            rng.uniform(-110.0, 88.7, 20000),
+            rng.normal(0, 1, 20000),
+            rng.normal(0, 1e-4, 5000),
+            [0.0, -0.0, 88.7, -87.3, -103.9, -104.0, 1e-30, -1e-30],
+        ]
+    ).astype(np.float32)
     want = np.array([libm_expf(float(v)) for v in x], dtype=np.float32)
     assert np.array_equal(expf(x), want)
 
@@ -514,8 +542,9 @@ def test_expf_equals_the_c_library():
 def test_models_fitted_on_missing_values():
     # NaN in training: XGBoost / LightGBM learn default directions, HistGB may split "NaN vs
     # every number" at +inf; finite inputs never take those routes, and NaN inputs are refused
-    X, y = make_classification(600, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
-                               random_state=4)
+    X, y = make_classification(
+        600, 6, n_informative=4, n_classes=3, n_clusters_per_class=1, random_state=4
+    )
     Xn = X.copy()
     Xn[np.random.default_rng(0).random(X.shape) < 0.15] = np.nan
     Q = np.vstack([X, _noisy_rows(X)])
@@ -553,9 +582,11 @@ def test_compiled_ensemble_pickles_for_the_workers(kind):
     from cfgen.predictor import CompiledEnsemble
 
     X, y = make_classification(n_samples=300, n_features=6, random_state=0)
-    model = {"rf": RandomForestClassifier(n_estimators=10, random_state=0),
-             "xgb": XGBClassifier(n_estimators=10, n_jobs=1, verbosity=0),
-             "hgb": HistGradientBoostingClassifier(max_iter=10, random_state=0)}[kind].fit(X, y)
+    model = {
+        "rf": RandomForestClassifier(n_estimators=10, random_state=0),
+        "xgb": XGBClassifier(n_estimators=10, n_jobs=1, verbosity=0),
+        "hgb": HistGradientBoostingClassifier(max_iter=10, random_state=0),
+    }[kind].fit(X, y)
     comp = CompiledEnsemble(model)
     back = pickle.loads(pickle.dumps(comp))
     assert back.engine == comp.engine

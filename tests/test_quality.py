@@ -60,12 +60,21 @@ def test_representatives_pick_each_extreme_once_in_select_order():
     bal = np.array([9.0, 1.0, 5.0, 9.0])
     # closest: rows 0 and 3 tie on distance and changes; 3 is more plausible
     assert representatives(dist, changes, impl, bal, "closest") == [
-        (3, "closest"), (1, "sparsest"), (2, "plausible")]
+        (3, "closest"),
+        (1, "sparsest"),
+        (2, "plausible"),
+    ]
     assert representatives(dist, changes, impl, bal, "plausible") == [
-        (2, "plausible"), (3, "closest"), (1, "sparsest")]
+        (2, "plausible"),
+        (3, "closest"),
+        (1, "sparsest"),
+    ]
     # balanced = the sparsest row here: it keeps the first role
     assert representatives(dist, changes, impl, bal, "balanced") == [
-        (1, "balanced"), (3, "closest"), (2, "plausible")]
+        (1, "balanced"),
+        (3, "closest"),
+        (2, "plausible"),
+    ]
 
 
 def test_max_min_diverse_adds_the_farthest_row_and_never_a_copy():
@@ -94,9 +103,17 @@ def test_flip_search_finds_the_enumerated_optimum_on_iris():
     m = ex.metric
     for x, target in queries("iris", 6):
         want, _ = brute_force_closest(prob, x, target, prob.schema)
-        F, n, complete = flip_search(x, target, ex.spaces.build(x, target), m, prob.predictor,
-                                     FlipGrid(prob.predictor.trees, ex.spaces.factor), beam=10**6,
-                                     layers=64, patience=10**6)
+        F, n, complete = flip_search(
+            x,
+            target,
+            ex.spaces.build(x, target),
+            m,
+            prob.predictor,
+            FlipGrid(prob.predictor.trees, ex.spaces.factor),
+            beam=10**6,
+            layers=64,
+            patience=10**6,
+        )
         assert n > 0 and len(F) and complete  # no beam limit: uniform-cost search, exact
         assert np.all(prob.estimator.predict(F) == target)
         got = m.to(m.scaled(F), m.scaled(x)).min()
@@ -166,8 +183,9 @@ def test_closest_member_is_never_closer_than_the_optimum_and_within_tolerance(da
         assert opt.extra["status"] == "optimal"
         e = ga.explain(x, target, 5, np.random.default_rng(q))
         assert e.n_found == 5 and e.roles[0] == "closest"
-        out = assert_no_method_closer(prob, e.counterfactuals, opt.extra["objective"], x=x,
-                                      target=target, schema=prob.schema)
+        out = assert_no_method_closer(
+            prob, e.counterfactuals, opt.extra["objective"], x=x, target=target, schema=prob.schema
+        )
         assert out["compared"] == 5 and out["invalid"] == 0
         if opt.extra["objective"] > 0:
             ratios.append(out["distances"][0] / opt.extra["objective"])
@@ -183,8 +201,10 @@ def test_other_models_get_valid_sets_with_roles(model):
     bounds, _ = resolve_bounds(prob, factory, cfg.method, prob.X_train)
     ex = factory(prob, prob.schema, bounds)
     assert (ex.flips is not None) == (model == "xgboost")
-    for x, target in [(prob.X_test[i], int(1 - prob.estimator.predict(prob.X_test[i:i + 1])[0]))
-                      for i in range(2)]:
+    for x, target in [
+        (prob.X_test[i], int(1 - prob.estimator.predict(prob.X_test[i : i + 1])[0]))
+        for i in range(2)
+    ]:
         e = ex.explain(x, target, 3, np.random.default_rng(1))
         assert e.n_found == 3 and e.roles[0] == "closest" and set(e.roles) <= ROLES
         assert np.all(np.asarray(prob.estimator.predict(e.counterfactuals)) == target)

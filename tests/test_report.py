@@ -92,32 +92,39 @@ def test_mean_ci_matches_t_interval():
 
 def _comp(table: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
     """A long comparison frame from {metric: {dataset: {method: mean}}}."""
-    recs = [{"dataset": d, "method": m, "metric": metric, "mean": v}
-            for metric, per_d in table.items() for d, per_m in per_d.items()
-            for m, v in per_m.items()]
+    recs = [
+        {"dataset": d, "method": m, "metric": metric, "mean": v}
+        for metric, per_d in table.items()
+        for d, per_m in per_d.items()
+        for m, v in per_m.items()
+    ]
     return pd.DataFrame(recs)
 
 
 def test_summary_and_winners_on_a_hand_made_table():
-    comp = _comp({
-        # larger is better
-        "perc_valid_cf_all": {
-            "d1": {"A": 1.0, "B": 0.8, "C": 0.9},  # A best
-            "d2": {"A": 0.6, "B": 0.6, "C": 0.5},  # A and B tie for best
-            "d3": {"A": 0.4, "B": 0.7, "C": 0.7},  # B and C tie for best
-            "d4": {"A": 0.9, "B": np.nan, "C": 0.1},  # B missing: A-vs-B pair not counted
-        },
-        # smaller is better
-        "runtime": {
-            "d1": {"A": 0.1, "B": 1.0, "C": 2.0},
-            "d2": {"A": 0.2, "B": 0.1, "C": 3.0},
-            "d3": {"A": 0.3, "B": 0.9, "C": 0.3},
-            "d4": {"A": 0.4, "B": 0.5, "C": 0.6},
-        },
-    })
+    comp = _comp(
+        {
+            # larger is better
+            "perc_valid_cf_all": {
+                "d1": {"A": 1.0, "B": 0.8, "C": 0.9},  # A best
+                "d2": {"A": 0.6, "B": 0.6, "C": 0.5},  # A and B tie for best
+                "d3": {"A": 0.4, "B": 0.7, "C": 0.7},  # B and C tie for best
+                "d4": {"A": 0.9, "B": np.nan, "C": 0.1},  # B missing: A-vs-B pair not counted
+            },
+            # smaller is better
+            "runtime": {
+                "d1": {"A": 0.1, "B": 1.0, "C": 2.0},
+                "d2": {"A": 0.2, "B": 0.1, "C": 3.0},
+                "d3": {"A": 0.3, "B": 0.9, "C": 0.3},
+                "d4": {"A": 0.4, "B": 0.5, "C": 0.6},
+            },
+        }
+    )
     s = summary_table(comp, ["perc_valid_cf_all", "runtime"], ["A", "B", "C"])
-    got = {(r.metric, r.method_a, r.method_b): (r.wins, r.losses, r.ties, r.n_datasets)
-           for r in s.itertuples()}
+    got = {
+        (r.metric, r.method_a, r.method_b): (r.wins, r.losses, r.ties, r.n_datasets)
+        for r in s.itertuples()
+    }
     # validity A vs B: d1 win, d2 tie, d3 loss, d4 skipped -> 1-1-1 over 3, win rate 1/2
     assert got[("perc_valid_cf_all", "A", "B")] == (1, 1, 1, 3)
     # validity A vs C: d1 win, d2 win, d3 loss, d4 win -> 3-1-0, win rate 3/4
@@ -152,10 +159,13 @@ def test_wilcoxon_over_datasets_with_holm_on_a_hand_made_table():
     ds = [f"d{i}" for i in range(6)]
     margins = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]
     table = {
-        "perc_valid_cf_all": {d: {"A": 0.5 + m, "B": 0.5}
-                              for d, m in zip(ds, margins, strict=True)},
-        "distance_mh": {d: {"A": 2.0 - m if i else 2.0 + m, "B": 2.0}
-                        for i, (d, m) in enumerate(zip(ds, margins, strict=True))},
+        "perc_valid_cf_all": {
+            d: {"A": 0.5 + m, "B": 0.5} for d, m in zip(ds, margins, strict=True)
+        },
+        "distance_mh": {
+            d: {"A": 2.0 - m if i else 2.0 + m, "B": 2.0}
+            for i, (d, m) in enumerate(zip(ds, margins, strict=True))
+        },
         "runtime": {d: {"A": 1.0, "B": 1.0} for d in ds},
     }
     out = wilcoxon_datasets(_comp(table), list(table), [("A", "B")]).set_index("metric")
@@ -178,10 +188,21 @@ TIME_LIMIT = 30.0
 METRIC_COLS = list(PAPER_METRICS) + ["nbr_cf", "distance_mad"]
 
 
-def _write_run(root: Path, name: str, dataset: str, method: str, rows: list[dict], *,
-               bounds_seconds: float = 0.0, finished: bool = True, queries=None,
-               test_accuracy: float = 0.9, uses_bounds: bool | None = None,
-               overrides: list[str] | None = None, time_limit: float | None = TIME_LIMIT) -> Path:
+def _write_run(
+    root: Path,
+    name: str,
+    dataset: str,
+    method: str,
+    rows: list[dict],
+    *,
+    bounds_seconds: float = 0.0,
+    finished: bool = True,
+    queries=None,
+    test_accuracy: float = 0.9,
+    uses_bounds: bool | None = None,
+    overrides: list[str] | None = None,
+    time_limit: float | None = TIME_LIMIT,
+) -> Path:
     d = root / name
     d.mkdir(parents=True)
     frame = pd.DataFrame(rows)
@@ -193,22 +214,32 @@ def _write_run(root: Path, name: str, dataset: str, method: str, rows: list[dict
         "model": {"n_estimators": 10},
         "method": {"name": method, "time_limit": time_limit},
         "constraints": {"mode": "dpg"},
-        "experiment_params": {"seed": 42, "num_counterfactuals": 5, "num_replications": 2,
-                              "target_class": None, "rules": ["none"],
-                              "num_combinations_to_test": 1},
+        "experiment_params": {
+            "seed": 42,
+            "num_counterfactuals": 5,
+            "num_replications": 2,
+            "target_class": None,
+            "rules": ["none"],
+            "num_combinations_to_test": 1,
+        },
     }
     (d / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
     if finished:
-        summary = {"dataset": dataset, "method": method, "bounds_seconds": bounds_seconds,
-                   "uses_bounds": (method == "dpg_ga") if uses_bounds is None else uses_bounds,
-                   "model_seconds": 0.1, "n_tasks": len(rows), "test_accuracy": test_accuracy,
-                   "queries": sorted({r["query"] for r in rows}) if queries is None else queries,
-                   "wall_seconds": 1.0}
+        summary = {
+            "dataset": dataset,
+            "method": method,
+            "bounds_seconds": bounds_seconds,
+            "uses_bounds": (method == "dpg_ga") if uses_bounds is None else uses_bounds,
+            "model_seconds": 0.1,
+            "n_tasks": len(rows),
+            "test_accuracy": test_accuracy,
+            "queries": sorted({r["query"] for r in rows}) if queries is None else queries,
+            "wall_seconds": 1.0,
+        }
         (d / "summary.json").write_text(json.dumps(summary))
     if overrides is not None:
         (d / ".hydra").mkdir()
-        (d / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(
-            overrides)))
+        (d / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
     return d
 
 
@@ -217,8 +248,14 @@ def _rows(rng: np.random.Generator, queries, targets, reps: int, shift: float) -
     for q in queries:
         for t in targets:
             for r in range(reps):
-                row = {"query": q, "target": t, "combination": 0, "replication": r,
-                       "error": "", "timed_out": False}
+                row = {
+                    "query": q,
+                    "target": t,
+                    "combination": 0,
+                    "replication": r,
+                    "error": "",
+                    "timed_out": False,
+                }
                 for m in METRIC_COLS:
                     row[m] = float(rng.uniform(0, 1) + shift)
                 row["perc_valid_cf_all"] = float(rng.choice([0.0, 0.2, 0.6, 1.0]))
@@ -240,17 +277,34 @@ def handmade(tmp_path):
         for method, shift in (("dpg_ga", 0.0), ("dice_random", 0.3)):
             rows = _rows(rng, queries, targets, 2, shift)
             if dataset == "ds_a" and method == "dice_random":
-                rows[0].update(error="RuntimeError: boom", perc_valid_cf_all=np.nan,
-                               distance_mh=np.nan, runtime=0.001)
-                rows[3].update(timed_out=True, perc_valid_cf_all=np.nan, distance_mh=np.nan,
-                               runtime=np.nan)
+                rows[0].update(
+                    error="RuntimeError: boom",
+                    perc_valid_cf_all=np.nan,
+                    distance_mh=np.nan,
+                    runtime=0.001,
+                )
+                rows[3].update(
+                    timed_out=True, perc_valid_cf_all=np.nan, distance_mh=np.nan, runtime=np.nan
+                )
             if dataset == "ds_b" and method == "dpg_ga":
                 rows[5]["distance_mh"] = np.nan
-            _write_run(root, f"{n}_{dataset}_{method}", dataset, method, rows,
-                       bounds_seconds=0.8 if method == "dpg_ga" else 0.5)
+            _write_run(
+                root,
+                f"{n}_{dataset}_{method}",
+                dataset,
+                method,
+                rows,
+                bounds_seconds=0.8 if method == "dpg_ga" else 0.5,
+            )
             n += 1
-    _write_run(root, f"{n}_ds_c_dice_genetic", "ds_c", "dice_genetic",
-               _rows(rng, queries, [1], 1, 0.0), finished=False)
+    _write_run(
+        root,
+        f"{n}_ds_c_dice_genetic",
+        "ds_c",
+        "dice_genetic",
+        _rows(rng, queries, [1], 1, 0.0),
+        finished=False,
+    )
     return root
 
 
@@ -289,8 +343,17 @@ def test_report_tables_recomputed_from_metrics_csv(handmade, tmp_path):
     assert "winners.png" not in written and (out / "report.md").is_file()
 
     comp = pd.read_csv(out / "comparison.csv")
-    assert list(comp.columns) == ["dataset", "method", "metric", "direction", "mean", "std", "n",
-                                  "ci_low", "ci_high"]
+    assert list(comp.columns) == [
+        "dataset",
+        "method",
+        "metric",
+        "direction",
+        "mean",
+        "std",
+        "n",
+        "ci_low",
+        "ci_high",
+    ]
     comp = comp.set_index(["dataset", "method", "metric"])
     for run_dir in sorted(p for p in handmade.iterdir() if (p / "summary.json").exists()):
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -363,8 +426,9 @@ def test_queries_not_shared_are_dropped_with_a_warning(tmp_path):
     rng = np.random.default_rng(1)
     root = tmp_path / "runs"
     _write_run(root, "a", "ds", "dpg_ga", _rows(rng, [1, 2, 3], [0], 1, 0))
-    _write_run(root, "b", "ds", "dice_random", _rows(rng, [1, 2, 3, 4], [0], 1, 0),
-               test_accuracy=0.8)
+    _write_run(
+        root, "b", "ds", "dice_random", _rows(rng, [1, 2, 3, 4], [0], 1, 0), test_accuracy=0.8
+    )
     rep = build_report([root])
     assert sorted(rep.rows["query"].unique()) == [1, 2, 3]
     assert any("queries the others did not" in w for w in rep.warnings)
@@ -438,8 +502,16 @@ def test_paper_preset_sweeps_every_dataset_and_method(datasets_dir):
     assert set(params["dataset"]) == csvs | {"iris"}
     presets = {p.stem for p in (ROOT / "cfgen" / "conf" / "dataset").glob("*.yaml")}
     assert set(params["dataset"]) <= presets
-    assert params["method"] == ["dpg_ga", "dice_random", "dice_genetic", "dice_kdtree",
-                                "nice_sparsity", "nice_proximity", "nice_plausibility", "exact"]
+    assert params["method"] == [
+        "dpg_ga",
+        "dice_random",
+        "dice_genetic",
+        "dice_kdtree",
+        "nice_sparsity",
+        "nice_proximity",
+        "nice_plausibility",
+        "exact",
+    ]
     # the preset's time limit survives choosing another method (experiment after method)
     cfg = _compose_with_hydra(["experiment=paper", "method=dice_genetic"])
     assert cfg.method.name == "dice_genetic" and cfg.method.time_limit == 30
@@ -450,8 +522,14 @@ def test_paper_quick_preset():
     assert cfg.experiment_params.num_samples == 5 and cfg.experiment_params.num_replications == 1
     assert cfg.method.ga.population_size <= 30  # method/ga=quick
     assert _sweep_params(cfg)["dataset"] == ["iris", "education_dataset", "diabetes"]
-    assert _sweep_params(cfg)["method"] == ["dpg_ga_quick", "dice_random", "dice_genetic",
-                                            "dice_kdtree", "nice_sparsity", "exact"]
+    assert _sweep_params(cfg)["method"] == [
+        "dpg_ga_quick",
+        "dice_random",
+        "dice_genetic",
+        "dice_kdtree",
+        "nice_sparsity",
+        "exact",
+    ]
     assert "paper_quick" in cfg.hydra.sweep.dir
 
 
@@ -467,9 +545,13 @@ def test_report_on_a_real_tiny_multirun(cfg_factory, tmp_path):
     job = 0
     for dataset in ("iris", "education_dataset"):
         for mode in ("dpg", "none"):
-            cfg = cfg_factory(f"dataset={dataset}", "method=dpg_ga", f"method/bounds={mode}",
-                              "experiment_params.num_samples=3",
-                              "experiment_params.num_replications=1")
+            cfg = cfg_factory(
+                f"dataset={dataset}",
+                "method=dpg_ga",
+                f"method/bounds={mode}",
+                "experiment_params.num_samples=3",
+                "experiment_params.num_replications=1",
+            )
             run(cfg, root / f"{job}_{dataset}_{mode}")
             job += 1
     rep = build_report([root], label_by=["method.name", "method.bounds.mode"])
@@ -508,11 +590,26 @@ def test_paper_quick_sweep_through_hydra_then_report(tmp_path, datasets_dir):
     pytest.importorskip("dice_ml")
     sweep = tmp_path / "sweep"
     env = {**os.environ, "CFGEN_DATA_DIR": str(datasets_dir)}
-    cmd = [sys.executable, "-m", "cfgen", "-m", "experiment=paper_quick", "dataset=iris",
-           "method=dpg_ga,dice_random", f"hydra.sweep.dir={sweep}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cfgen",
+        "-m",
+        "experiment=paper_quick",
+        "dataset=iris",
+        "method=dpg_ga,dice_random",
+        f"hydra.sweep.dir={sweep}",
+    ]
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
-    out = subprocess.run([sys.executable, "-m", "cfgen.report", str(sweep)], check=True,
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "cfgen.report", str(sweep)],
+        check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert f"report written to {sweep / 'report'}" in out.stdout
     comp = pd.read_csv(sweep / "report" / "comparison.csv")
     assert set(comp["method"]) == {"dpg_ga", "dice_random"}
@@ -528,8 +625,14 @@ def test_a_swept_key_is_a_label_not_a_dropped_run(tmp_path):
     rng = np.random.default_rng(2)
     root = tmp_path / "sweep"
     for job, pop in enumerate((20, 50)):
-        _write_run(root, f"{job}_pop{pop}", "ds", "dpg_ga", _rows(rng, [1, 2, 3], [0], 1, 0),
-                   overrides=["dataset=ds", f"ga.population_size={pop}", "logger=none"])
+        _write_run(
+            root,
+            f"{job}_pop{pop}",
+            "ds",
+            "dpg_ga",
+            _rows(rng, [1, 2, 3], [0], 1, 0),
+            overrides=["dataset=ds", f"ga.population_size={pop}", "logger=none"],
+        )
     rep = build_report([root])
     assert rep.methods == ["dpg_ga/population_size=20", "dpg_ga/population_size=50"]
     assert rep.reference == "dpg_ga/population_size=20"  # the first job's
@@ -544,10 +647,24 @@ def test_any_method_name_and_bounds_from_summary(tmp_path):
     """No method name is special: whichever run says uses_bounds gets the mining time."""
     rng = np.random.default_rng(3)
     root = tmp_path / "runs"
-    _write_run(root, "0_a", "ds", "alpha", _rows(rng, [1, 2], [0], 1, 0), bounds_seconds=0.6,
-               uses_bounds=False)
-    _write_run(root, "1_b", "ds", "beta", _rows(rng, [1, 2], [0], 1, 0), bounds_seconds=0.6,
-               uses_bounds=True)
+    _write_run(
+        root,
+        "0_a",
+        "ds",
+        "alpha",
+        _rows(rng, [1, 2], [0], 1, 0),
+        bounds_seconds=0.6,
+        uses_bounds=False,
+    )
+    _write_run(
+        root,
+        "1_b",
+        "ds",
+        "beta",
+        _rows(rng, [1, 2], [0], 1, 0),
+        bounds_seconds=0.6,
+        uses_bounds=True,
+    )
     rep = build_report([root])
     assert rep.methods == ["alpha", "beta"] and rep.reference == "alpha"
     comp = rep.comparison.set_index(["method", "metric"])["mean"]
@@ -605,8 +722,10 @@ def german_report(tmp_path_factory):
     from cfgen.report.run_report import write_run_report
 
     out = tmp_path_factory.mktemp("german_run")
-    res = run(compose_config([*FAST, "dataset=german_credit",
-                              "experiment_params.num_replications=1"]), out)
+    res = run(
+        compose_config([*FAST, "dataset=german_credit", "experiment_params.num_replications=1"]),
+        out,
+    )
     ensure_change_files(res, out)
     # two small PNGs named as the run's plots are (rendering real ones is the slow, plots test's
     # job): the report must find them by name and embed them byte for byte
@@ -632,8 +751,11 @@ def test_run_report_holds_setup_diffs_metrics_and_plots(german_report):
     assert "<th>time limit per query (s)</th><td>none</td>" in page
     assert "<td>distance_mh</td><td>↓</td>" in page  # metric, direction, meaning
     # every plot of the run is embedded, byte for byte
-    found = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="[^"]*" '
-                       r'data-name="([^"]+)"', page)
+    found = re.findall(
+        r'<img src="data:image/png;base64,([^"]+)" alt="[^"]*" '
+        r'data-name="([^"]+)"',
+        page,
+    )
     embedded = {name: base64.b64decode(b64) for b64, name in found}
     plots = {p.name: p.read_bytes() for p in (out / "plots").glob("*.png")}
     assert len(found) == 2 and embedded == plots
@@ -658,8 +780,15 @@ def test_report_gains_closest_over_optimum_when_exact_ran(cfg_factory, tmp_path)
 
     root = tmp_path / "multirun"
     for job, method in enumerate(("dpg_ga", "exact")):
-        run(cfg_factory("dataset=iris", f"method={method}", "experiment_params.num_samples=3",
-                        "experiment_params.num_replications=1"), root / f"{job}_{method}")
+        run(
+            cfg_factory(
+                "dataset=iris",
+                f"method={method}",
+                "experiment_params.num_samples=3",
+                "experiment_params.num_replications=1",
+            ),
+            root / f"{job}_{method}",
+        )
     rep = build_report([root])
     written = write_report(rep, root / "report", plot=False)
     table = pd.read_csv(written["closest_over_optimum.csv"])

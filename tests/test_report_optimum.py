@@ -11,13 +11,18 @@ from cfgen.report.optimum import closest_over_optimum
 
 def frame():
     rows = [  # dataset, method, query, distance, timed_out
-        ("d", "exact", 0, 2.0, False), ("d", "exact", 1, 4.0, False),
+        ("d", "exact", 0, 2.0, False),
+        ("d", "exact", 1, 4.0, False),
         ("d", "exact", 2, 1.0, True),  # not proven: query 2 is left out
-        ("d", "ga", 0, 2.0, False), ("d", "ga", 1, 5.0, False), ("d", "ga", 2, 1.0, False),
-        ("d", "nice", 0, np.nan, False), ("d", "nice", 1, 8.0, False),
+        ("d", "ga", 0, 2.0, False),
+        ("d", "ga", 1, 5.0, False),
+        ("d", "ga", 2, 1.0, False),
+        ("d", "nice", 0, np.nan, False),
+        ("d", "nice", 1, 8.0, False),
     ]
-    df = pd.DataFrame(rows, columns=["dataset", "method", "query", "distance_search_min",
-                                     "timed_out"])
+    df = pd.DataFrame(
+        rows, columns=["dataset", "method", "query", "distance_search_min", "timed_out"]
+    )
     return df.assign(target=1, combination=0)
 
 

@@ -52,8 +52,9 @@ class SlowExplainer:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         time.sleep(20 if stubborn and self.calls > 2 else self.sleep)
         cfs = x + rng.normal(size=(1 + target % k, self.d))
-        return Explanation(cfs, target, k, self.sleep, None, np.zeros(1), np.zeros(1),
-                           cfs[:1], generations=1)
+        return Explanation(
+            cfs, target, k, self.sleep, None, np.zeros(1), np.zeros(1), cfs[:1], generations=1
+        )
 
 
 def slow_factory(scenario, sleep, parent, ballast, problem, schema, class_bounds):
@@ -110,9 +111,15 @@ def program(scenario: str, out: Path) -> int:
 # ---------------------------------------------------------------------------- helpers
 def start(scenario: str, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    return subprocess.Popen([sys.executable, __file__, scenario, str(out)], env=env, cwd=out,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, __file__, scenario, str(out)],
+        env=env,
+        cwd=out,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def records(out: Path) -> list:
@@ -136,14 +143,17 @@ def _stat(pid: int) -> tuple[int, str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return int(fields[1]), fields[0]
 
 
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid`` (children, grandchildren, ...)."""
-    parents = {int(p.name): s[0] for p in Path("/proc").iterdir()
-               if p.name.isdigit() and (s := _stat(int(p.name))) is not None}
+    parents = {
+        int(p.name): s[0]
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and (s := _stat(int(p.name))) is not None
+    }
     found, frontier = [], [pid]
     while frontier:
         kids = [c for c, pp in parents.items() if pp in frontier]
@@ -181,8 +191,7 @@ def assert_results_match(out: Path) -> int:
     for task, result in saved:
         again = run_task(tasks[result.index], ctx)
         assert tuple(tasks[result.index]) == task
-        assert np.array_equal(again.explanation.counterfactuals,
-                              result.explanation.counterfactuals)
+        assert np.array_equal(again.explanation.counterfactuals, result.explanation.counterfactuals)
     return len(saved)
 
 
@@ -228,7 +237,8 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, leftovers):
     assert "Traceback" not in err, err[-3000:]
     assert err.strip().splitlines()[-1] == (
         "cfgen: terminated (SIGTERM): finished tasks are kept in the run's journal/; rerun the "
-        "same command with experiment_params.resume=true to finish")
+        "same command with experiment_params.resume=true to finish"
+    )
     assert_all_gone(tree)
     assert 4 <= assert_results_match(tmp_path) < 288
 
@@ -252,8 +262,9 @@ def test_ctrl_c_with_workers_that_ignore_sigterm(tmp_path, leftovers, presses):
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     last = err.strip().splitlines()[-1]
-    assert last.startswith("cfgen: interrupted again: exiting now" if presses == 2
-                           else "cfgen: interrupted:"), last
+    assert last.startswith(
+        "cfgen: interrupted again: exiting now" if presses == 2 else "cfgen: interrupted:"
+    ), last
     assert_all_gone(tree)
     assert assert_results_match(tmp_path) >= 4
 

@@ -34,8 +34,16 @@ def iris():
 
 def slurm_run(run_dir, data, tasks, ctx, settings, resume=False, on_result=None):
     with Journal.open(run_dir, {"toy": 1}, data, tasks, resume) as journal:
-        return run_tasks(tasks, ctx, executor="slurm", slurm=settings, journal=journal,
-                         resume=resume, on_result=on_result, progress=False)
+        return run_tasks(
+            tasks,
+            ctx,
+            executor="slurm",
+            slurm=settings,
+            journal=journal,
+            resume=resume,
+            on_result=on_result,
+            progress=False,
+        )
 
 
 # ---------------------------------------------------------------------------- no Slurm needed
@@ -44,8 +52,11 @@ def test_settings_are_checked_with_the_key():
     assert SlurmSettings.from_config({"partition": "cpu", "mem_gb": 1.5}).mem_gb == 1.5
     with pytest.raises(ConfigError, match=r"experiment_params\.slurm\.time_min=0 is not allowed"):
         SlurmSettings.from_config({"time_min": 0})
-    with pytest.raises(ConfigError, match=r"experiment_params\.slurm\.mem=.*not a setting"
-                                          r"|experiment_params\.slurm\.mem is not a setting"):
+    with pytest.raises(
+        ConfigError,
+        match=r"experiment_params\.slurm\.mem=.*not a setting"
+        r"|experiment_params\.slurm\.mem is not a setting",
+    ):
         SlurmSettings.from_config({"mem": 2})
     params = SlurmSettings(partition="cpu", setup=["module load x"]).executor_parameters()
     assert params["slurm_partition"] == "cpu" and params["slurm_setup"] == ["module load x"]
@@ -95,8 +106,12 @@ def test_segments_left_by_an_earlier_attempt(iris, tmp_path):
                 w.append(t, reference[t.index])
             w.close()
         w = segments.SegmentWriter(seg / "2.bin")  # a failed task is not reused
-        w.append(tasks[30], run_tasks([tasks[30]], toy_setup(iris, "raise", 30)[1],
-                                      executor="local", progress=False)[0])
+        w.append(
+            tasks[30],
+            run_tasks(
+                [tasks[30]], toy_setup(iris, "raise", 30)[1], executor="local", progress=False
+            )[0],
+        )
         w.close()
 
     run_dir = tmp_path / "run"
@@ -126,8 +141,14 @@ def node_imports_tests(monkeypatch):
 
 
 def _settings(partition: str, **extra) -> dict:
-    return {"partition": partition, "time_min": 5, "mem_gb": 0.5, "max_parallel": 2,
-            "poll_seconds": 1.0, **extra}
+    return {
+        "partition": partition,
+        "time_min": 5,
+        "mem_gb": 0.5,
+        "max_parallel": 2,
+        "poll_seconds": 1.0,
+        **extra,
+    }
 
 
 @pytest.mark.slurm
@@ -145,8 +166,7 @@ def test_array_gives_the_same_bytes_as_a_local_run(slurm_partition, tmp_path):  
     factory = method_factory(cfg.method)
     bounds, _ = resolve_bounds(problem, factory, cfg.method, problem.X_train)
     queries = choose_queries(len(problem.X_test), 4, None, 42)
-    targets = list(iter_targets(problem.predict(problem.X_test[queries]), problem.n_classes,
-                                None))
+    targets = list(iter_targets(problem.predict(problem.X_test[queries]), problem.n_classes, None))
     comb = Combinations.for_schema(problem.schema, ["none"])
     tasks = plan_tasks(queries, targets, comb.chosen(1), 2, 42)
     ctx = WorkerContext(problem, factory, bounds, comb, cfg.experiment_params.num_counterfactuals)
@@ -154,8 +174,14 @@ def test_array_gives_the_same_bytes_as_a_local_run(slurm_partition, tmp_path):  
     for mode in ("local", "slurm"):
         run_dir = tmp_path / mode
         with Journal.open(run_dir, cfg, problem, tasks, False) as journal:
-            results = run_tasks(tasks, ctx, executor=mode, journal=journal, progress=False,
-                                slurm=_settings(slurm_partition, chunk_seconds=0.02))
+            results = run_tasks(
+                tasks,
+                ctx,
+                executor=mode,
+                journal=journal,
+                progress=False,
+                slurm=_settings(slurm_partition, chunk_seconds=0.02),
+            )
         assert all(r.error is None for r in results), [r.error for r in results if r.error]
         frame = store.counterfactual_frame(problem, tasks, results, problem.predict, "dpg_ga")
         store.write_frame(run_dir / store.COUNTERFACTUALS, frame)
@@ -179,24 +205,32 @@ def _array_id(run_dir: Path, timeout: float = 120) -> str:
 
 
 def _state(job: str) -> str:
-    proc = subprocess.run(["squeue", "-h", "-r", "-j", job, "-o", "%T"], capture_output=True,
-                          text=True, timeout=15)
+    proc = subprocess.run(
+        ["squeue", "-h", "-r", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=15
+    )
     return proc.stdout.strip()
 
 
 @pytest.mark.slurm
-def test_cancelled_array_tasks_fail_and_resume_finishes(slurm_partition, iris, tmp_path,  # noqa: F811
-                                                        node_imports_tests):
+def test_cancelled_array_tasks_fail_and_resume_finishes(
+    slurm_partition,  # noqa: F811
+    iris,
+    tmp_path,
+    node_imports_tests,
+):
     """scancel one running and one pending array task: the run ends (their tasks failed,
     naming the state); the same run with resume=true reruns only those and equals a local run."""
     tasks, ctx = toy_setup(iris, sleep=0.5, replications=1)  # 36 tasks of 0.5 s
-    reference = run_tasks(tasks, toy_setup(iris, sleep=0.0, replications=1)[1],
-                          executor="local", progress=False)
+    reference = run_tasks(
+        tasks, toy_setup(iris, sleep=0.0, replications=1)[1], executor="local", progress=False
+    )
     settings = _settings(slurm_partition, chunk_seconds=3.0)  # ≈ 6 array tasks, 2 at a time
     run_dir = tmp_path / "run"
     out: dict = {}
-    worker = threading.Thread(target=lambda: out.update(
-        results=slurm_run(run_dir, iris, tasks, ctx, settings)), daemon=True)
+    worker = threading.Thread(
+        target=lambda: out.update(results=slurm_run(run_dir, iris, tasks, ctx, settings)),
+        daemon=True,
+    )
     worker.start()
     array = _array_id(run_dir)
     try:
@@ -211,9 +245,11 @@ def test_cancelled_array_tasks_fail_and_resume_finishes(slurm_partition, iris, t
     results = out["results"]
     failed = [r for r in results if r.error is not None]
     # the running one is CANCELLED in sacct; the pending one may never reach accounting
-    assert failed and all("SlurmArrayTaskEnded" in r.error and ("CANCELLED" in r.error or
-                                                               "cancelled while pending" in r.error)
-                          for r in failed)
+    assert failed and all(
+        "SlurmArrayTaskEnded" in r.error
+        and ("CANCELLED" in r.error or "cancelled while pending" in r.error)
+        for r in failed
+    )
     assert any(f"array task {array}_1 ended CANCELLED" in r.error for r in failed)
     assert all(same(r, reference[r.index]) for r in results if r.error is None)
     ran: list = []

@@ -106,14 +106,22 @@ def test_method_factory_builds_dpg_ga_from_its_config():
     assert isinstance(ex.params, GAConfig)
 
 
-@pytest.mark.parametrize("ga, message", [
-    ({"populaton_size": 5}, "method.ga.populaton_size is not a config key (however it is added, "
-                            "+ included); did you mean method.ga.population_size?"),
-    ({"population_size": -5}, "method.ga.population_size=-5 is not allowed: expected >= 2"),
-    ({"population_size": "big"}, "method.ga.population_size='big' is not allowed: expected an "
-                                 "integer"),
-    ({"operators": {"mate": "cxNoSuch"}}, "method.ga.operators.mate='cxNoSuch' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "ga, message",
+    [
+        (
+            {"populaton_size": 5},
+            "method.ga.populaton_size is not a config key (however it is added, "
+            "+ included); did you mean method.ga.population_size?",
+        ),
+        ({"population_size": -5}, "method.ga.population_size=-5 is not allowed: expected >= 2"),
+        (
+            {"population_size": "big"},
+            "method.ga.population_size='big' is not allowed: expected an integer",
+        ),
+        ({"operators": {"mate": "cxNoSuch"}}, "method.ga.operators.mate='cxNoSuch' is not allowed"),
+    ],
+)
 def test_bad_ga_settings_are_one_config_error(ga, message):
     prob, _, bounds = problem("iris")
     with pytest.raises(ConfigError) as err:
@@ -152,8 +160,11 @@ def test_actionability_all_rules_random_queries():
         picks = rng.integers(0, 4, len(names))
         assign = {n: rules[int(i)] for n, i in zip(names, picks, strict=True)}
         schema = data.schema.with_rules(assign)
-        ex = explainer("diabetes", schema=schema, params={"population_size": 20,
-                                                          "max_generations": 6, "patience": 2})
+        ex = explainer(
+            "diabetes",
+            schema=schema,
+            params={"population_size": 20, "max_generations": 6, "patience": 2},
+        )
         q = int(rng.integers(len(data.X_test)))
         x = data.X_test[q]
         t = 1 - int(model.estimator.predict(x[None])[0])
@@ -227,13 +238,15 @@ def test_same_seed_identical_different_seed_differs():
     data, model, _ = problem("german_credit")
     x = data.X_test[5]
     t = 1 - int(model.estimator.predict(x[None])[0])
-    runs = [explainer("german_credit").explain(x, t, 5, np.random.default_rng(s))
-            for s in (11, 11, 12)]
+    runs = [
+        explainer("german_credit").explain(x, t, 5, np.random.default_rng(s)) for s in (11, 11, 12)
+    ]
     a, b, c = (r.counterfactuals for r in runs)
     assert np.array_equal(a, b)
     assert np.array_equal(runs[0].best_fitness, runs[1].best_fitness)
-    assert not np.array_equal(runs[0].best_per_generation, runs[2].best_per_generation) or \
-        not np.array_equal(a, c)
+    assert not np.array_equal(
+        runs[0].best_per_generation, runs[2].best_per_generation
+    ) or not np.array_equal(a, c)
 
 
 def test_time_limit_stops_evolution():
@@ -263,8 +276,9 @@ def test_feature_scale_and_mixed_distance():
 
 def test_search_space_repair_snaps_and_respects_rules():
     data, _, bounds = problem("diabetes")
-    schema = data.schema.with_rules({"Glucose": "non_increasing", "BMI": "non_decreasing",
-                                     "Age": "no_change"})
+    schema = data.schema.with_rules(
+        {"Glucose": "non_increasing", "BMI": "non_decreasing", "Age": "no_change"}
+    )
     x = data.X_test[0].copy()
     x[schema.index("BMI")] += 1e-5  # an off-grid query value stays itself
     space = SearchSpace.build(x, 1, schema, bounds)
@@ -284,8 +298,9 @@ def test_split_edges_follow_sklearn_float32_rule():
     data, model, _ = problem("diabetes")
     edges = SplitEdges.from_estimator(model.estimator, data.schema)
     assert edges is not None
-    thr = np.concatenate([t.tree_.threshold[t.tree_.feature == 1]
-                          for t in model.estimator.estimators_])
+    thr = np.concatenate(
+        [t.tree_.threshold[t.tree_.feature == 1] for t in model.estimator.estimators_]
+    )
     t = np.unique(thr)
     right, left = edges.right[1], edges.left[1]
     assert np.all(right.astype(np.float32).astype(float) > t)

@@ -26,20 +26,32 @@ from cfgen.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLBACK = "++hydra.callbacks.sweep_summary._target_=cfgen.sweep.SweepCallback"
-TINY = ["dataset=iris", "method/ga=quick", "experiment_params.num_samples=1",
-        "experiment_params.num_replications=1", "output.table=false"]
+TINY = [
+    "dataset=iris",
+    "method/ga=quick",
+    "experiment_params.num_samples=1",
+    "experiment_params.num_replications=1",
+    "output.table=false",
+]
 
 
 # ----------------------------------------------------------------------------- helpers --------
 
 
-def run_cfgen(args: list[str], timeout: float, env: dict | None = None,
-              on_start=None) -> tuple[subprocess.CompletedProcess, float]:
+def run_cfgen(
+    args: list[str], timeout: float, env: dict | None = None, on_start=None
+) -> tuple[subprocess.CompletedProcess, float]:
     """``python -m cfgen ARGS`` in its own process group; killed (group) after ``timeout``."""
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "cfgen", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cfgen", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         if on_start is not None:
             on_start(proc)
@@ -53,14 +65,22 @@ def run_cfgen(args: list[str], timeout: float, env: dict | None = None,
 
 
 def sweep_cli(sweep_dir: Path, *extra: str) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, "-m", "cfgen.sweep", str(sweep_dir), *extra],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cfgen.sweep", str(sweep_dir), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 
 def job_dirs(sweep_dir: Path) -> dict[int, Path]:
-    return {int(d.name.split("_", 1)[0]): d for d in sweep_dir.iterdir()
-            if d.is_dir() and d.name.split("_", 1)[0].isdigit()}
+    return {
+        int(d.name.split("_", 1)[0]): d
+        for d in sweep_dir.iterdir()
+        if d.is_dir() and d.name.split("_", 1)[0].isdigit()
+    }
 
 
 # ---------------------------------------------------------------- no Slurm needed -------------
@@ -72,9 +92,17 @@ def test_basic_sweep_lists_the_failed_job(tmp_path):
     (``method/ga=quick`` puts a ``/`` into Hydra's override_dirname: each run directory is
     nested one level deeper, which the summary must still find.)"""
     sweep_dir = tmp_path / "sweep"
-    proc, _ = run_cfgen(["-m", *TINY, "experiment_params.sample_indices=[0],[999]",
-                         "experiment_params.parallel_replications=false",
-                         f"hydra.sweep.dir={sweep_dir}", CALLBACK], timeout=240)
+    proc, _ = run_cfgen(
+        [
+            "-m",
+            *TINY,
+            "experiment_params.sample_indices=[0],[999]",
+            "experiment_params.parallel_replications=false",
+            f"hydra.sweep.dir={sweep_dir}",
+            CALLBACK,
+        ],
+        timeout=240,
+    )
     assert proc.returncode != 0
     assert "the sweep stopped early" in proc.stderr
     assert "failed jobs: #1" in proc.stderr, proc.stderr[-2000:]
@@ -100,21 +128,28 @@ def test_summary_checks_results_not_states(tmp_path):
         jid = f"77_{num}"
         folder = submitted / jid
         folder.mkdir(parents=True)
-        submitit.helpers.DelayedSubmission(len, [f"experiment_params.seed={num}"],
-                                           "hydra.sweep.dir", num, f"job_id_for_{num}",
-                                           {}).dump(folder / f"{jid}_submitted.pkl")
+        submitit.helpers.DelayedSubmission(
+            len, [f"experiment_params.seed={num}"], "hydra.sweep.dir", num, f"job_id_for_{num}", {}
+        ).dump(folder / f"{jid}_submitted.pkl")
         if result is not None:
             with (folder / f"{jid}_0_result.pkl").open("wb") as fh:
                 pickle.dump(result, fh)
         run_dir = sweep_dir / f"{num}_experiment_params.seed={num}"
         run_dir.mkdir(parents=True)
         if summary:
-            (run_dir / "summary.json").write_text(json.dumps({"validity": 0.5, "n_tasks": 2,
-                                                              "n_failed": 0}))
+            (run_dir / "summary.json").write_text(
+                json.dumps({"validity": 0.5, "n_tasks": 2, "n_failed": 0})
+            )
 
     job(0, ("success", JobReturn(status=JobStatus.COMPLETED, _return_value=0.5)), True)
-    job(1, ("success", JobReturn(status=JobStatus.FAILED,
-                                 _return_value=RuntimeError("boom in the job"))), False)
+    job(
+        1,
+        (
+            "success",
+            JobReturn(status=JobStatus.FAILED, _return_value=RuntimeError("boom in the job")),
+        ),
+        False,
+    )
     job(2, ("error", "Traceback (most recent call last):\n  ...\nMemoryError: out of it"), False)
     job(3, None, False)  # no result at all (cancelled, killed, node failure)
     reports = {r.num: r for r in sweep.summarize(sweep_dir, query_scheduler=False)}
@@ -141,14 +176,16 @@ def test_launcher_presets_and_names():
     from cfgen.config import register
 
     assert {"basic", "slurm", "submitit_local", "submitit_slurm"} <= set(
-        group_options("hydra/launcher"))
+        group_options("hydra/launcher")
+    )
     with pytest.raises(ConfigError, match="expected one of basic, slurm, submitit_local"):
         precheck(["-m", "hydra/launcher=nope"])
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["hydra/launcher=slurm"],
-                      return_hydra_config=True)
+        cfg = compose(
+            config_name="config", overrides=["hydra/launcher=slurm"], return_hydra_config=True
+        )
     GlobalHydra.instance().clear()
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
@@ -163,18 +200,28 @@ def test_slurm_launcher_without_sbatch(monkeypatch):
         precheck(["-m", "hydra/launcher=submitit_slurm", *TINY])
 
 
-@pytest.mark.parametrize(("stderr", "expected"), [
-    ("sbatch: error: invalid partition specified: nosuch\n"
-     "sbatch: error: Batch job submission failed: Invalid partition name specified",
-     "hydra.launcher.partition='nosuch' is not accepted by Slurm: sbatch: error: invalid "
-     "partition specified: nosuch"),
-    ("sbatch: error: Batch job submission failed: Requested node configuration is not available",
-     "hydra.launcher.cpus_per_task=4, hydra.launcher.mem_gb=8, hydra.launcher.nodes=1, "
-     "hydra.launcher.tasks_per_node=1: no Slurm node offers these resources"),
-    ("sbatch: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\n"
-     "sbatch: fatal: Could not establish a configuration source",
-     "Slurm is not reachable from this machine: sbatch: fatal: Could not establish"),
-])
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        (
+            "sbatch: error: invalid partition specified: nosuch\n"
+            "sbatch: error: Batch job submission failed: Invalid partition name specified",
+            "hydra.launcher.partition='nosuch' is not accepted by Slurm: sbatch: error: invalid "
+            "partition specified: nosuch",
+        ),
+        (
+            "sbatch: error: Batch job submission failed: "
+            "Requested node configuration is not available",
+            "hydra.launcher.cpus_per_task=4, hydra.launcher.mem_gb=8, hydra.launcher.nodes=1, "
+            "hydra.launcher.tasks_per_node=1: no Slurm node offers these resources",
+        ),
+        (
+            "sbatch: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\n"
+            "sbatch: fatal: Could not establish a configuration source",
+            "Slurm is not reachable from this machine: sbatch: fatal: Could not establish",
+        ),
+    ],
+)
 def test_sbatch_refusal_is_one_line(tmp_path, monkeypatch, stderr, expected):
     """sbatch --test-only's answer (a stand-in sbatch here) becomes one line naming the key.
 
@@ -198,24 +245,41 @@ def test_sbatch_refusal_is_one_line(tmp_path, monkeypatch, stderr, expected):
 def test_sbatch_script_without_slurm(tmp_path, monkeypatch):
     """The precheck's script carries the launcher settings, with no Slurm binary on PATH."""
     monkeypatch.setenv("PATH", str(tmp_path))
-    script = sweep.sbatch_script({"partition": "cpu", "timeout_min": 7, "cpus_per_task": 3,
-                                  "mem_gb": 2, "name": "x", "additional_parameters": {}},
-                                 tmp_path)
-    for flag in ("--partition=cpu", "--time=7", "--cpus-per-task=3", "--mem=2GB",
-                 "--job-name=x"):
+    script = sweep.sbatch_script(
+        {
+            "partition": "cpu",
+            "timeout_min": 7,
+            "cpus_per_task": 3,
+            "mem_gb": 2,
+            "name": "x",
+            "additional_parameters": {},
+        },
+        tmp_path,
+    )
+    for flag in ("--partition=cpu", "--time=7", "--cpus-per-task=3", "--mem=2GB", "--job-name=x"):
         assert f"#SBATCH {flag}\n" in script, script
     # unset keys (the plugin's defaults hold None) are left out, as submitit's AutoExecutor does
-    script = sweep.sbatch_script({"partition": None, "mem_gb": None, "gpus_per_node": None,
-                                  "timeout_min": 5}, tmp_path)
+    script = sweep.sbatch_script(
+        {"partition": None, "mem_gb": None, "gpus_per_node": None, "timeout_min": 5}, tmp_path
+    )
     assert "--mem" not in script and "--partition" not in script and "--time=5\n" in script
 
 
 @pytest.mark.slow
 def test_submitit_local_sweep(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc, seconds = run_cfgen(["-m", "hydra/launcher=submitit_local",
-                               "hydra.launcher.timeout_min=5", *TINY, "experiment_params.seed=1,2",
-                               f"hydra.sweep.dir={sweep_dir}", CALLBACK], timeout=300)
+    proc, seconds = run_cfgen(
+        [
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=5",
+            *TINY,
+            "experiment_params.seed=1,2",
+            f"hydra.sweep.dir={sweep_dir}",
+            CALLBACK,
+        ],
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 jobs, 2 finished, 0 failed" in proc.stdout
     for d in job_dirs(sweep_dir).values():
@@ -230,8 +294,9 @@ def _slurm_unavailable() -> str | None:
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "Slurm is not installed: bash scripts/slurm-local.sh install && ... up"
     try:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True,
-                              timeout=15)
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, timeout=15
+        )
     except subprocess.TimeoutExpired:
         return "Slurm is not up: sinfo did not answer in 15 s (bash scripts/slurm-local.sh up)"
     if proc.returncode != 0 or not proc.stdout.strip():
@@ -249,15 +314,17 @@ def slurm_partition() -> str:
         pytest.skip(reason)
     if os.environ.get("CFGEN_SLURM_PARTITION"):
         return os.environ["CFGEN_SLURM_PARTITION"]
-    out = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True,
-                         timeout=15).stdout.split()
+    out = subprocess.run(
+        ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=15
+    ).stdout.split()
     default = [p for p in out if p.endswith("*")]
     return (default or out)[0].rstrip("*")
 
 
 def _squeue_state(job_id: str) -> str:
-    proc = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True,
-                          text=True, timeout=15)
+    proc = subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=15
+    )
     return proc.stdout.strip()
 
 
@@ -284,18 +351,34 @@ def test_two_job_sweep_on_slurm(slurm_partition, tmp_path):
     from cfgen.tracking import find_offline_runs, read_offline_run
 
     sweep_dir = tmp_path / "sweep"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("WANDB_") and k != "NETRC"}  # no credentials: offline
-    env.update(WANDB_SILENT="true", NETRC=str(tmp_path / "no-netrc"),
-               WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"),
-               WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"),
-               WANDB_DATA_DIR=str(tmp_path / "wandb-data"))
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"
+    }  # no credentials: offline
+    env.update(
+        WANDB_SILENT="true",
+        NETRC=str(tmp_path / "no-netrc"),
+        WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"),
+        WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"),
+        WANDB_DATA_DIR=str(tmp_path / "wandb-data"),
+    )
     try:
         proc, seconds = run_cfgen(
-            ["-m", "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={slurm_partition}",
-             "hydra.launcher.timeout_min=5", "hydra.launcher.cpus_per_task=1",
-             "hydra.launcher.mem_gb=1", *TINY, "experiment_params.seed=1,2", "logger=wandb",
-             f"hydra.sweep.dir={sweep_dir}", CALLBACK], timeout=240, env=env)
+            [
+                "-m",
+                "hydra/launcher=submitit_slurm",
+                f"hydra.launcher.partition={slurm_partition}",
+                "hydra.launcher.timeout_min=5",
+                "hydra.launcher.cpus_per_task=1",
+                "hydra.launcher.mem_gb=1",
+                *TINY,
+                "experiment_params.seed=1,2",
+                "logger=wandb",
+                f"hydra.sweep.dir={sweep_dir}",
+                CALLBACK,
+            ],
+            timeout=240,
+            env=env,
+        )
     except BaseException:
         _cancel_all(sweep_dir)
         raise
@@ -354,11 +437,23 @@ def test_cancelled_job_is_reported_failed(slurm_partition, tmp_path):
 
     try:
         proc, seconds = run_cfgen(
-            ["-m", "hydra/launcher=slurm", f"hydra.launcher.partition={slurm_partition}",
-             "hydra.launcher.timeout_min=5", "hydra.launcher.cpus_per_task=1",
-             "hydra.launcher.mem_gb=1", "hydra.launcher.setup=[sleep 10]", *TINY[1:],
-             "dataset=iris,iris,diabetes", f"hydra.sweep.dir={sweep_dir}", CALLBACK],
-            timeout=240, env=env, on_start=cancel_job_1)
+            [
+                "-m",
+                "hydra/launcher=slurm",
+                f"hydra.launcher.partition={slurm_partition}",
+                "hydra.launcher.timeout_min=5",
+                "hydra.launcher.cpus_per_task=1",
+                "hydra.launcher.mem_gb=1",
+                "hydra.launcher.setup=[sleep 10]",
+                *TINY[1:],
+                "dataset=iris,iris,diabetes",
+                f"hydra.sweep.dir={sweep_dir}",
+                CALLBACK,
+            ],
+            timeout=240,
+            env=env,
+            on_start=cancel_job_1,
+        )
         waited = time.monotonic() - next(iter(cancelled.values()))
         assert proc.returncode != 0
         assert "the sweep stopped early" in proc.stderr
@@ -366,8 +461,9 @@ def test_cancelled_job_is_reported_failed(slurm_partition, tmp_path):
         assert failed_line and "#1" in failed_line[0], proc.stderr[-3000:]
         # the third job may still be finishing when the parent gives up: wait for Slurm's
         # final states (bounded), then summarize
-        _final_states([d.name for d in (sweep_dir / ".submitit").glob("*_*") if d.is_dir()],
-                      timeout=120)
+        _final_states(
+            [d.name for d in (sweep_dir / ".submitit").glob("*_*") if d.is_dir()], timeout=120
+        )
         reports = {r.num: r for r in sweep.summarize(sweep_dir)}
     finally:
         _cancel_all(sweep_dir)
@@ -383,8 +479,16 @@ def test_cancelled_job_is_reported_failed(slurm_partition, tmp_path):
 
 @pytest.mark.slurm
 def test_unknown_partition_is_one_line(slurm_partition, tmp_path):
-    proc, _ = run_cfgen(["-m", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=nosuch",
-                         *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}"], timeout=120)
+    proc, _ = run_cfgen(
+        [
+            "-m",
+            "hydra/launcher=submitit_slurm",
+            "hydra.launcher.partition=nosuch",
+            *TINY,
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

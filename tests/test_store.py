@@ -36,9 +36,16 @@ class NewTaskResult:
 
 def adapt(r: Any, task: Task, k: int) -> NewTaskResult:
     """Old flattened TaskResult -> the new shape."""
-    exp = Explanation(np.asarray(r.counterfactuals), task.target, k, r.seconds, reason=r.reason,
-                      best_fitness=r.best_fitness, generations=r.generations,
-                      timed_out=bool(getattr(r, "timed_out", False)))
+    exp = Explanation(
+        np.asarray(r.counterfactuals),
+        task.target,
+        k,
+        r.seconds,
+        reason=r.reason,
+        best_fitness=r.best_fitness,
+        generations=r.generations,
+        timed_out=bool(getattr(r, "timed_out", False)),
+    )
     return NewTaskResult(r.index, exp, r.error, r.peak_rss, r.pid)
 
 
@@ -52,14 +59,29 @@ def legacy_counterfactual_frame(data, tasks, explanations, predict, method) -> p
         cfs = e.counterfactuals
         frame = data.decode(cfs)
         pred = np.asarray(predict(cfs))
-        meta = pd.DataFrame({"query": t.query, "method": method, "combination": t.combination,
-                             "replication": t.replication, "target": data.class_names[t.target],
-                             "cf": np.arange(len(cfs))})
+        meta = pd.DataFrame(
+            {
+                "query": t.query,
+                "method": method,
+                "combination": t.combination,
+                "replication": t.replication,
+                "target": data.class_names[t.target],
+                "cf": np.arange(len(cfs)),
+            }
+        )
         frame["predicted"] = [data.class_names[int(p)] for p in pred]
         blocks.append(pd.concat([meta, frame], axis=1))
     if not blocks:
-        cols = ["query", "method", "combination", "replication", "target", "cf",
-                *data.schema.names, "predicted"]
+        cols = [
+            "query",
+            "method",
+            "combination",
+            "replication",
+            "target",
+            "cf",
+            *data.schema.names,
+            "predicted",
+        ]
         return pd.DataFrame(columns=cols)
     return pd.concat(blocks, ignore_index=True)
 
@@ -77,8 +99,7 @@ def searched(cfg_factory, dataset: str, n_queries: int, reps: int, *extra: str):
     """Problem and real ``dpg_ga`` results for a small planned run (no class bounds)."""
     cfg, problem = problem_of(cfg_factory, dataset, "method.bounds.mode=none", *extra)
     queries = choose_queries(len(problem.X_test), n_queries, None, 7)
-    targets = list(iter_targets(problem.predict(problem.X_test[queries]), problem.n_classes,
-                                None))
+    targets = list(iter_targets(problem.predict(problem.X_test[queries]), problem.n_classes, None))
     comb = Combinations.for_schema(problem.schema, ["none", "non_increasing"])
     tasks = plan_tasks(queries, targets, comb.chosen(2, seed=7), reps, 7)
     ctx = WorkerContext(problem, method_factory(cfg.method), None, comb, 3)
@@ -134,17 +155,35 @@ def test_no_counterfactuals_gives_the_header(cfg_factory):
     tasks, results = _fabricated(data, np.random.default_rng(0), [0, 0])
     frame = store.counterfactual_frame(data, tasks, results, lambda X: X[:, 0], "m")
     assert frame.empty
-    assert list(frame.columns) == ["query", "method", "combination", "replication", "target",
-                                   "cf", *data.schema.names, "predicted", "role"]
+    assert list(frame.columns) == [
+        "query",
+        "method",
+        "combination",
+        "replication",
+        "target",
+        "cf",
+        *data.schema.names,
+        "predicted",
+        "role",
+    ]
 
 
 def _flat(r: NewTaskResult):
     from cfgen.runner import TaskResult
 
     e = r.explanation
-    return TaskResult(r.index, e.counterfactuals, e.seconds, e.reason, e.generations,
-                      e.best_fitness, e.mean_fitness, e.best_per_generation, r.error,
-                      timed_out=e.timed_out)
+    return TaskResult(
+        r.index,
+        e.counterfactuals,
+        e.seconds,
+        e.reason,
+        e.generations,
+        e.best_fitness,
+        e.mean_fitness,
+        e.best_per_generation,
+        r.error,
+        timed_out=e.timed_out,
+    )
 
 
 def test_write_frame_is_byte_stable(tmp_path, cfg_factory):

@@ -24,21 +24,51 @@ from cfgen.tracking import NullTracker, api_key_configured, resolve_mode
 ROOT = Path(__file__).resolve().parents[1]
 # every summary key docs/tracking.md promises (besides summary.json's own keys)
 SUMMARY_KEYS = {
-    "model/train_accuracy", "model/test_accuracy", "model/seconds",
-    "bounds/mode", "bounds/n_intervals", "bounds/table",
-    "tasks/table", "queries/table",
+    "model/train_accuracy",
+    "model/test_accuracy",
+    "model/seconds",
+    "bounds/mode",
+    "bounds/n_intervals",
+    "bounds/table",
+    "tasks/table",
+    "queries/table",
 }
 TASK_KEYS = {
-    "task/index", "task/query", "task/target", "task/combination", "task/replication",
-    "task/success", "task/generations", "task/n_counterfactuals", "task/n_valid",
-    "task/validity", "task/runtime", "task/failed",
+    "task/index",
+    "task/query",
+    "task/target",
+    "task/combination",
+    "task/replication",
+    "task/success",
+    "task/generations",
+    "task/n_counterfactuals",
+    "task/n_valid",
+    "task/validity",
+    "task/runtime",
+    "task/failed",
 }
-SUMMARY_JSON_KEYS = {"dataset", "method", "train_accuracy", "test_accuracy", "n_tasks",
-                     "n_failed", "validity", "wall_seconds"}
+SUMMARY_JSON_KEYS = {
+    "dataset",
+    "method",
+    "train_accuracy",
+    "test_accuracy",
+    "n_tasks",
+    "n_failed",
+    "validity",
+    "wall_seconds",
+}
 
 
-WANDB_UNSET = ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "WANDB_IDENTITY_TOKEN_FILE",
-               "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_GROUP", "WANDB_TAGS")
+WANDB_UNSET = (
+    "WANDB_API_KEY",
+    "WANDB_MODE",
+    "WANDB_BASE_URL",
+    "WANDB_IDENTITY_TOKEN_FILE",
+    "WANDB_ENTITY",
+    "WANDB_PROJECT",
+    "WANDB_RUN_GROUP",
+    "WANDB_TAGS",
+)
 
 
 def _wandb_vars(tmp: Path) -> dict[str, str]:
@@ -132,8 +162,13 @@ def test_offline_run_logs_the_documented_keys(cfg_factory, wandb_local):
     # the output files as an artifact
     arts = [a for a in logged["artifacts"] if a["type"] == "results"]
     assert len(arts) == 1 and arts[0]["name"] == f"results-{logged['id']}"
-    assert {"summary.json", "counterfactuals.csv", "metrics.csv", "config.yaml",
-            "constraints.json"} <= set(arts[0]["files"])
+    assert {
+        "summary.json",
+        "counterfactuals.csv",
+        "metrics.csv",
+        "config.yaml",
+        "constraints.json",
+    } <= set(arts[0]["files"])
     assert not any(f.startswith("wandb/") for f in arts[0]["files"])
     assert seconds < 30
 
@@ -144,8 +179,9 @@ def test_plots_are_logged_as_images(cfg_factory, wandb_local):
     run_dir = wandb_local / "run"
     (run_dir / "plots").mkdir(parents=True)
     Image.new("RGB", (8, 8), (200, 30, 30)).save(run_dir / "plots" / "fitness.png")
-    cfg = cfg_factory("logger=wandb", "experiment_params.num_samples=1",
-                      "experiment_params.num_replications=1")
+    cfg = cfg_factory(
+        "logger=wandb", "experiment_params.num_samples=1", "experiment_params.num_replications=1"
+    )
     tracker = tracking.make_tracker(cfg, run_dir)
     tracker.log_files(run_dir)
     tracker.finish()
@@ -159,8 +195,15 @@ def test_plots_are_logged_as_images(cfg_factory, wandb_local):
 
 def test_disabled_mode_writes_nothing(cfg_factory, wandb_local):
     run_dir = wandb_local / "run"
-    run(cfg_factory("logger=wandb", "logger.mode=disabled", "experiment_params.num_samples=1",
-                    "experiment_params.num_replications=1"), run_dir)
+    run(
+        cfg_factory(
+            "logger=wandb",
+            "logger.mode=disabled",
+            "experiment_params.num_samples=1",
+            "experiment_params.num_replications=1",
+        ),
+        run_dir,
+    )
     assert (run_dir / "summary.json").is_file()
     assert not find_offline_runs(run_dir)
 
@@ -199,8 +242,9 @@ def test_broken_wandb_import_is_a_warning(cfg_factory, tmp_path, monkeypatch, ca
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
-    cfg = cfg_factory("logger=wandb", "experiment_params.num_samples=1",
-                      "experiment_params.num_replications=1")
+    cfg = cfg_factory(
+        "logger=wandb", "experiment_params.num_samples=1", "experiment_params.num_replications=1"
+    )
     with caplog.at_level("WARNING", logger="cfgen.tracking"):
         tracker = tracking.make_tracker(cfg, tmp_path)
     assert isinstance(tracker, NullTracker)
@@ -222,10 +266,13 @@ def test_wandb_not_installed_is_one_clear_line(monkeypatch, cfg_factory, tmp_pat
 
 
 def test_wandb_not_installed_cli(tmp_path):
-    code = ("import sys; sys.modules['wandb'] = None; sys.argv = ['cfgen', 'logger=wandb']; "
-            "from cfgen.__main__ import main; main()")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    code = (
+        "import sys; sys.modules['wandb'] = None; sys.argv = ['cfgen', 'logger=wandb']; "
+        "from cfgen.__main__ import main; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -241,11 +288,26 @@ def test_online_without_network_keeps_results(tmp_path):
     run_dir = tmp_path / "run"
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "cfgen", "logger=wandb", "logger.mode=online",
-         "logger.init_timeout=3", "method/ga=quick", "experiment_params.num_samples=1",
-         "experiment_params.num_replications=1", "experiment_params.parallel_replications=false",
-         "output.table=false", f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "cfgen",
+            "logger=wandb",
+            "logger.mode=online",
+            "logger.init_timeout=3",
+            "method/ga=quick",
+            "experiment_params.num_samples=1",
+            "experiment_params.num_replications=1",
+            "experiment_params.parallel_replications=false",
+            "output.table=false",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=ROOT,
+    )
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run_dir / "summary.json").is_file() and (run_dir / "counterfactuals.csv").is_file()
@@ -289,10 +351,13 @@ def test_init_timeout_must_be_positive(cfg_factory):
 
 
 def test_logging_libraries_are_lazy():
-    code = ("import sys, cfgen.__main__, cfgen.experiment, cfgen.tracking, cfgen.sweep; "
-            "print(sorted(m for m in ('wandb', 'submitit') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True)
+    code = (
+        "import sys, cfgen.__main__, cfgen.experiment, cfgen.tracking, cfgen.sweep; "
+        "print(sorted(m for m in ('wandb', 'submitit') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert proc.stdout.strip() == "[]"
 
 
@@ -304,8 +369,12 @@ def test_multirun_job_is_grouped_by_its_sweep(cfg_factory, wandb_local, monkeypa
     sweep_dir = str(wandb_local / "multirun" / "2026-01-31" / "12-00-00")
     monkeypatch.setattr(tracking, "_multirun_context", lambda: (sweep_dir, "1_seed=2"))
     run_dir = wandb_local / "job"
-    cfg = cfg_factory("logger=wandb", "experiment_params.num_samples=1",
-                      "experiment_params.num_replications=1", "logger.tags=[a,iris]")
+    cfg = cfg_factory(
+        "logger=wandb",
+        "experiment_params.num_samples=1",
+        "experiment_params.num_replications=1",
+        "logger.tags=[a,iris]",
+    )
     tracking.make_tracker(cfg, run_dir).finish()
     logged = read_offline_run(run_dir)
     assert logged["group"] == sweep_dir and logged["job_type"] == "multirun"

@@ -32,6 +32,7 @@ def _one_thread():
     with threadpool_limits(1):
         yield
 
+
 MAKERS = {
     "rf": lambda: RandomForestClassifier(n_estimators=12, max_depth=6, random_state=0),
     "et": lambda: ExtraTreesClassifier(n_estimators=12, max_depth=6, random_state=0),
@@ -39,17 +40,20 @@ MAKERS = {
     "xt": lambda: ExtraTreeClassifier(max_depth=7, random_state=0),
     "gb": lambda: GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0),
     "gb_exp": lambda: GradientBoostingClassifier(
-        n_estimators=15, loss="exponential", random_state=0),
+        n_estimators=15, loss="exponential", random_state=0
+    ),
     "hgb": lambda: HistGradientBoostingClassifier(max_iter=15, random_state=0),
     "xgb": lambda: xgb.XGBClassifier(n_estimators=15, max_depth=4, n_jobs=1, random_state=0),
-    "lgbm": lambda: lgb.LGBMClassifier(n_estimators=15, num_leaves=15, verbose=-1, n_jobs=1,
-                                       random_state=0),
+    "lgbm": lambda: lgb.LGBMClassifier(
+        n_estimators=15, num_leaves=15, verbose=-1, n_jobs=1, random_state=0
+    ),
 }
 
 
 def _data(n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    return make_classification(600, 7, n_informative=5, n_classes=n_classes,
-                               n_clusters_per_class=1, random_state=n_classes)
+    return make_classification(
+        600, 7, n_informative=5, n_classes=n_classes, n_clusters_per_class=1, random_state=n_classes
+    )
 
 
 CASES = [(name, k) for name in MAKERS for k in (2, 3) if not (name == "gb_exp" and k == 3)]
@@ -187,12 +191,14 @@ def _fitted_unsupported():
         yield xgb.XGBClassifier(n_estimators=2, booster="gblinear").fit(X, y)
         yield xgb.XGBClassifier(n_estimators=2, missing=0.0).fit(X, y)
         cat = np.c_[X[:, :3], (X[:, 3] > 0).astype(int) + (X[:, 4] > 0)]
-        yield lgb.LGBMClassifier(n_estimators=3, verbose=-1, min_data_per_group=5,
-                                 cat_smooth=1).fit(cat, y, categorical_feature=[3])
+        yield lgb.LGBMClassifier(
+            n_estimators=3, verbose=-1, min_data_per_group=5, cat_smooth=1
+        ).fit(cat, y, categorical_feature=[3])
         yield HistGradientBoostingClassifier(max_iter=3, categorical_features=[3]).fit(cat, y)
         yield lgb.LGBMClassifier(n_estimators=3, verbose=-1, linear_tree=True).fit(X, y)
         yield lgb.LGBMClassifier(n_estimators=3, verbose=-1, zero_as_missing=True).fit(
-            np.where(X > 0.5, 0.0, X), y)
+            np.where(X > 0.5, 0.0, X), y
+        )
         yield object()
 
 
@@ -210,8 +216,9 @@ def test_unsupported_models_raise_one_line():
 # --------------------------------------------------------------------------- the split grid
 
 
-@pytest.mark.parametrize("name,k", [(n, k) for n, k in CASES if n in ("rf", "gb", "hgb", "xgb",
-                                                                        "lgbm")])
+@pytest.mark.parametrize(
+    "name,k", [(n, k) for n, k in CASES if n in ("rf", "gb", "hgb", "xgb", "lgbm")]
+)
 def test_split_edges_keep_the_library_prediction(name, k):
     # moving a feature anywhere between the right edge of one threshold and the left edge of the
     # next (on the data's decimal grid) never changes the library's own prediction
@@ -223,9 +230,18 @@ def test_split_edges_keep_the_library_prediction(name, k):
         warnings.simplefilter("ignore")
         model = MAKERS[name]().fit(X, y)
     decimals = 3
-    schema = FeatureSchema(tuple(
-        Feature(f"f{j}", Kind.CONTINUOUS, float(X[:, j].min()), float(X[:, j].max()),
-                decimals=decimals) for j in range(X.shape[1])))
+    schema = FeatureSchema(
+        tuple(
+            Feature(
+                f"f{j}",
+                Kind.CONTINUOUS,
+                float(X[:, j].min()),
+                float(X[:, j].max()),
+                decimals=decimals,
+            )
+            for j in range(X.shape[1])
+        )
+    )
     edges = SplitEdges.from_ensemble(model, schema)
     ens = TreeEnsemble.from_model(model)
     grid = ens.feature_thresholds()
@@ -235,7 +251,7 @@ def test_split_edges_keep_the_library_prediction(name, k):
     for j in range(X.shape[1]):
         t, left, right = grid[j], edges.left[j], edges.right[j]
         assert np.all(ens.cast(right) > t) and np.all(ens.cast(left) <= t)
-        assert np.allclose(right - left, 10.0 ** -decimals)  # adjacent grid values
+        assert np.allclose(right - left, 10.0**-decimals)  # adjacent grid values
         for i in range(len(t) - 1):
             if right[i] <= left[i + 1]:  # a segment holding at least one grid value
                 for r in base[:2]:
@@ -258,8 +274,9 @@ def test_split_edges_refuse_unsupported_models_with_the_shared_line():
 
     X, y = _data(2)
     lr = LogisticRegression(max_iter=300).fit(X, y)
-    schema = FeatureSchema(tuple(Feature(f"f{j}", Kind.CONTINUOUS, -5.0, 5.0)
-                                 for j in range(X.shape[1])))
+    schema = FeatureSchema(
+        tuple(Feature(f"f{j}", Kind.CONTINUOUS, -5.0, 5.0) for j in range(X.shape[1]))
+    )
     with pytest.raises(UnsupportedModel) as want:
         TreeEnsemble.from_model(lr)
     with pytest.raises(UnsupportedModel) as got:

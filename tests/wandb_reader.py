@@ -55,14 +55,28 @@ def read_offline_run(path: str | Path, wait: float = 10.0) -> dict[str, Any]:
         path = files[0]
     if wait > 0:
         wait_until_complete(path.parent, timeout=wait)
-    out: dict[str, Any] = {"config": {}, "summary": {}, "history": [], "artifacts": [],
-                           "files": [], "tags": [], "exit_code": None}
+    out: dict[str, Any] = {
+        "config": {},
+        "summary": {},
+        "history": [],
+        "artifacts": [],
+        "files": [],
+        "tags": [],
+        "exit_code": None,
+    }
     for rec in _records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             r = rec.run
-            out.update(id=r.run_id, project=r.project, entity=r.entity, group=r.run_group,
-                       job_type=r.job_type, name=r.display_name, tags=list(r.tags))
+            out.update(
+                id=r.run_id,
+                project=r.project,
+                entity=r.entity,
+                group=r.run_group,
+                job_type=r.job_type,
+                name=r.display_name,
+                tags=list(r.tags),
+            )
             for item in r.config.update:
                 _apply(out["config"], item)
         elif kind == "config":
@@ -82,8 +96,9 @@ def read_offline_run(path: str | Path, wait: float = 10.0) -> dict[str, Any]:
             out["history"].append(row)
         elif kind == "artifact":
             a = rec.artifact
-            out["artifacts"].append({"name": a.name, "type": a.type,
-                                     "files": [c.path for c in a.manifest.contents]})
+            out["artifacts"].append(
+                {"name": a.name, "type": a.type, "files": [c.path for c in a.manifest.contents]}
+            )
         elif kind == "files":
             out["files"].extend(f.path for f in rec.files.files)
         elif kind == "exit":

@@ -44,14 +44,17 @@ class ReconstructionError:
         self._scaler = MinMaxScaler().fit(X_train[:, self._num_idx]) if self._num_idx.size else None
         self._onehot = None
         if self._cat_idx.size:
-            cats = [np.arange(len(schema.features[j].categories), dtype=float)
-                    for j in self._cat_idx]
-            self._onehot = OneHotEncoder(categories=cats, handle_unknown="ignore",
-                                         sparse_output=False).fit(X_train[:, self._cat_idx])
+            cats = [
+                np.arange(len(schema.features[j].categories), dtype=float) for j in self._cat_idx
+            ]
+            self._onehot = OneHotEncoder(
+                categories=cats, handle_unknown="ignore", sparse_output=False
+            ).fit(X_train[:, self._cat_idx])
         Z = self.transform(X_train)
         layers = tuple(hidden) if hidden else (max(2, Z.shape[1] // 2),)
-        self.network = MLPRegressor(hidden_layer_sizes=layers, max_iter=max_iter,
-                                    random_state=int(seed))
+        self.network = MLPRegressor(
+            hidden_layer_sizes=layers, max_iter=max_iter, random_state=int(seed)
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.network.fit(Z, Z)

@@ -113,13 +113,29 @@ class EncodedModel:
 
 
 STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
-    "random": ("sample_size", "stopping_threshold", "posthoc_sparsity_param",
-               "posthoc_sparsity_algorithm"),
-    "genetic": ("initialization", "proximity_weight", "sparsity_weight", "diversity_weight",
-                "categorical_penalty", "maxiterations", "stopping_threshold",
-                "posthoc_sparsity_param", "posthoc_sparsity_algorithm"),
-    "kdtree": ("sparsity_weight", "stopping_threshold", "posthoc_sparsity_param",
-               "posthoc_sparsity_algorithm"),
+    "random": (
+        "sample_size",
+        "stopping_threshold",
+        "posthoc_sparsity_param",
+        "posthoc_sparsity_algorithm",
+    ),
+    "genetic": (
+        "initialization",
+        "proximity_weight",
+        "sparsity_weight",
+        "diversity_weight",
+        "categorical_penalty",
+        "maxiterations",
+        "stopping_threshold",
+        "posthoc_sparsity_param",
+        "posthoc_sparsity_algorithm",
+    ),
+    "kdtree": (
+        "sparsity_weight",
+        "stopping_threshold",
+        "posthoc_sparsity_param",
+        "posthoc_sparsity_algorithm",
+    ),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "posthoc_sparsity_algorithm": ("linear", "binary"),
@@ -134,10 +150,12 @@ def _check_options(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
         if key not in STRATEGY_OPTIONS[strategy]:
             raise ConfigError(
                 f"method.{key}={value!r} is not allowed for strategy {strategy}: it takes "
-                f"{', '.join(STRATEGY_OPTIONS[strategy])}")
+                f"{', '.join(STRATEGY_OPTIONS[strategy])}"
+            )
         if key in CHOICES and value not in CHOICES[key]:
-            raise ConfigError(f"method.{key}={value!r} is not allowed: expected one of "
-                              f"{', '.join(CHOICES[key])}")
+            raise ConfigError(
+                f"method.{key}={value!r} is not allowed: expected one of {', '.join(CHOICES[key])}"
+            )
         if key in ("sample_size", "maxiterations"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"method.{key}={value!r} is not allowed: expected an int >= 1")
@@ -185,17 +203,27 @@ class DiceExplainer:
         maxiterations: int | None = None,
     ) -> None:
         if strategy not in STRATEGIES:
-            raise ConfigError(f"method.strategy={strategy!r} is not allowed: expected one of "
-                              f"{', '.join(STRATEGIES)}")
+            raise ConfigError(
+                f"method.strategy={strategy!r} is not allowed: expected one of "
+                f"{', '.join(STRATEGIES)}"
+            )
         if time_limit is not None and not time_limit > 0:
             raise ConfigError(f"method.time_limit={time_limit!r} is not allowed: expected > 0")
-        self.options = _check_options(strategy, dict(
-            sample_size=sample_size, stopping_threshold=stopping_threshold,
-            posthoc_sparsity_param=posthoc_sparsity_param,
-            posthoc_sparsity_algorithm=posthoc_sparsity_algorithm,
-            initialization=initialization, proximity_weight=proximity_weight,
-            sparsity_weight=sparsity_weight, diversity_weight=diversity_weight,
-            categorical_penalty=categorical_penalty, maxiterations=maxiterations))
+        self.options = _check_options(
+            strategy,
+            dict(
+                sample_size=sample_size,
+                stopping_threshold=stopping_threshold,
+                posthoc_sparsity_param=posthoc_sparsity_param,
+                posthoc_sparsity_algorithm=posthoc_sparsity_algorithm,
+                initialization=initialization,
+                proximity_weight=proximity_weight,
+                sparsity_weight=sparsity_weight,
+                diversity_weight=diversity_weight,
+                categorical_penalty=categorical_penalty,
+                maxiterations=maxiterations,
+            ),
+        )
         import dice_ml  # lazy: only DiCE runs pay for it
 
         self._dice_ml = dice_ml
@@ -208,18 +236,22 @@ class DiceExplainer:
         self.n_classes = int(problem.n_classes)
         self.model = EncodedModel(self.estimator, schema, self.n_classes)
         self._decimals = np.array(
-            [f.decimals if f.kind is Kind.CONTINUOUS else 0 for f in schema.features])
+            [f.decimals if f.kind is Kind.CONTINUOUS else 0 for f in schema.features]
+        )
         frame = self.decode(np.asarray(problem.X_train, dtype=float))
         frame[OUTCOME] = np.asarray(problem.y_train).astype(int)
         continuous = [f.name for f in schema.features if f.kind is not Kind.CATEGORICAL]
-        precision = {
-            f.name: int(f.decimals) for f in schema.features if f.kind is Kind.CONTINUOUS}
+        precision = {f.name: int(f.decimals) for f in schema.features if f.kind is Kind.CONTINUOUS}
         with _quiet():
             self._data = dice_ml.Data(
-                dataframe=frame, continuous_features=continuous, outcome_name=OUTCOME,
-                continuous_features_precision=precision)
-            self._model = dice_ml.Model(model=self.model, backend="sklearn",
-                                        model_type="classifier")
+                dataframe=frame,
+                continuous_features=continuous,
+                outcome_name=OUTCOME,
+                continuous_features_precision=precision,
+            )
+            self._model = dice_ml.Model(
+                model=self.model, backend="sklearn", model_type="classifier"
+            )
         self._dice: Any = None
 
     # ------------------------------------------------------------------ encoding
@@ -252,7 +284,7 @@ class DiceExplainer:
                 vary.append(f.name)
             lo, hi = float(box.lo[j]), float(box.hi[j])
             if f.kind is Kind.CATEGORICAL:
-                permitted[f.name] = list(f.categories[int(lo):int(hi) + 1])
+                permitted[f.name] = list(f.categories[int(lo) : int(hi) + 1])
             elif f.kind is Kind.INTEGER:
                 permitted[f.name] = [int(lo), int(hi)]
             else:
@@ -280,19 +312,30 @@ class DiceExplainer:
         x = np.asarray(x, dtype=float).ravel()
         target = int(target)
 
-        def done(cfs: np.ndarray, reason: str | None = None, timed_out: bool = False,
-                 **extra: Any) -> Explanation:
+        def done(
+            cfs: np.ndarray, reason: str | None = None, timed_out: bool = False, **extra: Any
+        ) -> Explanation:
             extra.update(method=self.name, model_calls=self.model.calls, timed_out=timed_out)
             if reason is None and len(cfs) < k:
-                reason = (f"DiCE {self.strategy} returned {extra.get('returned', 0)} rows, "
-                          f"{len(cfs)} valid and distinct (asked for {k})")
-            return Explanation(cfs, target, k, time.perf_counter() - start, reason=reason,
-                               timed_out=timed_out, extra=extra)
+                reason = (
+                    f"DiCE {self.strategy} returned {extra.get('returned', 0)} rows, "
+                    f"{len(cfs)} valid and distinct (asked for {k})"
+                )
+            return Explanation(
+                cfs,
+                target,
+                k,
+                time.perf_counter() - start,
+                reason=reason,
+                timed_out=timed_out,
+                extra=extra,
+            )
 
         empty = np.empty((0, self.d))
         if not 0 <= target < self.n_classes:
             raise ConfigError(
-                f"target={target} is not allowed: expected a class 0..{self.n_classes - 1}")
+                f"target={target} is not allowed: expected a class 0..{self.n_classes - 1}"
+            )
         self.model.calls = 0
         if int(np.asarray(self.estimator.predict(x[None, :]))[0]) == target:
             return done(empty, "query is already in the target class")
@@ -304,8 +347,12 @@ class DiceExplainer:
             return done(empty, "no feature may change under the actionability rules")
         seed = int(rng.integers(2**32 - 1))
         kwargs: dict[str, Any] = dict(
-            total_CFs=int(k), desired_class=target, features_to_vary=vary,
-            permitted_range=permitted, **self.options)
+            total_CFs=int(k),
+            desired_class=target,
+            features_to_vary=vary,
+            permitted_range=permitted,
+            **self.options,
+        )
         if self.strategy == "random":
             kwargs["random_seed"] = seed
         try:
@@ -351,7 +398,10 @@ class DiceExplainer:
 def _quiet():
     """Silence DiCE's prints, progress bars and library warnings for one call."""
     sink = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), \
-            contextlib.redirect_stderr(sink):
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+    ):
         warnings.simplefilter("ignore")
         yield

@@ -50,8 +50,11 @@ from cfgen.explanation import Explanation
 from cfgen.schema import FeatureSchema
 
 MODES: tuple[str, ...] = ("sparsity", "proximity", "plausibility")
-ROLES: dict[str, str] = {"sparsity": "sparsest", "proximity": "closest",
-                         "plausibility": "plausible"}
+ROLES: dict[str, str] = {
+    "sparsity": "sparsest",
+    "proximity": "closest",
+    "plausibility": "plausible",
+}
 NORMALIZATIONS: tuple[str, ...] = ("minmax", "std")
 
 
@@ -88,8 +91,9 @@ def _reachable_neighbour(nice_module: Any, data: Any, metric: Any) -> Any:
         def find_neighbour(self, X: np.ndarray) -> np.ndarray:
             candidates = self.data.candidates_view
             if self.box is not None:
-                candidates = project_candidates(candidates, self.box, self.data.predict_fn,
-                                                self.data.target_class)
+                candidates = project_candidates(
+                    candidates, self.box, self.data.predict_fn, self.data.target_class
+                )
             if not len(candidates):
                 raise NoCandidate
             distances = self.distance_metric.measure(X, candidates)
@@ -99,8 +103,9 @@ def _reachable_neighbour(nice_module: Any, data: Any, metric: Any) -> Any:
     return ReachableNeighbour(data, metric)
 
 
-def project_candidates(candidates: np.ndarray, box: Box, predict_fn: Any,
-                       target_class: Sequence[int]) -> np.ndarray:
+def project_candidates(
+    candidates: np.ndarray, box: Box, predict_fn: Any, target_class: Sequence[int]
+) -> np.ndarray:
     """Candidates clipped into ``box``; a clipped row stays only if still in ``target_class``.
 
     Rows already inside the box are kept as they are (NICE's own candidates); a row the rules
@@ -115,20 +120,29 @@ def project_candidates(candidates: np.ndarray, box: Box, predict_fn: Any,
     return projected[keep]
 
 
-def _check_settings(mode: str, time_limit: float | None, num_normalization: str,
-                    autoencoder_max_iter: int) -> None:
+def _check_settings(
+    mode: str, time_limit: float | None, num_normalization: str, autoencoder_max_iter: int
+) -> None:
     if mode not in MODES:
-        raise ConfigError(f"method.mode={mode!r} is not allowed: expected one of "
-                          f"{', '.join(MODES)}")
+        raise ConfigError(
+            f"method.mode={mode!r} is not allowed: expected one of {', '.join(MODES)}"
+        )
     if time_limit is not None and not time_limit > 0:
         raise ConfigError(f"method.time_limit={time_limit!r} is not allowed: expected > 0")
     if num_normalization not in NORMALIZATIONS:
-        raise ConfigError(f"method.num_normalization={num_normalization!r} is not allowed: "
-                          f"expected one of {', '.join(NORMALIZATIONS)}")
-    if isinstance(autoencoder_max_iter, bool) or not isinstance(autoencoder_max_iter, int) \
-            or autoencoder_max_iter < 1:
-        raise ConfigError(f"method.autoencoder_max_iter={autoencoder_max_iter!r} is not "
-                          "allowed: expected an int >= 1")
+        raise ConfigError(
+            f"method.num_normalization={num_normalization!r} is not allowed: "
+            f"expected one of {', '.join(NORMALIZATIONS)}"
+        )
+    if (
+        isinstance(autoencoder_max_iter, bool)
+        or not isinstance(autoencoder_max_iter, int)
+        or autoencoder_max_iter < 1
+    ):
+        raise ConfigError(
+            f"method.autoencoder_max_iter={autoencoder_max_iter!r} is not "
+            "allowed: expected an int >= 1"
+        )
 
 
 class NiceExplainer:
@@ -173,17 +187,28 @@ class NiceExplainer:
 
             seed = np.random.SeedSequence([int(autoencoder_seed), zlib.crc32(b"nice/autoencoder")])
             auto_encoder = ReconstructionError(
-                X_train, schema, seed=int(seed.generate_state(1)[0]),
-                hidden=autoencoder_hidden, max_iter=autoencoder_max_iter)
+                X_train,
+                schema,
+                seed=int(seed.generate_state(1)[0]),
+                hidden=autoencoder_hidden,
+                max_iter=autoencoder_max_iter,
+            )
         self.autoencoder = auto_encoder
         self.predict_fn = DeadlineProba(problem.predictor)
         self._nice = nice_module.NICE(
-            self.predict_fn, X_train, [int(j) for j in np.flatnonzero(schema.categorical)],
-            y_train=np.asarray(problem.y_train).astype(int), optimization=mode,
-            justified_cf=bool(justified_cf), distance_metric="HEOM",
-            num_normalization=num_normalization, auto_encoder=auto_encoder)
-        self._neighbour = _reachable_neighbour(nice_module, self._nice.data,
-                                               self._nice.distance_metric)
+            self.predict_fn,
+            X_train,
+            [int(j) for j in np.flatnonzero(schema.categorical)],
+            y_train=np.asarray(problem.y_train).astype(int),
+            optimization=mode,
+            justified_cf=bool(justified_cf),
+            distance_metric="HEOM",
+            num_normalization=num_normalization,
+            auto_encoder=auto_encoder,
+        )
+        self._neighbour = _reachable_neighbour(
+            nice_module, self._nice.data, self._nice.distance_metric
+        )
         self._nice.nearest_neighbour = self._neighbour
 
     def explain(self, x: np.ndarray, target: int, k: int, rng: np.random.Generator) -> Explanation:
@@ -194,37 +219,55 @@ class NiceExplainer:
         empty = np.empty((0, self.d))
         self.predict_fn.calls = 0
 
-        def done(cfs: np.ndarray, reason: str | None = None, timed_out: bool = False,
-                 **extra: Any) -> Explanation:
+        def done(
+            cfs: np.ndarray, reason: str | None = None, timed_out: bool = False, **extra: Any
+        ) -> Explanation:
             if reason is None and len(cfs) < k:
                 reason = f"NICE returns one counterfactual per query (asked for {k})"
-            extra.update(method=self.name, mode=self.mode, model_calls=self.predict_fn.calls,
-                         timed_out=timed_out)
-            return Explanation(cfs, target, k, time.perf_counter() - start, reason=reason,
-                               timed_out=timed_out, roles=[ROLES[self.mode]] * len(cfs),
-                               extra=extra)
+            extra.update(
+                method=self.name,
+                mode=self.mode,
+                model_calls=self.predict_fn.calls,
+                timed_out=timed_out,
+            )
+            return Explanation(
+                cfs,
+                target,
+                k,
+                time.perf_counter() - start,
+                reason=reason,
+                timed_out=timed_out,
+                roles=[ROLES[self.mode]] * len(cfs),
+                extra=extra,
+            )
 
         if not 0 <= target < self.n_classes:
             raise ConfigError(
-                f"target={target} is not allowed: expected a class 0..{self.n_classes - 1}")
+                f"target={target} is not allowed: expected a class 0..{self.n_classes - 1}"
+            )
         if int(np.asarray(self.estimator.predict(x[None, :]))[0]) == target:
             return done(empty, "query is already in the target class")
         box = allowed_box(self.schema, x)
         if box.blocked is not None:
             return done(empty, blocked_reason(self.schema, x, box))
         if np.all(box.lo == box.hi):
-            return done(empty, "no feature may change under the actionability rules and "
-                        "permitted ranges")
+            return done(
+                empty, "no feature may change under the actionability rules and permitted ranges"
+            )
         self._neighbour.box, self._neighbour.last = box, None
         self.predict_fn.deadline = None if self.time_limit is None else start + self.time_limit
         try:
-            cf = np.asarray(self._nice.explain(x[None, :].copy(), target_class=[target]),
-                            dtype=float)
+            cf = np.asarray(
+                self._nice.explain(x[None, :].copy(), target_class=[target]), dtype=float
+            )
         except NiceTimeout:
             return done(empty, f"time limit of {self.time_limit:g} s exceeded", timed_out=True)
         except NoCandidate:
-            return done(empty, "no training row in the target class (correctly classified) is "
-                        "reachable under the actionability rules and permitted ranges")
+            return done(
+                empty,
+                "no training row in the target class (correctly classified) is "
+                "reachable under the actionability rules and permitted ranges",
+            )
         finally:
             self.predict_fn.deadline = None
             self._neighbour.box = None
@@ -238,12 +281,16 @@ class NiceExplainer:
         """
         changed = int(np.sum(cf[0] != x))
         neighbour = self._neighbour.last
-        done = functools.partial(done, changed=changed,
-                                 neighbour=None if neighbour is None else neighbour[0].tolist())
+        done = functools.partial(
+            done, changed=changed, neighbour=None if neighbour is None else neighbour[0].tolist()
+        )
         if not box.contains(cf)[0]:
-            return done(np.empty((0, self.d)), "NICE kept a query value outside its permitted "
-                        "range")
+            return done(
+                np.empty((0, self.d)), "NICE kept a query value outside its permitted range"
+            )
         if int(np.asarray(self.estimator.predict(cf))[0]) != target:
-            return done(np.empty((0, self.d)), "NICE's row is not in the target class by the "
-                        "estimator's own predict")
+            return done(
+                np.empty((0, self.d)),
+                "NICE's row is not in the target class by the estimator's own predict",
+            )
         return done(cf)

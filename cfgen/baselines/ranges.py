@@ -82,5 +82,7 @@ def blocked_reason(schema: FeatureSchema, x: np.ndarray, box: Box) -> str:
     """One line saying why ``box.blocked`` leaves no value for the query."""
     j = schema.index(str(box.blocked))
     f = schema.features[j]
-    return (f"feature {f.name!r} (query value {float(x[j]):g}, rule {f.rule.value}, permitted "
-            f"{permitted_range(f)}) has no allowed value")
+    return (
+        f"feature {f.name!r} (query value {float(x[j]):g}, rule {f.rule.value}, permitted "
+        f"{permitted_range(f)}) has no allowed value"
+    )

@@ -32,41 +32,84 @@ _IMBLEARN = "imbalanced-learn benchmark (Zenodo record 61452, Ding 2011)"
 _UCI = "CC BY 4.0 (UCI Machine Learning Repository)"
 
 SOURCES: dict[str, Source] = {
-    "abalone": Source(f"UCI Abalone, via the {_IMBLEARN}",
-                      "https://archive.ics.uci.edu/dataset/1/abalone", _UCI, True),
-    "ecoli": Source(f"UCI Ecoli, via the {_IMBLEARN}",
-                    "https://archive.ics.uci.edu/dataset/39/ecoli", _UCI, True),
-    "german_credit": Source("UCI Statlog (German Credit Data), named columns",
-                            "https://archive.ics.uci.edu/dataset/144", _UCI, True),
-    "libras_move": Source(f"UCI Libras Movement, via the {_IMBLEARN}",
-                          "https://archive.ics.uci.edu/dataset/181/libras+movement", _UCI, True),
-    "satimage": Source(f"UCI Statlog (Landsat Satellite), via the {_IMBLEARN}",
-                       "https://archive.ics.uci.edu/dataset/146", _UCI, True),
-    "us_crime": Source(f"UCI Communities and Crime, via the {_IMBLEARN}",
-                       "https://archive.ics.uci.edu/dataset/183/communities+and+crime", _UCI,
-                       True),
+    "abalone": Source(
+        f"UCI Abalone, via the {_IMBLEARN}",
+        "https://archive.ics.uci.edu/dataset/1/abalone",
+        _UCI,
+        True,
+    ),
+    "ecoli": Source(
+        f"UCI Ecoli, via the {_IMBLEARN}",
+        "https://archive.ics.uci.edu/dataset/39/ecoli",
+        _UCI,
+        True,
+    ),
+    "german_credit": Source(
+        "UCI Statlog (German Credit Data), named columns",
+        "https://archive.ics.uci.edu/dataset/144",
+        _UCI,
+        True,
+    ),
+    "libras_move": Source(
+        f"UCI Libras Movement, via the {_IMBLEARN}",
+        "https://archive.ics.uci.edu/dataset/181/libras+movement",
+        _UCI,
+        True,
+    ),
+    "satimage": Source(
+        f"UCI Statlog (Landsat Satellite), via the {_IMBLEARN}",
+        "https://archive.ics.uci.edu/dataset/146",
+        _UCI,
+        True,
+    ),
+    "us_crime": Source(
+        f"UCI Communities and Crime, via the {_IMBLEARN}",
+        "https://archive.ics.uci.edu/dataset/183/communities+and+crime",
+        _UCI,
+        True,
+    ),
     "mammography": Source(
         f"Woods et al. (1993), courtesy of A. Lazarevic, via the {_IMBLEARN}",
         "https://www.openml.org/d/310 or imblearn.datasets.fetch_datasets()",
-        "not stated (not a UCI dataset, whatever the benchmark table says)", False),
-    "yeast_ml8": Source(f"Elisseeff & Weston (2001) multi-label yeast, via the {_IMBLEARN}",
-                        "imblearn.datasets.fetch_datasets() (LIBSVM multi-label data)",
-                        "not stated", False),
-    "diabetes": Source("Pima Indians Diabetes (NIDDK), Kaggle uciml/pima-indians-diabetes-database",
-                       "https://www.kaggle.com/datasets/uciml/pima-indians-diabetes-database",
-                       "as listed on Kaggle; not confirmed, so not redistributed", False),
+        "not stated (not a UCI dataset, whatever the benchmark table says)",
+        False,
+    ),
+    "yeast_ml8": Source(
+        f"Elisseeff & Weston (2001) multi-label yeast, via the {_IMBLEARN}",
+        "imblearn.datasets.fetch_datasets() (LIBSVM multi-label data)",
+        "not stated",
+        False,
+    ),
+    "diabetes": Source(
+        "Pima Indians Diabetes (NIDDK), Kaggle uciml/pima-indians-diabetes-database",
+        "https://www.kaggle.com/datasets/uciml/pima-indians-diabetes-database",
+        "as listed on Kaggle; not confirmed, so not redistributed",
+        False,
+    ),
     "customer_personality_analysis": Source(
         "Kaggle imakash3011/customer-personality-analysis (marketing_campaign.csv)",
         "https://www.kaggle.com/datasets/imakash3011/customer-personality-analysis",
-        "as listed on Kaggle; not confirmed, so not redistributed", False),
+        "as listed on Kaggle; not confirmed, so not redistributed",
+        False,
+    ),
     "healthcare_dataset_stroke": Source(
         "Kaggle fedesoriano/stroke-prediction-dataset (healthcare-dataset-stroke-data.csv)",
         "https://www.kaggle.com/datasets/fedesoriano/stroke-prediction-dataset",
-        "confidential source, 'Data files (c) Original Authors': not redistributable", False),
-    "education_dataset": Source("unknown (a synthetic-looking student pass/fail table)",
-                                "the paper authors' data folder", "unknown", False),
-    "energy_dataset": Source("unknown (a synthetic-looking energy anomaly table)",
-                             "the paper authors' data folder", "unknown", False),
+        "confidential source, 'Data files (c) Original Authors': not redistributable",
+        False,
+    ),
+    "education_dataset": Source(
+        "unknown (a synthetic-looking student pass/fail table)",
+        "the paper authors' data folder",
+        "unknown",
+        False,
+    ),
+    "energy_dataset": Source(
+        "unknown (a synthetic-looking energy anomaly table)",
+        "the paper authors' data folder",
+        "unknown",
+        False,
+    ),
 }
 
 
@@ -83,9 +126,11 @@ def missing_file_message(name: str, file: str) -> str:
     """One line: the file is not shipped; where to get it and how to point cfgen at it."""
     src = SOURCES.get(name)
     where = f" (licence: {src.licence}); obtain it from {src.url}" if src else ""
-    return (f"dataset.file={file!r} for dataset {name!r} does not ship with cfgen{where}, then "
-            f"set {DATA_DIR_ENV}=<directory holding {Path(file).name}> or "
-            f"dataset.file=<path to the file>")
+    return (
+        f"dataset.file={file!r} for dataset {name!r} does not ship with cfgen{where}, then "
+        f"set {DATA_DIR_ENV}=<directory holding {Path(file).name}> or "
+        f"dataset.file=<path to the file>"
+    )
 
 
 # ----------------------------------------------------------------------------- config

@@ -77,8 +77,9 @@ def _canonical(dom: Domain, t: np.ndarray, cast: Cast) -> np.ndarray:
     return np.where(x_right & (dom.x < out), dom.x, out)
 
 
-def numeric_cells(dom: Domain, thresholds: np.ndarray, inv_scale: float,
-                  cast: Cast = float32_cast) -> NumericCells:
+def numeric_cells(
+    dom: Domain, thresholds: np.ndarray, inv_scale: float, cast: Cast = float32_cast
+) -> NumericCells:
     """Segments of a numeric feature's domain under ``thresholds`` (sorted, distinct)."""
     t = np.asarray(thresholds, dtype=np.float64)
     key = _canonical(dom, t, cast)
@@ -103,12 +104,14 @@ def numeric_cells(dom: Domain, thresholds: np.ndarray, inv_scale: float,
     return NumericCells(thresholds=t, state=state, cuts=cuts, reps=reps, costs=costs, q=q)
 
 
-def categorical_cells(dom: Domain, thresholds: np.ndarray,
-                      cast: Cast = float32_cast) -> CategoricalCells:
+def categorical_cells(
+    dom: Domain, thresholds: np.ndarray, cast: Cast = float32_cast
+) -> CategoricalCells:
     """Codes of a categorical feature's domain and how ``thresholds`` split them."""
     t = np.asarray(thresholds, dtype=np.float64)
     codes = dom.codes.astype(float)
     costs = (codes != dom.x).astype(float)
     q = int(np.flatnonzero(codes == dom.x)[0])
-    return CategoricalCells(thresholds=t, first=first_right(t, 1.0, cast), codes=codes,
-                            costs=costs, q=q)
+    return CategoricalCells(
+        thresholds=t, first=first_right(t, 1.0, cast), codes=codes, costs=costs, q=q
+    )

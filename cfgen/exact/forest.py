@@ -65,13 +65,15 @@ def _split(view: TreeEnsemble) -> tuple[Tree, ...]:
     out = []
     for a, b in zip(view.roots.tolist(), ends.tolist(), strict=True):
         left, right = view.left[a:b], view.right[a:b]
-        out.append(Tree(
-            feature=np.asarray(view.feature[a:b], dtype=np.intp),
-            threshold=np.asarray(view.threshold[a:b], dtype=np.float64),
-            left=np.where(left >= 0, left - a, -1).astype(np.intp),
-            right=np.where(right >= 0, right - a, -1).astype(np.intp),
-            value=np.asarray(view.value[a:b], dtype=np.float64),
-        ))
+        out.append(
+            Tree(
+                feature=np.asarray(view.feature[a:b], dtype=np.intp),
+                threshold=np.asarray(view.threshold[a:b], dtype=np.float64),
+                left=np.where(left >= 0, left - a, -1).astype(np.intp),
+                right=np.where(right >= 0, right - a, -1).astype(np.intp),
+                value=np.asarray(view.value[a:b], dtype=np.float64),
+            )
+        )
     return tuple(out)
 
 
@@ -84,10 +86,19 @@ def ensemble_of(problem) -> Ensemble:
     if view is None and hasattr(problem, "trees"):  # a Problem without a tree view
         model = getattr(problem, "model", problem.estimator)
         TreeEnsemble.from_model(model)  # not a tree ensemble: its own line
-        raise unsupported(model, "is fitted on other columns than cfgen's encoded features "
-                                 "(method=exact needs its trees over them)")
+        raise unsupported(
+            model,
+            "is fitted on other columns than cfgen's encoded features "
+            "(method=exact needs its trees over them)",
+        )
     if not isinstance(view, TreeEnsemble):
         view = TreeEnsemble.from_model(problem.estimator)
-    return Ensemble(_split(view), n_classes=view.n_classes, n_features=view.n_features,
-                    base=np.asarray(view.base_score, dtype=np.float64), dtype=view.input_dtype,
-                    zero_below=float(view.zero_below), kind=str(view.kind))
+    return Ensemble(
+        _split(view),
+        n_classes=view.n_classes,
+        n_features=view.n_features,
+        base=np.asarray(view.base_score, dtype=np.float64),
+        dtype=view.input_dtype,
+        zero_below=float(view.zero_below),
+        kind=str(view.kind),
+    )

@@ -162,7 +162,8 @@ def domains(schema: FeatureSchema, x: np.ndarray) -> list[Domain]:
     """Each feature's :class:`Domain` for query ``x`` under the schema's rules."""
     x = np.asarray(x, dtype=float)
     return [
-        _categorical_domain(f, float(x[j])) if f.kind is Kind.CATEGORICAL
+        _categorical_domain(f, float(x[j]))
+        if f.kind is Kind.CATEGORICAL
         else _numeric_domain(f, float(x[j]))
         for j, f in enumerate(schema.features)
     ]

@@ -45,12 +45,17 @@ def _json(v: Any) -> Any:
 
 def _number(name: str, value: Any, minimum: float, strict: bool, integer: bool = False) -> None:
     kinds = (int,) if integer else (int, float)
-    ok = isinstance(value, kinds) and not isinstance(value, bool) and (
-        value > minimum if strict else value >= minimum)
+    ok = (
+        isinstance(value, kinds)
+        and not isinstance(value, bool)
+        and (value > minimum if strict else value >= minimum)
+    )
     if not ok:
         what = "an integer" if integer else "a number"
-        raise ConfigError(f"method.{name}={value!r} is not allowed: expected {what} "
-                          f"{'>' if strict else '>='} {minimum:g}")
+        raise ConfigError(
+            f"method.{name}={value!r} is not allowed: expected {what} "
+            f"{'>' if strict else '>='} {minimum:g}"
+        )
 
 
 class ExactExplainer:
@@ -66,10 +71,21 @@ class ExactExplainer:
 
     needs_bounds: ClassVar[bool] = False
 
-    def __init__(self, problem, schema: FeatureSchema, class_bounds=None, *, name: str = "exact",
-                 time_limit: float | None = None, mip_gap: float = 1e-6, threads: int = 1,
-                 presolve: bool = False, tie_margin: float = 1e-6, max_fixups: int = 20,
-                 warm_start: bool = True) -> None:
+    def __init__(
+        self,
+        problem,
+        schema: FeatureSchema,
+        class_bounds=None,
+        *,
+        name: str = "exact",
+        time_limit: float | None = None,
+        mip_gap: float = 1e-6,
+        threads: int = 1,
+        presolve: bool = False,
+        tie_margin: float = 1e-6,
+        max_fixups: int = 20,
+        warm_start: bool = True,
+    ) -> None:
         if time_limit is not None:
             _number("time_limit", time_limit, 0, strict=True)
         _number("mip_gap", mip_gap, 0, strict=False)
@@ -89,8 +105,10 @@ class ExactExplainer:
         self.estimator = problem.estimator
         self.ensemble: Ensemble = ensemble_of(problem)
         if self.ensemble.n_features != len(schema):
-            raise ConfigError(f"method=exact: the model has {self.ensemble.n_features} features, "
-                              f"the schema {len(schema)}")
+            raise ConfigError(
+                f"method=exact: the model has {self.ensemble.n_features} features, "
+                f"the schema {len(schema)}"
+            )
         self.X_train = np.asarray(problem.X_train, dtype=float)
         self.scale = feature_scale(self.X_train, schema)
         self.metric = MixedDistance(self.scale, schema.categorical)
@@ -113,8 +131,9 @@ class ExactExplainer:
             elif dom.categorical:
                 out.append(categorical_cells(dom, self.thresholds[j], self.ensemble.cast))
             else:
-                out.append(numeric_cells(dom, self.thresholds[j], 1.0 / self.scale[j],
-                                         self.ensemble.cast))
+                out.append(
+                    numeric_cells(dom, self.thresholds[j], 1.0 / self.scale[j], self.ensemble.cast)
+                )
         return out
 
     def distance(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -136,8 +155,14 @@ class ExactExplainer:
         return row if row is not None and self._valid(row, target) else None
 
     # ------------------------------------------------------------------ one member
-    def _member(self, form: Formulation, target: int, deadline: float | None, log: dict,
-                start: np.ndarray | None = None) -> tuple[np.ndarray | None, dict, Solved]:
+    def _member(
+        self,
+        form: Formulation,
+        target: int,
+        deadline: float | None,
+        log: dict,
+        start: np.ndarray | None = None,
+    ) -> tuple[np.ndarray | None, dict, Solved]:
         """Solve, verify with ``predict``, cut off failing cells and re-solve."""
         point = None if start is None else form.point(start)
         while True:
@@ -165,8 +190,10 @@ class ExactExplainer:
         if x.shape != (d,):
             raise ConfigError(f"x has shape {x.shape}: expected ({d},)")
         if not 0 <= int(target) < self.ensemble.n_classes:
-            raise ConfigError(f"target={target!r} is not allowed: expected a class index "
-                              f"0..{self.ensemble.n_classes - 1}")
+            raise ConfigError(
+                f"target={target!r} is not allowed: expected a class index "
+                f"0..{self.ensemble.n_classes - 1}"
+            )
         target = int(target)
         deadline = None if self.time_limit is None else started + float(self.time_limit)
         doms = domains(self.schema, x)
@@ -177,8 +204,9 @@ class ExactExplainer:
             log["start_objective"] = reach
             doms = [within(dom, reach * s) for dom, s in zip(doms, self.scale, strict=True)]
         form = Formulation(self.ensemble, self.cells(doms), x, target, self.tie_margin)
-        log.update(n_columns=len(form.cost), n_binaries=int(sum(form.integer)),
-                   n_rows=len(form.rows))
+        log.update(
+            n_columns=len(form.cost), n_binaries=int(sum(form.integer)), n_rows=len(form.rows)
+        )
         rows, members = self._first(form, x, target, deadline, log, start)
         why = members[0]["status"].replace("_", " ") + " (no further member searched)"
         if rows and k > 1 and members[0]["status"] == "optimal":
@@ -197,27 +225,45 @@ class ExactExplainer:
             row, status = start, ("time_limit" if status == "time_limit" else "heuristic")
         if row is None:
             return [], [{"status": status, "gap": solved.gap}]
-        return [row], [{"status": status, "gap": solved.gap, "bound": solved.bound,
-                        "objective": float(self.distance(x, row)[0]),
-                        "seconds": solved.seconds}]
+        return [row], [
+            {
+                "status": status,
+                "gap": solved.gap,
+                "bound": solved.bound,
+                "objective": float(self.distance(x, row)[0]),
+                "seconds": solved.seconds,
+            }
+        ]
 
     def _more(self, rows, members, x, target, k, deadline, log) -> str:
         """Further members on the full domains (the first's bound no longer holds); returns
         why it stopped."""
-        form = Formulation(self.ensemble, self.cells(domains(self.schema, x)), x, target,
-                           self.tie_margin)
+        form = Formulation(
+            self.ensemble, self.cells(domains(self.schema, x)), x, target, self.tie_margin
+        )
         changed = [j for j in form.cols if rows[-1][j] != x[j]]
         while len(rows) < k and changed:
             form.keep_one_of(changed)
             row, _, solved = self._member(form, target, deadline, log)
             if row is None:
-                return "time limit reached" if solved.status == "time_limit" else (
-                    "no further counterfactual leaves one of each earlier member's changed "
-                    "features unchanged")
+                return (
+                    "time limit reached"
+                    if solved.status == "time_limit"
+                    else (
+                        "no further counterfactual leaves one of each earlier member's changed "
+                        "features unchanged"
+                    )
+                )
             rows.append(row)
-            members.append({"status": solved.status, "gap": solved.gap, "bound": solved.bound,
-                            "objective": float(self.distance(x, row)[0]),
-                            "seconds": solved.seconds})
+            members.append(
+                {
+                    "status": solved.status,
+                    "gap": solved.gap,
+                    "bound": solved.bound,
+                    "objective": float(self.distance(x, row)[0]),
+                    "seconds": solved.seconds,
+                }
+            )
             if solved.status != "optimal":
                 return "time limit reached"
             changed = [j for j in form.cols if row[j] != x[j]]
@@ -227,16 +273,32 @@ class ExactExplainer:
         first = members[0]
         status = first["status"]
         timed_out = status == "time_limit"
-        extra = {"status": status, "gap": float(first.get("gap", np.inf)),
-                 "objective": float(first.get("objective", np.inf)), "members": members, **log}
+        extra = {
+            "status": status,
+            "gap": float(first.get("gap", np.inf)),
+            "objective": float(first.get("objective", np.inf)),
+            "members": members,
+            **log,
+        }
         reason = None
         if not rows:
-            reason = ("time limit reached before a counterfactual was found" if timed_out else
-                      "no counterfactual in the target class within the actionable box")
+            reason = (
+                "time limit reached before a counterfactual was found"
+                if timed_out
+                else "no counterfactual in the target class within the actionable box"
+            )
         elif len(rows) < k:
             reason = f"{len(rows)} of {k}: {why}"
         cfs = np.asarray(rows, dtype=float).reshape(len(rows), len(x))
         roles = ["closest"] + ["diverse"] * (len(rows) - 1) if rows else []
-        return Explanation(cfs, target, k, time.perf_counter() - started, reason=reason,
-                           best_per_generation=np.empty((0, len(x))), timed_out=timed_out,
-                           roles=roles, extra=_json(extra))
+        return Explanation(
+            cfs,
+            target,
+            k,
+            time.perf_counter() - started,
+            reason=reason,
+            best_per_generation=np.empty((0, len(x))),
+            timed_out=timed_out,
+            roles=roles,
+            extra=_json(extra),
+        )

@@ -59,8 +59,9 @@ class Rows:
 class Formulation:
     """The MILP of one query and target; :meth:`decode` maps a solution back to a row."""
 
-    def __init__(self, ensemble: Ensemble, cells: list[Cells], x: np.ndarray, target: int,
-                 tie_margin: float) -> None:
+    def __init__(
+        self, ensemble: Ensemble, cells: list[Cells], x: np.ndarray, target: int, tie_margin: float
+    ) -> None:
         self.x = np.asarray(x, dtype=float)
         self.cast = ensemble.cast
         self.cells = cells
@@ -164,10 +165,15 @@ class Formulation:
             rc, rv = self._right(j, cut)
             left, right = cols[hi <= cut], cols[lo >= cut]
             # leaves wholly left of the cut <= 1 - right(.), wholly right <= right(.)
-            self.rows.add(np.concatenate([left, rc]),
-                          np.concatenate([np.ones(len(left)), rv]), -np.inf, 1.0)
-            self.rows.add(np.concatenate([right, rc]),
-                          np.concatenate([np.ones(len(right)), -rv]), -np.inf, 0.0)
+            self.rows.add(
+                np.concatenate([left, rc]), np.concatenate([np.ones(len(left)), rv]), -np.inf, 1.0
+            )
+            self.rows.add(
+                np.concatenate([right, rc]),
+                np.concatenate([np.ones(len(right)), -rv]),
+                -np.inf,
+                0.0,
+            )
         vals = tree.value[leaves]
         for k, e in enumerate(self.score):
             for col, v in zip(cols.tolist(), vals[:, k].tolist(), strict=True):
@@ -260,8 +266,9 @@ class Formulation:
         for tree, col_of in self.leaf_cols:
             n = 0
             while tree.left[n] >= 0:
-                n = int(tree.left[n] if r32[tree.feature[n]] <= tree.threshold[n]
-                        else tree.right[n])
+                n = int(
+                    tree.left[n] if r32[tree.feature[n]] <= tree.threshold[n] else tree.right[n]
+                )
             if n not in col_of:
                 return None
             sol[col_of[n]] = 1.0

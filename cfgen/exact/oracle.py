@@ -20,8 +20,9 @@ from cfgen.search.distance import MixedDistance, feature_scale
 
 
 def _metric(problem, schema: FeatureSchema) -> MixedDistance:
-    return MixedDistance(feature_scale(np.asarray(problem.X_train, dtype=float), schema),
-                         schema.categorical)
+    return MixedDistance(
+        feature_scale(np.asarray(problem.X_train, dtype=float), schema), schema.categorical
+    )
 
 
 def _in_domain(dom: Domain, v: float) -> bool:
@@ -33,9 +34,17 @@ def _in_domain(dom: Domain, v: float) -> bool:
     return bool(k / dom.factor == v and dom.klo <= k <= dom.khi)
 
 
-def assert_no_method_closer(problem, method_rows: np.ndarray, exact_distance: float, *,
-                            x: np.ndarray, target: int, schema: FeatureSchema | None = None,
-                            rtol: float = 1e-6, atol: float = 1e-9) -> dict[str, Any]:
+def assert_no_method_closer(
+    problem,
+    method_rows: np.ndarray,
+    exact_distance: float,
+    *,
+    x: np.ndarray,
+    target: int,
+    schema: FeatureSchema | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+) -> dict[str, Any]:
     """Assert that no row of ``method_rows`` that is a feasible counterfactual of ``x`` in class
     ``target`` (valid under the model's ``predict``, within the actionability rules and on the
     exact method's value domain) is closer than ``exact_distance`` (``rtol`` covers the MIP gap).
@@ -66,19 +75,27 @@ def assert_no_method_closer(problem, method_rows: np.ndarray, exact_distance: fl
         out["distances"].append(float(dv))
         assert dv >= limit, (
             f"a method's counterfactual is closer ({dv:.12g}) than the exact optimum "
-            f"({exact_distance:.12g}): {row.tolist()} for x={x.tolist()}, target={target}")
+            f"({exact_distance:.12g}): {row.tolist()} for x={x.tolist()}, target={target}"
+        )
     return out
 
 
-def brute_force_closest(problem, x: np.ndarray, target: int, schema: FeatureSchema | None = None,
-                        max_rows: int = 2_000_000) -> tuple[float, np.ndarray | None]:
+def brute_force_closest(
+    problem,
+    x: np.ndarray,
+    target: int,
+    schema: FeatureSchema | None = None,
+    max_rows: int = 2_000_000,
+) -> tuple[float, np.ndarray | None]:
     """Closest valid counterfactual by enumeration of every combination of edge candidates
     (``inf, None`` when there is none). Raises ``ValueError`` past ``max_rows`` combinations."""
     schema = schema or problem.schema
     x = np.asarray(x, dtype=float)
     ens = ensemble_of(problem)
-    cands = [edge_candidates(dom, ens.thresholds(j), ens.cast)
-             for j, dom in enumerate(domains(schema, x))]
+    cands = [
+        edge_candidates(dom, ens.thresholds(j), ens.cast)
+        for j, dom in enumerate(domains(schema, x))
+    ]
     total = int(np.prod([len(c) for c in cands], dtype=float))
     if total > max_rows:
         raise ValueError(f"{total} combinations exceed max_rows={max_rows}")

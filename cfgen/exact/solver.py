@@ -63,7 +63,8 @@ def _lp(form: Formulation) -> highspy.HighsLp:
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
     lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
     lp.a_matrix_.index_ = (np.concatenate(rows.index) if len(rows) else np.zeros(0)).astype(
-        np.int32)
+        np.int32
+    )
     lp.a_matrix_.value_ = np.concatenate(rows.value) if len(rows) else np.zeros(0)
     lp.integrality_ = [
         highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
@@ -72,8 +73,15 @@ def _lp(form: Formulation) -> highspy.HighsLp:
     return lp
 
 
-def solve(form: Formulation, time_limit: float | None, mip_gap: float, threads: int,
-          presolve: bool = False, start: np.ndarray | None = None, seed: int = 0) -> Solved:
+def solve(
+    form: Formulation,
+    time_limit: float | None,
+    mip_gap: float,
+    threads: int,
+    presolve: bool = False,
+    start: np.ndarray | None = None,
+    seed: int = 0,
+) -> Solved:
     """Solve to the relative gap ``mip_gap`` or until ``time_limit`` seconds, from the
     incumbent ``start`` when given (HiGHS drops it if it is infeasible)."""
     if not form.cost:  # nothing can move: the query itself is the only row (feasible or not)

@@ -31,8 +31,9 @@ def _project(X: np.ndarray, doms: list[Domain]) -> np.ndarray:
         else:
             lo, hi = dom.low_high()
             snapped = np.clip(np.rint(col * dom.factor), dom.klo, dom.khi) / dom.factor
-            X[:, j] = np.where((col >= lo) & (col <= hi) & ((col == snapped) | (col == dom.x)),
-                               col, snapped)
+            X[:, j] = np.where(
+                (col >= lo) & (col <= hi) & ((col == snapped) | (col == dom.x)), col, snapped
+            )
     return X
 
 
@@ -48,8 +49,14 @@ def _options(cell: Cells, v: float, x: float) -> np.ndarray:
     return near[np.argsort(np.abs(near - x), kind="stable")]
 
 
-def shrink(row: np.ndarray, x: np.ndarray, cells: list[Cells], valid: Callable,
-           metric: MixedDistance, passes: int = 3) -> np.ndarray:
+def shrink(
+    row: np.ndarray,
+    x: np.ndarray,
+    cells: list[Cells],
+    valid: Callable,
+    metric: MixedDistance,
+    passes: int = 3,
+) -> np.ndarray:
     """Greedy: per changed feature (costliest first) the nearest option that stays valid."""
     row = row.copy()
     sx = metric.scaled(x)
@@ -73,8 +80,15 @@ def shrink(row: np.ndarray, x: np.ndarray, cells: list[Cells], valid: Callable,
     return row
 
 
-def start_row(X_train: np.ndarray, x: np.ndarray, doms: list[Domain], cells: list[Cells],
-              valid: Callable, metric: MixedDistance, n_seeds: int = 8) -> np.ndarray | None:
+def start_row(
+    X_train: np.ndarray,
+    x: np.ndarray,
+    doms: list[Domain],
+    cells: list[Cells],
+    valid: Callable,
+    metric: MixedDistance,
+    n_seeds: int = 8,
+) -> np.ndarray | None:
     """The closest of ``n_seeds`` shrunk projected training rows that are valid, or ``None``."""
     P = _project(np.asarray(X_train, dtype=float), doms)
     P = P[valid(P)]

@@ -63,9 +63,7 @@ class Batch:
         return self._pairs
 
 
-def rule_masks(
-    schemas: list[FeatureSchema], d: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rule_masks(schemas: list[FeatureSchema], d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n, d) masks of ``no_change``, ``non_increasing`` and ``non_decreasing`` per task."""
     cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     rows = []

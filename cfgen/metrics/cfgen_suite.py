@@ -146,20 +146,24 @@ class CfgenSuite:
         act = viol == 0
         n_valid, n_act = seg.sum(valid, 0.0), seg.sum(act, 0.0)
         n_va = seg.sum(valid & act, 0.0)
-        return {
-            "nbr_cf": m,
-            "nbr_valid_cf": n_valid,
-            "perc_valid_cf": share(n_valid, m),
-            "perc_valid_cf_all": div(n_valid, b.k),
-            "nbr_actionable_cf": n_act,
-            "perc_actionable_cf": share(n_act, m),
-            "perc_actionable_cf_all": div(n_act, b.k),
-            "nbr_valid_actionable_cf": n_va,
-            "perc_valid_actionable_cf": share(n_va, m),
-            "perc_valid_actionable_cf_all": div(n_va, b.k),
-            "avg_nbr_violations_per_cf": seg.mean(viol),
-            "avg_nbr_violations": div(seg.sum(viol), m * c.d),
-        }, valid, act
+        return (
+            {
+                "nbr_cf": m,
+                "nbr_valid_cf": n_valid,
+                "perc_valid_cf": share(n_valid, m),
+                "perc_valid_cf_all": div(n_valid, b.k),
+                "nbr_actionable_cf": n_act,
+                "perc_actionable_cf": share(n_act, m),
+                "perc_actionable_cf_all": div(n_act, b.k),
+                "nbr_valid_actionable_cf": n_va,
+                "perc_valid_actionable_cf": share(n_va, m),
+                "perc_valid_actionable_cf_all": div(n_va, b.k),
+                "avg_nbr_violations_per_cf": seg.mean(viol),
+                "avg_nbr_violations": div(seg.sum(viol), m * c.d),
+            },
+            valid,
+            act,
+        )
 
     def _distances(self, b: Batch, out: Out) -> None:
         """x -> each counterfactual: mean / min / max of the per-counterfactual value; changes."""
@@ -286,8 +290,7 @@ class CfgenSuite:
     def _plausibility(self, b: Batch, out: Out, valid: np.ndarray, act: np.ndarray) -> None:
         """Each counterfactual to its own nearest training row of its (predicted) class."""
         s = b.seg.sum(self._nearest_reference(b.cfs, b.y_cf))
-        norms = (b.k, b.m, b.seg.sum(valid, 0.0), b.seg.sum(act, 0.0),
-                 b.seg.sum(valid & act, 0.0))
+        norms = (b.k, b.m, b.seg.sum(valid, 0.0), b.seg.sum(act, 0.0), b.seg.sum(valid & act, 0.0))
         out["plausibility_sum"] = s
         for name, den in zip(PLAUS_NORMS, norms, strict=True):
             out[f"plausibility_{name}"] = div(s, den)

@@ -166,9 +166,18 @@ class MetricContext:
         stacked = np.vstack([X, *sets]) if n else np.zeros((0, self.d))
         proba = np.asarray(self.predict_proba(stacked), dtype=float) if n else np.zeros((0, 1))
         k_arr = np.broadcast_to(np.asarray(k, dtype=float), (n,)).copy()
-        return Batch(X, stacked[n:], Segments(np.array([len(c) for c in sets], dtype=int)),
-                     np.asarray(targets, dtype=int).reshape(n), k_arr, nc, ni, nd,
-                     proba[:n], proba[n:])
+        return Batch(
+            X,
+            stacked[n:],
+            Segments(np.array([len(c) for c in sets], dtype=int)),
+            np.asarray(targets, dtype=int).reshape(n),
+            k_arr,
+            nc,
+            ni,
+            nd,
+            proba[:n],
+            proba[n:],
+        )
 
     # ---------------------------------------------------------------- scoring
 

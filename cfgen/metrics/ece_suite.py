@@ -118,20 +118,24 @@ class EceSuite:
         act = viol == 0
         n_valid, n_act = seg.sum(valid, 0.0), seg.sum(act, 0.0)
         n_va = seg.sum(valid & act, 0.0)
-        return {
-            "nbr_cf": m,
-            "nbr_valid_cf": n_valid,
-            "perc_valid_cf": share(n_valid, m),
-            "perc_valid_cf_all": div(n_valid, b.k),
-            "nbr_actionable_cf": n_act,
-            "perc_actionable_cf": share(n_act, m),
-            "perc_actionable_cf_all": div(n_act, b.k),
-            "nbr_valid_actionable_cf": n_va,
-            "perc_valid_actionable_cf": share(n_va, m),
-            "perc_valid_actionable_cf_all": div(n_va, b.k),
-            "avg_nbr_violations_per_cf": seg.mean(viol),
-            "avg_nbr_violations": div(seg.sum(viol), m * c.d),
-        }, valid, act
+        return (
+            {
+                "nbr_cf": m,
+                "nbr_valid_cf": n_valid,
+                "perc_valid_cf": share(n_valid, m),
+                "perc_valid_cf_all": div(n_valid, b.k),
+                "nbr_actionable_cf": n_act,
+                "perc_actionable_cf": share(n_act, m),
+                "perc_actionable_cf_all": div(n_act, b.k),
+                "nbr_valid_actionable_cf": n_va,
+                "perc_valid_actionable_cf": share(n_va, m),
+                "perc_valid_actionable_cf_all": div(n_va, b.k),
+                "avg_nbr_violations_per_cf": seg.mean(viol),
+                "avg_nbr_violations": div(seg.sum(viol), m * c.d),
+            },
+            valid,
+            act,
+        )
 
     def _distances(self, b: Batch, out: Out) -> None:
         c, seg = self.ctx, b.seg

@@ -109,8 +109,9 @@ def metrics_frame(
     ``schemas_by_combination[t.combination]`` is the schema with that combination's rules
     (``None``: the context's own rules). Columns: :data:`COLUMNS`.
     """
-    return pd.DataFrame(_columns(ctx, tasks, results, k, schemas_by_combination),
-                        columns=list(COLUMNS))
+    return pd.DataFrame(
+        _columns(ctx, tasks, results, k, schemas_by_combination), columns=list(COLUMNS)
+    )
 
 
 def task_row(

@@ -118,8 +118,7 @@ class _CatRow:
         return sum(len(lines) for _, lines, _ in self.lanes)
 
 
-def _cat_rows(bounds, schema, cols, query, cfs, class_names, x0, width,
-              target) -> list[_CatRow]:
+def _cat_rows(bounds, schema, cols, query, cfs, class_names, x0, width, target) -> list[_CatRow]:
     rows = []
     d = len(schema)
     for j in cols:
@@ -162,13 +161,20 @@ def _draw_chips(ax, rows: list[_CatRow], cmap, lane_x: float) -> None:
     for r, row in enumerate(rows):
         h = row.n_lines * LINE_H + 0.1
         ax.axhspan(y - 0.08, y + h - 0.08, color="0.94" if r % 2 else "white", zorder=0)
-        ax.text(-0.12, y + (h - 0.1) / 2 - 0.02, row.name, ha="right", va="center",
-                fontsize=8)
+        ax.text(-0.12, y + (h - 0.1) / 2 - 0.02, row.name, ha="right", va="center", fontsize=8)
         for label, lines, info in row.lanes:
             colour = "black" if info.get("marks") else cmap(info["class"] % 10)
-            ax.text(lane_x - 0.1, y + 0.05, label, ha="right", va="center",
-                    fontsize=CHIP_FONT, color=colour, family="DejaVu Sans Mono",
-                    fontweight="bold" if label.endswith("(target)") else "normal")
+            ax.text(
+                lane_x - 0.1,
+                y + 0.05,
+                label,
+                ha="right",
+                va="center",
+                fontsize=CHIP_FONT,
+                color=colour,
+                family="DejaVu Sans Mono",
+                fontweight="bold" if label.endswith("(target)") else "normal",
+            )
             for line in lines:
                 for x, text in line:
                     fc: Any
@@ -179,16 +185,29 @@ def _draw_chips(ax, rows: list[_CatRow], cmap, lane_x: float) -> None:
                     else:
                         ec = cmap(info["class"] % 10)
                         fc = (*ec[:3], 0.22)
-                    ax.text(x + CHIP_PAD, y + 0.05, text, ha="left", va="center",
-                            fontsize=CHIP_FONT, family="DejaVu Sans Mono", gid="chip",
-                            bbox={"boxstyle": f"round,pad={CHIP_PAD * 72 / CHIP_FONT:.2f}",
-                                  "fc": fc, "ec": ec, "lw": 0.7})
+                    ax.text(
+                        x + CHIP_PAD,
+                        y + 0.05,
+                        text,
+                        ha="left",
+                        va="center",
+                        fontsize=CHIP_FONT,
+                        family="DejaVu Sans Mono",
+                        gid="chip",
+                        bbox={
+                            "boxstyle": f"round,pad={CHIP_PAD * 72 / CHIP_FONT:.2f}",
+                            "fc": fc,
+                            "ec": ec,
+                            "lw": 0.7,
+                        },
+                    )
                 y += LINE_H
         y += 0.1
 
 
-def _cf_groups(values: np.ndarray, q: float | None, tol: float = 0.004) -> list[tuple[float,
-                                                                                      list[int]]]:
+def _cf_groups(
+    values: np.ndarray, q: float | None, tol: float = 0.004
+) -> list[tuple[float, list[int]]]:
     """Counterfactuals that move a feature, grouped by (nearly) equal position."""
     groups: list[tuple[float, list[int]]] = []
     for i in np.argsort(values, kind="stable"):
@@ -202,8 +221,9 @@ def _cf_groups(values: np.ndarray, q: float | None, tol: float = 0.004) -> list[
     return [(v, sorted(idx)) for v, idx in groups]
 
 
-def _numeric_panel(ax, bounds, schema, cols, X_train, y_train, query, cfs, norm, vmin, vmax,
-                   cmap) -> None:
+def _numeric_panel(
+    ax, bounds, schema, cols, X_train, y_train, query, cfs, norm, vmin, vmax, cmap
+) -> None:
     C = bounds.n_classes
     marks = query is not None or cfs is not None
     n_lanes = C + (1 if marks else 0)
@@ -220,18 +240,36 @@ def _numeric_panel(ax, bounds, schema, cols, X_train, y_train, query, cfs, norm,
             a = 0.0 if not np.isfinite(lo) else float(np.clip(norm(lo, j), 0, 1))
             b = 1.0 if not np.isfinite(hi) else float(np.clip(norm(hi, j), 0, 1))
             empty = bounds.empty is not None and bool(bounds.empty[c, j])
-            ax.barh(yc, max(b - a, 0.004), left=a, height=lane * 0.7, color=colour,
-                    alpha=0.25 if empty else 0.45, hatch="///" if empty else None,
-                    edgecolor=colour, linewidth=0.8, zorder=3)
-            for open_side, x_end, mk in ((not np.isfinite(lo), 0.0, "<"),
-                                         (not np.isfinite(hi), 1.0, ">")):
+            ax.barh(
+                yc,
+                max(b - a, 0.004),
+                left=a,
+                height=lane * 0.7,
+                color=colour,
+                alpha=0.25 if empty else 0.45,
+                hatch="///" if empty else None,
+                edgecolor=colour,
+                linewidth=0.8,
+                zorder=3,
+            )
+            for open_side, x_end, mk in (
+                (not np.isfinite(lo), 0.0, "<"),
+                (not np.isfinite(hi), 1.0, ">"),
+            ):
                 if open_side and not empty:
                     ax.plot(x_end, yc, marker=mk, color=colour, ms=4.5, zorder=5)
             rows = X_train[y_train == c, j]
             if rows.size:
                 jitter = rng.uniform(-0.22, 0.22, rows.size) * lane
-                ax.scatter(norm(rows, j), yc + jitter, s=5, color=colour, alpha=0.55,
-                           linewidths=0, zorder=4)
+                ax.scatter(
+                    norm(rows, j),
+                    yc + jitter,
+                    s=5,
+                    color=colour,
+                    alpha=0.55,
+                    linewidths=0,
+                    zorder=4,
+                )
         ax.text(-0.015, base, _fmt(vmin[j]), ha="right", va="center", fontsize=7, color="0.35")
         ax.text(1.015, base, _fmt(vmax[j]), ha="left", va="center", fontsize=7, color="0.35")
         if marks:
@@ -242,8 +280,9 @@ def _numeric_panel(ax, bounds, schema, cols, X_train, y_train, query, cfs, norm,
     ax.set_xlim(-0.09, 1.09)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xticklabels(["min", "25%", "50%", "75%", "max"], fontsize=8)
-    ax.set_xlabel("position within each feature's observed range (ends written beside each row)",
-                  fontsize=8)
+    ax.set_xlabel(
+        "position within each feature's observed range (ends written beside each row)", fontsize=8
+    )
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
@@ -255,8 +294,9 @@ def _marks_lane(ax, j, ym, lane, bottom, top, query, cfs, norm) -> None:
     q = float(norm(query[j], j)) if query is not None else None
     if q is not None:
         ax.vlines(q, bottom, top, color="goldenrod", lw=1.1, zorder=5)
-        ax.scatter(q, ym, marker="*", s=120, color="gold", edgecolor="black", linewidth=0.6,
-                   zorder=8)
+        ax.scatter(
+            q, ym, marker="*", s=120, color="gold", edgecolor="black", linewidth=0.6, zorder=8
+        )
     if cfs is None:
         return
     groups = _cf_groups(norm(cfs[:, j], j), q)
@@ -269,9 +309,17 @@ def _marks_lane(ax, j, ym, lane, bottom, top, query, cfs, norm) -> None:
         if q is not None:
             ax.plot([q, v], [ym, ym], color="black", lw=0.6, alpha=0.6, zorder=5)
         ax.vlines(v, bottom, top, color="black", lw=0.5, ls=":", alpha=0.6, zorder=5)
-        ax.text(v, y, ",".join(map(str, idx)), ha="center", va="center", fontsize=6,
-                zorder=9, gid="cf",
-                bbox={"boxstyle": "round,pad=0.18", "fc": "white", "ec": "black", "lw": 0.7})
+        ax.text(
+            v,
+            y,
+            ",".join(map(str, idx)),
+            ha="center",
+            va="center",
+            fontsize=6,
+            zorder=9,
+            gid="cf",
+            bbox={"boxstyle": "round,pad=0.18", "fc": "white", "ec": "black", "lw": 0.7},
+        )
 
 
 def class_bounds_figure(
@@ -296,8 +344,11 @@ def class_bounds_figure(
     names = list(features) if features is not None else list(schema.names)
     cols = [schema.index(n) for n in names]
     C = bounds.n_classes
-    class_names = [str(n) for n in class_names] if class_names is not None else [
-        f"class {c}" for c in range(C)]
+    class_names = (
+        [str(n) for n in class_names]
+        if class_names is not None
+        else [f"class {c}" for c in range(C)]
+    )
     q = None if query is None else np.asarray(query, dtype=float).ravel()
     cfs = None
     if counterfactuals is not None and np.size(counterfactuals):
@@ -315,10 +366,13 @@ def class_bounds_figure(
     n_lanes = C + (1 if q is not None or cfs is not None else 0)
     left = 0.35 + 0.075 * max(len(n) for n in names)
     lay = _Layout(width, left, 0.7, 0.75, 0.0, 0.0, 0.0, 0.1)
-    lane_x = 0.15 + CHAR_W * max(len(n) + (len(" (target)") if c == target else 0)
-                                 for c, n in enumerate([*class_names, "query → cfs"]))
-    cat = _cat_rows(bounds, schema, cat_cols, q, cfs, class_names, lane_x, lay.axes_w - 0.05,
-                    target)
+    lane_x = 0.15 + CHAR_W * max(
+        len(n) + (len(" (target)") if c == target else 0)
+        for c, n in enumerate([*class_names, "query → cfs"])
+    )
+    cat = _cat_rows(
+        bounds, schema, cat_cols, q, cfs, class_names, lane_x, lay.axes_w - 0.05, target
+    )
     if num_cols:
         lay.num_h = len(num_cols) * (0.2 * n_lanes + 0.2) + 0.45
     if cat:
@@ -328,23 +382,40 @@ def class_bounds_figure(
     cmap = colormaps["tab10"]
     H = lay.height
     if num_cols:
-        ax = fig.add_axes((lay.left / lay.width, (lay.bottom + lay.cat_h + lay.gap + 0.45) / H,
-                           lay.axes_w / lay.width, (lay.num_h - 0.45) / H))
-        _numeric_panel(ax, bounds, schema, num_cols, X_train, y_train, q, cfs, norm, vmin, vmax,
-                       cmap)
+        ax = fig.add_axes(
+            (
+                lay.left / lay.width,
+                (lay.bottom + lay.cat_h + lay.gap + 0.45) / H,
+                lay.axes_w / lay.width,
+                (lay.num_h - 0.45) / H,
+            )
+        )
+        _numeric_panel(
+            ax, bounds, schema, num_cols, X_train, y_train, q, cfs, norm, vmin, vmax, cmap
+        )
     if cat:
-        cax = fig.add_axes((lay.left / lay.width, lay.bottom / H, lay.axes_w / lay.width,
-                            lay.cat_h / H))
+        cax = fig.add_axes(
+            (lay.left / lay.width, lay.bottom / H, lay.axes_w / lay.width, lay.cat_h / H)
+        )
         cax.set_xlim(0, lay.axes_w)
         cax.set_ylim(lay.cat_h, 0)
         cax.axis("off")
         _draw_chips(cax, cat, cmap, lane_x)
-        cax.text(0, 0.06, "categorical features: the categories each class's bounds allow; "
-                 "★ the query's category, then where counterfactuals (numbers) move it",
-                 fontsize=7.5, color="0.25", va="top")
+        cax.text(
+            0,
+            0.06,
+            "categorical features: the categories each class's bounds allow; "
+            "★ the query's category, then where counterfactuals (numbers) move it",
+            fontsize=7.5,
+            color="0.25",
+            va="top",
+        )
     _legend(fig, bounds, class_names, q is not None, cfs is not None, cmap, lay)
-    fig.suptitle(title or f"Class bounds (mode {bounds.mode}): interval per class and feature",
-                 fontsize=10, y=1 - 0.12 / H)
+    fig.suptitle(
+        title or f"Class bounds (mode {bounds.mode}): interval per class and feature",
+        fontsize=10,
+        y=1 - 0.12 / H,
+    )
     return fig
 
 
@@ -352,19 +423,47 @@ def _legend(fig, bounds, class_names, has_q, has_cf, cmap, lay) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles: list[Any] = [Patch(color=cmap(c % 10), alpha=0.75, label=class_names[c])
-                          for c in range(bounds.n_classes)]
+    handles: list[Any] = [
+        Patch(color=cmap(c % 10), alpha=0.75, label=class_names[c]) for c in range(bounds.n_classes)
+    ]
     if bounds.empty is not None and bounds.empty.any():
-        handles.append(Patch(facecolor="white", edgecolor="0.3", hatch="///",
-                             label="empty as mined: opened"))
+        handles.append(
+            Patch(facecolor="white", edgecolor="0.3", hatch="///", label="empty as mined: opened")
+        )
     if has_q:
-        handles.append(Line2D([], [], marker="*", color="gold", markeredgecolor="black", ls="",
-                              ms=10, label="query"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="*",
+                color="gold",
+                markeredgecolor="black",
+                ls="",
+                ms=10,
+                label="query",
+            )
+        )
     if has_cf:
-        handles.append(Line2D([], [], marker="s", color="white", markeredgecolor="black", ls="",
-                              ms=8, label="counterfactuals (box: their numbers)"))
-    fig.legend(handles=handles, fontsize=7, loc="upper center", ncol=min(len(handles), 7),
-               frameon=False, bbox_to_anchor=(0.5, 1 - 0.38 / lay.height))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="s",
+                color="white",
+                markeredgecolor="black",
+                ls="",
+                ms=8,
+                label="counterfactuals (box: their numbers)",
+            )
+        )
+    fig.legend(
+        handles=handles,
+        fontsize=7,
+        loc="upper center",
+        ncol=min(len(handles), 7),
+        frameon=False,
+        bbox_to_anchor=(0.5, 1 - 0.38 / lay.height),
+    )
 
 
 def plot_class_bounds(
@@ -393,9 +492,21 @@ def plot_class_bounds(
     as chips ("any of the n" when all are), then the query's category (★) and the categories
     the counterfactuals move it to, with their numbers. ``target`` marks the target class.
     """
-    return _save(class_bounds_figure(bounds, schema, X_train, y_train, query, counterfactuals,
-                                     class_names, features=features, title=title, target=target),
-                 path)
+    return _save(
+        class_bounds_figure(
+            bounds,
+            schema,
+            X_train,
+            y_train,
+            query,
+            counterfactuals,
+            class_names,
+            features=features,
+            title=title,
+            target=target,
+        ),
+        path,
+    )
 
 
 def plot_bounds_modes(
@@ -418,18 +529,21 @@ def plot_bounds_modes(
     from matplotlib.patches import Rectangle
 
     first_value = next(iter(bounds_by_mode.values()))
+    nested: Any = bounds_by_mode  # one level (mode -> bounds) or two (label -> mode -> bounds)
     rows: dict[str, Mapping[str, ClassBounds]] = (
-        dict(bounds_by_mode) if isinstance(first_value, Mapping)  # type: ignore[arg-type]
-        else {"": bounds_by_mode})  # type: ignore[dict-item]
+        dict(nested) if isinstance(first_value, Mapping) else {"": nested}
+    )
     X_train = np.asarray(X_train, dtype=float)
     y_train = np.asarray(y_train)
     n_cols = max(len(r) for r in rows.values())
     some = next(iter(next(iter(rows.values())).values()))
     ja, jb = (some.feature_names.index(f) for f in features)
     C = some.n_classes
-    class_names = [str(n) for n in class_names] if class_names is not None else [
-        f"class {c}" for c in range(C)
-    ]
+    class_names = (
+        [str(n) for n in class_names]
+        if class_names is not None
+        else [f"class {c}" for c in range(C)]
+    )
     lo_data = X_train[:, [ja, jb]].min(axis=0)
     hi_data = X_train[:, [ja, jb]].max(axis=0)
     pad = 0.08 * (hi_data - lo_data)
@@ -445,20 +559,38 @@ def plot_bounds_modes(
             for c in range(C):
                 colour = cmap(c % 10)
                 sel = y_train == c
-                ax.scatter(X_train[sel, ja], X_train[sel, jb], s=10, color=colour, alpha=0.5,
-                           linewidths=0, label=class_names[c])
+                ax.scatter(
+                    X_train[sel, ja],
+                    X_train[sel, jb],
+                    s=10,
+                    color=colour,
+                    alpha=0.5,
+                    linewidths=0,
+                    label=class_names[c],
+                )
                 x0 = b.low[c, ja] if np.isfinite(b.low[c, ja]) else xlim[0] - 1
                 x1 = b.high[c, ja] if np.isfinite(b.high[c, ja]) else xlim[1] + 1
                 y0 = b.low[c, jb] if np.isfinite(b.low[c, jb]) else ylim[0] - 1
                 y1 = b.high[c, jb] if np.isfinite(b.high[c, jb]) else ylim[1] + 1
-                ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=colour,
-                                       alpha=0.08, edgecolor="none"))
-                ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor="none",
-                                       edgecolor=colour, lw=1.8, ls=styles[c % len(styles)]))
+                ax.add_patch(
+                    Rectangle(
+                        (x0, y0), x1 - x0, y1 - y0, facecolor=colour, alpha=0.08, edgecolor="none"
+                    )
+                )
+                ax.add_patch(
+                    Rectangle(
+                        (x0, y0),
+                        x1 - x0,
+                        y1 - y0,
+                        facecolor="none",
+                        edgecolor=colour,
+                        lw=1.8,
+                        ls=styles[c % len(styles)],
+                    )
+                )
             ax.set_xlim(*xlim)
             ax.set_ylim(*ylim)
-            ax.set_title(f"{row_label}: mode {mode}" if row_label else f"mode {mode}",
-                         fontsize=9)
+            ax.set_title(f"{row_label}: mode {mode}" if row_label else f"mode {mode}", fontsize=9)
             ax.grid(True, alpha=0.2)
             if r == len(rows) - 1:
                 ax.set_xlabel(features[0])

@@ -18,8 +18,13 @@ from pathlib import Path
 import numpy as np
 
 QUERY = 55  # a german_credit test row whose counterfactuals change several categories
-FIGURES = ("example_fitness.png", "example_changes.png", "example_bounds.png",
-           "example_bounds_iris.png", "example_pca.png")
+FIGURES = (
+    "example_fitness.png",
+    "example_changes.png",
+    "example_bounds.png",
+    "example_bounds_iris.png",
+    "example_pca.png",
+)
 
 
 def _compose(overrides: list[str]):
@@ -64,21 +69,52 @@ def figures(out: Path) -> list[Path]:
     label = f"german_credit query {QUERY} → {data.class_names[target]}"
     paths = [
         plot_fitness(exps, out / FIGURES[0], title=f"Search progress, {label}"),
-        plot_change_heatmap(x, found, out / FIGURES[1], schema=data.schema,
-                            title=f"Changes per counterfactual, {label}"),
-        plot_class_bounds(bounds, data.schema, data.X_train, data.y_train, x,
-                          found.counterfactuals, out / FIGURES[2], data.class_names,
-                          target=target, title=f"Class bounds ({bounds.mode}), {label}"),
+        plot_change_heatmap(
+            x,
+            found,
+            out / FIGURES[1],
+            schema=data.schema,
+            title=f"Changes per counterfactual, {label}",
+        ),
+        plot_class_bounds(
+            bounds,
+            data.schema,
+            data.X_train,
+            data.y_train,
+            x,
+            found.counterfactuals,
+            out / FIGURES[2],
+            data.class_names,
+            target=target,
+            title=f"Class bounds ({bounds.mode}), {label}",
+        ),
     ]
     idata, ibounds, ix, itarget, iexps = _search("iris", 8, reps=1)
-    paths.append(plot_class_bounds(ibounds, idata.schema, idata.X_train, idata.y_train, ix,
-                                   iexps[0].counterfactuals, out / FIGURES[3], idata.class_names,
-                                   target=itarget,
-                                   title=f"Class bounds ({ibounds.mode}), iris query 8 → "
-                                         f"{idata.class_names[itarget]}"))
-    paths.append(plot_pca_path(data.X_train, data.y_train, x, found, out / FIGURES[4],
-                               class_names=data.class_names,
-                               title=f"PCA of training data and search path, {label}"))
+    paths.append(
+        plot_class_bounds(
+            ibounds,
+            idata.schema,
+            idata.X_train,
+            idata.y_train,
+            ix,
+            iexps[0].counterfactuals,
+            out / FIGURES[3],
+            idata.class_names,
+            target=itarget,
+            title=f"Class bounds ({ibounds.mode}), iris query 8 → {idata.class_names[itarget]}",
+        )
+    )
+    paths.append(
+        plot_pca_path(
+            data.X_train,
+            data.y_train,
+            x,
+            found,
+            out / FIGURES[4],
+            class_names=data.class_names,
+            title=f"PCA of training data and search path, {label}",
+        )
+    )
     return paths
 
 
@@ -90,21 +126,42 @@ def report_example(out: Path) -> list[Path]:
     written = []
     with tempfile.TemporaryDirectory(prefix="cfgen-docs-") as tmp:
         run_dir = Path(tmp) / "run"
-        cfg = _compose(["dataset=german_credit", "output.plots=true", "output.table=false",
-                        "experiment_params.num_samples=1", "experiment_params.num_replications=2",
-                        "experiment_params.parallel_replications=false"])
+        cfg = _compose(
+            [
+                "dataset=german_credit",
+                "output.plots=true",
+                "output.table=false",
+                "experiment_params.num_samples=1",
+                "experiment_params.num_replications=2",
+                "experiment_params.parallel_replications=false",
+            ]
+        )
         res = run(cfg, run_dir)
         _ensure_change_files(res, run_dir, cfg.method.name)
         page = write_run_report(run_dir)
         chromium = shutil.which("chromium")
         if chromium:
             shot = out / "example_report.png"
-            subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                            "--disable-quic", "--no-first-run", "--disable-background-networking",
-                            "--disable-component-update", "--disable-sync",
-                            f"--user-data-dir={Path(tmp) / 'profile'}", f"--screenshot={shot}",
-                            "--window-size=1280,2200", page.as_uri()],
-                           check=True, capture_output=True, timeout=180)
+            subprocess.run(
+                [
+                    chromium,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    f"--user-data-dir={Path(tmp) / 'profile'}",
+                    f"--screenshot={shot}",
+                    "--window-size=1280,2200",
+                    page.as_uri(),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=180,
+            )
             written.append(shot)
     return written
 
@@ -116,15 +173,20 @@ def _ensure_change_files(res, run_dir: Path, method: str) -> None:
 
     d, proba = res.problem, res.problem.predictor.predict_proba
     if not (run_dir / "changes.csv").exists():
-        write_frame(run_dir / "changes.csv", run_changes(d, res.tasks, res.results, proba, method,
-                                                         mh_distance(d.schema, d.X_train)))
+        write_frame(
+            run_dir / "changes.csv",
+            run_changes(d, res.tasks, res.results, proba, method, mh_distance(d.schema, d.X_train)),
+        )
     if not (run_dir / "queries.csv").exists():
         write_frame(run_dir / "queries.csv", query_frame(d, res.summary["queries"], proba))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cfgen.plots.examples", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m cfgen.plots.examples",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("out", nargs="?", default="docs", help="directory (default: docs)")
     ap.add_argument("--no-report", action="store_true", help="only the plots")
     args = ap.parse_args(argv)

@@ -33,11 +33,24 @@ def _explanation(task: Task, r: Any, k: int) -> Explanation:
     exp = getattr(r, "explanation", None)
     if isinstance(exp, Explanation):
         return exp
-    extra = {key: np.asarray(getattr(r, key)) for key in ("n_valid", "valid_mean")
-             if getattr(r, key, None) is not None}
-    return Explanation(r.counterfactuals, task.target, k, r.seconds, r.reason, r.best_fitness,
-                       r.mean_fitness, r.best_per_generation, r.generations,
-                       roles=list(getattr(r, "roles", None) or []), extra=extra)
+    extra = {
+        key: np.asarray(getattr(r, key))
+        for key in ("n_valid", "valid_mean")
+        if getattr(r, key, None) is not None
+    }
+    return Explanation(
+        r.counterfactuals,
+        task.target,
+        k,
+        r.seconds,
+        r.reason,
+        r.best_fitness,
+        r.mean_fitness,
+        r.best_per_generation,
+        r.generations,
+        roles=list(getattr(r, "roles", None) or []),
+        extra=extra,
+    )
 
 
 def write_run_plots(
@@ -75,20 +88,39 @@ def write_run_plots(
         if progress is not None:
             progress()
         if any(len(e.best_fitness) for e in exps):
-            paths.append(plot_fitness(exps, out / f"fitness_{stem}.png",
-                                      title=f"Search progress, {label}"))
+            paths.append(
+                plot_fitness(exps, out / f"fitness_{stem}.png", title=f"Search progress, {label}")
+            )
         found = next((e for e in exps if e.n_found), None)
         if found is None:
             continue
         if len(found.best_per_generation):
-            paths.append(plot_pca_path(data.X_train, data.y_train, x, found,
-                                       out / f"pca_{stem}.png", class_names=names,
-                                       title=f"PCA of training data and search path, {label}"))
-        paths.append(plot_change_heatmap(x, found, out / f"changes_{stem}.png", schema=data.schema,
-                                         title=f"Changes per counterfactual, {label}"))
+            paths.append(
+                plot_pca_path(
+                    data.X_train,
+                    data.y_train,
+                    x,
+                    found,
+                    out / f"pca_{stem}.png",
+                    class_names=names,
+                    title=f"PCA of training data and search path, {label}",
+                )
+            )
+        paths.append(
+            plot_change_heatmap(
+                x,
+                found,
+                out / f"changes_{stem}.png",
+                schema=data.schema,
+                title=f"Changes per counterfactual, {label}",
+            )
+        )
         if bounds is not None:
-            paths.append(_bounds_plot(plot_class_bounds, bounds, data, x, found,
-                                      out / f"bounds_{stem}.png", label))
+            paths.append(
+                _bounds_plot(
+                    plot_class_bounds, bounds, data, x, found, out / f"bounds_{stem}.png", label
+                )
+            )
     return paths
 
 
@@ -112,11 +144,22 @@ def _bounds_plot(plot, bounds, data, x, found: Explanation, path: Path, label: s
         keep = np.sort(keep) if keep.size else np.arange(d)
         features = [schema.names[j] for j in keep]
         if moved.size > keep.size:
-            note = (f"; the {keep.size} of {moved.size} changed features moved most "
-                    f"({d - moved.size} unchanged)")
+            note = (
+                f"; the {keep.size} of {moved.size} changed features moved most "
+                f"({d - moved.size} unchanged)"
+            )
         elif keep.size < d:
             note = f"; {d - keep.size} features no counterfactual changes left out"
-    return plot(bounds, schema, data.X_train, data.y_train, query=x,
-                counterfactuals=found.counterfactuals, path=path, class_names=data.class_names,
-                features=features, target=found.target,
-                title=f"Class bounds ({bounds.mode}), {label}{note}")
+    return plot(
+        bounds,
+        schema,
+        data.X_train,
+        data.y_train,
+        query=x,
+        counterfactuals=found.counterfactuals,
+        path=path,
+        class_names=data.class_names,
+        features=features,
+        target=found.target,
+        title=f"Class bounds ({bounds.mode}), {label}{note}",
+    )

@@ -86,26 +86,33 @@ def fitness_series(exp: Explanation, invalid: float | None = None) -> FitnessSer
         # without the record: the population mean only where it carries no penalty at all (one
         # invalid individual in a population of up to 10 000 adds more than cut / 10 000)
         raw = np.asarray(exp.mean_fitness, dtype=float)
-        mean = np.where(raw < cut / 1e4, raw, np.nan) if raw.size == best.size else np.full(
-            best.size, np.nan)
+        mean = (
+            np.where(raw < cut / 1e4, raw, np.nan)
+            if raw.size == best.size
+            else np.full(best.size, np.nan)
+        )
     n_valid = _record(exp, "n_valid")
     if n_valid is None:
         n_valid = _record(exp, "valid")
     if n_valid is not None and n_valid.size != best.size:
         n_valid = None
-    return FitnessSeries(gens, best_valid, np.where(mean < cut, mean, np.nan), n_valid,
-                         exp.n_found)
+    return FitnessSeries(gens, best_valid, np.where(mean < cut, mean, np.nan), n_valid, exp.n_found)
 
 
-def fitness_figure(explanations: Sequence[Explanation] | Explanation, *,
-                   title: str | None = None, max_cols: int = 4):
+def fitness_figure(
+    explanations: Sequence[Explanation] | Explanation,
+    *,
+    title: str | None = None,
+    max_cols: int = 4,
+):
     """The figure of :func:`plot_fitness` (returned, not saved: tests read its artists)."""
     from matplotlib.ticker import MaxNLocator
 
     if isinstance(explanations, Explanation):
         explanations = [explanations]
     series = [fitness_series(e) for e in explanations] or [
-        FitnessSeries(np.zeros(0), np.zeros(0), np.zeros(0), None, 0)]
+        FitnessSeries(np.zeros(0), np.zeros(0), np.zeros(0), None, 0)
+    ]
     n = len(series)
     ncols = min(n, max_cols)
     groups = -(-n // ncols)
@@ -113,8 +120,9 @@ def fitness_figure(explanations: Sequence[Explanation] | Explanation, *,
     per = 2 if counts else 1
     fig = _figure(2.2 + 2.9 * ncols, (3.0 + (1.2 if counts else 0.0)) * groups + 0.6)
     ratios = ([3, 1] if counts else [1]) * groups
-    axes = fig.subplots(groups * per, ncols, squeeze=False, sharex="col",
-                        gridspec_kw={"height_ratios": ratios})
+    axes = fig.subplots(
+        groups * per, ncols, squeeze=False, sharex="col", gridspec_kw={"height_ratios": ratios}
+    )
     finite = np.concatenate([np.r_[s.best, s.mean] for s in series])
     finite = finite[np.isfinite(finite)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -148,8 +156,9 @@ def _fitness_panel(ax, cax, s: FitnessSeries, r: int, ylim: tuple[float, float])
         ax.axvspan(gen - 0.5, gen + 0.5, color="0.85", lw=0, zorder=0)
     ax.plot(g, s.best, color="#1f77b4", lw=1.8, marker="o", ms=3.5, label="best valid")
     if np.isfinite(s.mean).any():
-        ax.plot(g, s.mean, color="#ff7f0e", lw=1.2, ls="--", marker=".", ms=3,
-                label="mean of valid")
+        ax.plot(
+            g, s.mean, color="#ff7f0e", lw=1.2, ls="--", marker=".", ms=3, label="mean of valid"
+        )
     ax.set_ylim(*ylim)
     ax.set_xlim(-0.5, max(len(g) - 0.5, 0.5))
     ax.grid(True, alpha=0.3)
@@ -338,16 +347,21 @@ def change_heatmap_figure(
     from matplotlib.colors import ListedColormap
 
     x = np.asarray(x, dtype=float).ravel()
-    cfs = np.asarray(counterfactuals.counterfactuals if isinstance(counterfactuals, Explanation)
-                     else counterfactuals, dtype=float).reshape(-1, x.size)
+    cfs = np.asarray(
+        counterfactuals.counterfactuals
+        if isinstance(counterfactuals, Explanation)
+        else counterfactuals,
+        dtype=float,
+    ).reshape(-1, x.size)
     d_all, m = x.size, len(cfs)
     if schema is not None:
         names_all = schema.names
         cat_all, span_all = schema.categorical, schema.highs - schema.lows
         dec_all: list[int | None] = list(schema.decimals)
     else:
-        names_all = list(feature_names) if feature_names is not None else [
-            f"x{j}" for j in range(d_all)]
+        names_all = (
+            list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d_all)]
+        )
         cat_all, span_all = np.zeros(d_all, dtype=bool), np.full(d_all, np.nan)
         dec_all = [None] * d_all
     changed_all = np.abs(cfs - x) > atol
@@ -379,10 +393,10 @@ def change_heatmap_figure(
             return wrapper(text)
         return _fmt(v, dec_all[j])
 
-    texts = [[label(r, x[rows[r]])] + [label(r, cfs[i, rows[r]]) for i in range(m)]
-             for r in range(d)]
-    longest = max((len(line) for row in texts for t in row for line in t.split("\n")),
-                  default=4)
+    texts = [
+        [label(r, x[rows[r]])] + [label(r, cfs[i, rows[r]]) for i in range(m)] for r in range(d)
+    ]
+    longest = max((len(line) for row in texts for t in row for line in t.split("\n")), default=4)
     two_line = any("\n" in t for row in texts for t in row)
     col_w = min(max(0.75, 0.2 + 0.068 * longest), 0.2 + 0.068 * wrap)
     row_h = 0.5 if two_line else 0.36
@@ -412,9 +426,18 @@ def change_heatmap_figure(
             ch = bool(changed[i, r])
             dark = ch and not cat[r] and abs(rel[r, i]) > 0.6 * vmax
             colour = "white" if dark else ("black" if ch else "#999999")
-            ax.text(i + 1, r, texts[r][i + 1], ha="center", va="center", fontsize=fs,
-                    fontweight="bold" if ch else "normal", color=colour, gid="cell",
-                    linespacing=1.0)
+            ax.text(
+                i + 1,
+                r,
+                texts[r][i + 1],
+                ha="center",
+                va="center",
+                fontsize=fs,
+                fontweight="bold" if ch else "normal",
+                color=colour,
+                gid="cell",
+                linespacing=1.0,
+            )
     ax.set_xticks(range(m + 1), ["query"] + [f"cf {i}" for i in range(m)])
     ax.set_yticks(range(d), names)
     ax.set_xticks(np.arange(-0.5, m + 1), minor=True)
@@ -463,6 +486,15 @@ def plot_change_heatmap(
     bold where it differs from the query. ``hide_unchanged`` (default: when there are more than
     12 features) leaves out the features no counterfactual changes, and says how many.
     """
-    return _save(change_heatmap_figure(x, counterfactuals, schema=schema,
-                                       feature_names=feature_names, title=title, atol=atol,
-                                       hide_unchanged=hide_unchanged), path)
+    return _save(
+        change_heatmap_figure(
+            x,
+            counterfactuals,
+            schema=schema,
+            feature_names=feature_names,
+            title=title,
+            atol=atol,
+            hide_unchanged=hide_unchanged,
+        ),
+        path,
+    )

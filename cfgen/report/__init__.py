@@ -123,15 +123,18 @@ def build_report(
         wanted = list(PAPER_METRICS)
         missing = [m for m in wanted if m not in available]
         if missing:
-            warnings.append("metrics not in the runs' metrics.csv (left out): "
-                            + ", ".join(missing))
+            warnings.append(
+                "metrics not in the runs' metrics.csv (left out): " + ", ".join(missing)
+            )
         tested = [m for m in wanted if m in available]
     else:
         unknown = [m for m in metrics if m not in available]
         if unknown:
             shown_av = ", ".join(available[:25]) + (", …" if len(available) > 25 else "")
-            raise ReportError(f"--metrics {','.join(unknown)}: not in the runs' metrics.csv; "
-                              f"available: {shown_av}")
+            raise ReportError(
+                f"--metrics {','.join(unknown)}: not in the runs' metrics.csv; "
+                f"available: {shown_av}"
+            )
         tested = list(metrics)
     shown = tested + [m for m in SECONDARY_METRICS if m in available and m not in tested]
     present = set(rows["method"].unique())
@@ -140,8 +143,9 @@ def build_report(
     methods = order_methods([m for m in runset.methods if m in present], reference)
     if reference is not None and reference not in methods:
         if len(methods) > 1:
-            warnings.append(f"reference method {reference!r} not among the runs' methods: "
-                            "every pair is tested")
+            warnings.append(
+                f"reference method {reference!r} not among the runs' methods: every pair is tested"
+            )
         reference = None
     datasets = sorted(rows["dataset"].unique())
     warnings += fairness_checks(runset.runs)
@@ -218,8 +222,9 @@ def write_report(report: Report, out_dir: str | Path, plot: bool = True) -> dict
     if plot and not report.winners.empty:
         from cfgen.report.plots import winner_heatmap
 
-        written["winners.png"] = winner_heatmap(report.winners, report.methods, report.shown,
-                                                out / "winners.png")
+        written["winners.png"] = winner_heatmap(
+            report.winners, report.methods, report.shown, out / "winners.png"
+        )
     for name, (text_md, text_tex) in md.sections(report).items():
         (out / f"{name}.md").write_text(text_md)
         (out / f"{name}.tex").write_text(text_tex)
@@ -228,17 +233,21 @@ def write_report(report: Report, out_dir: str | Path, plot: bool = True) -> dict
     image = "winners.png" if "winners.png" in written else None
     text = md.full_report(report, image=image)
     if not optimum.empty:
-        text += ("\n## Closest counterfactual ÷ proven optimum\n\nPer dataset and method, over the "
-                 "tasks whose query the `exact` run solved to proven optimality: the closest "
-                 "returned counterfactual's distance (`distance_mixed_min`: MAD-scaled L1 plus 1 "
-                 "per changed categorical) divided by the optimum (↓, 1 is the optimum).\n\n"
-                 + render_markdown(optimum) + "\n")
+        text += (
+            "\n## Closest counterfactual ÷ proven optimum\n\nPer dataset and method, over the "
+            "tasks whose query the `exact` run solved to proven optimality: the closest "
+            "returned counterfactual's distance (`distance_mixed_min`: MAD-scaled L1 plus 1 "
+            "per changed categorical) divided by the optimum (↓, 1 is the optimum).\n\n"
+            + render_markdown(optimum)
+            + "\n"
+        )
     (out / "report.md").write_text(text)
     written["report.md"] = out / "report.md"
     from cfgen.report.sweep_html import report_html
 
-    (out / "report.html").write_text(report_html(report, out, written.get("winners.png")),
-                                     encoding="utf-8")
+    (out / "report.html").write_text(
+        report_html(report, out, written.get("winners.png")), encoding="utf-8"
+    )
     written["report.html"] = out / "report.html"
     (out / "warnings.txt").write_text("".join(w + "\n" for w in report.warnings))
     written["warnings.txt"] = out / "warnings.txt"

@@ -29,8 +29,9 @@ def generated_block(report_dir: str | Path, doc: Path, levels: int = 2) -> str:
     report_dir = Path(report_dir)
     src = report_dir / "report.md"
     if not src.exists():
-        raise DocError(f"{src} not found: run `python -m cfgen.report RUN_DIRS --out "
-                       f"{report_dir}` first")
+        raise DocError(
+            f"{src} not found: run `python -m cfgen.report RUN_DIRS --out {report_dir}` first"
+        )
     text = src.read_text()
     text = re.sub(r"^(#+) ", lambda m: "#" * levels + m.group(1) + " ", text, flags=re.M)
     png = report_dir / "winners.png"
@@ -58,8 +59,11 @@ def fill_doc(report_dir: str | Path, doc: str | Path = DEFAULT_DOC) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cfgen.report.doc", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m cfgen.report.doc",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("report_dir", help="a directory written by python -m cfgen.report")
     ap.add_argument("doc", nargs="?", default=str(DEFAULT_DOC), help="default: docs/paper.md")
     args = ap.parse_args(argv)

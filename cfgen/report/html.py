@@ -52,8 +52,10 @@ def figure(path: str | Path, caption: str = "", alt: str | None = None) -> str:
     """An embedded PNG with its caption."""
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
     alt_text = esc(alt or caption or Path(path).name)
-    return (f'<figure><img src="{png_data_uri(path)}" alt="{alt_text}"'
-            f' data-name="{esc(Path(path).name)}">{cap}</figure>')
+    return (
+        f'<figure><img src="{png_data_uri(path)}" alt="{alt_text}"'
+        f' data-name="{esc(Path(path).name)}">{cap}</figure>'
+    )
 
 
 def _is_num(v: object) -> bool:
@@ -90,7 +92,8 @@ def table(
 
     cols = [str(c) for c in frame.columns]
     head = ([f"<th>{esc(frame.index.name or '')}</th>"] if index else []) + [
-        f"<th>{esc(c)}</th>" for c in cols]
+        f"<th>{esc(c)}</th>" for c in cols
+    ]
     rows = []
     for i, (idx, rec) in enumerate(zip(frame.index, frame.itertuples(index=False), strict=True)):
         cells = [f"<th>{esc(idx)}</th>"] if index else []
@@ -114,8 +117,10 @@ def table(
         rows.append(f"<tr{rc}>" + "".join(cells) + "</tr>")
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     c = f' class="{esc(cls)}"' if cls else ""
-    return (f'<div class="scroll"><table{c}>{cap}<thead><tr>{"".join(head)}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+    return (
+        f'<div class="scroll"><table{c}>{cap}<thead><tr>{"".join(head)}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def kv_table(pairs: Iterable[tuple[str, object]]) -> str:
@@ -138,17 +143,25 @@ def diff_html(diff: pd.DataFrame, mark: str = "-") -> str:
             cell_class.iat[i, j] = "same" if diff.iat[i, j] == mark else "changed"
     frame = diff.copy()
     frame.index.name = "feature"
-    return table(frame, index=True, cell_class=cell_class, cls="diff",
-                 row_class=["model" if n in model_rows else "" for n in diff.index])
+    return table(
+        frame,
+        index=True,
+        cell_class=cell_class,
+        cls="diff",
+        row_class=["model" if n in model_rows else "" for n in diff.index],
+    )
 
 
 def page(title: str, body: Sequence[str], subtitle: str = "") -> str:
     """A whole HTML document."""
     sub = f'<p class="sub">{esc(subtitle)}</p>' if subtitle else ""
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width\"><title>{esc(title)}</title>"
-            f"<style>{CSS}</style></head><body><main><h1>{esc(title)}</h1>{sub}"
-            + "\n".join(body) + "</main></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width"><title>{esc(title)}</title>'
+        f"<style>{CSS}</style></head><body><main><h1>{esc(title)}</h1>{sub}"
+        + "\n".join(body)
+        + "</main></body></html>\n"
+    )
 
 
 def warnings_html(warnings: Sequence[str]) -> str:

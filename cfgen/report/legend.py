@@ -46,17 +46,17 @@ MEANINGS: dict[str, str] = {
     "count_diversity_cate": "share of categorical features that differ between pairs",
     "count_diversity_all": "share of features that differ between pairs of counterfactuals",
     "accuracy_knn_sklearn": "1-NN on query + counterfactuals recovers the model's labels of "
-                            "nearby test rows (discriminative power)",
+    "nearby test rows (discriminative power)",
     "accuracy_knn_dist": "the same 1-NN accuracy under the mixed L2/Jaccard distance",
     "lof": "local outlier factor of the counterfactuals (≈1 inlier, >1 outlier)",
     "delta": "gain in the target class's probability from query to counterfactual",
     "delta_min": "smallest gain in the target class's probability",
     "delta_max": "largest gain in the target class's probability",
     "plausibility_sum": "summed distance of each counterfactual to its nearest training row "
-                        "of its class",
+    "of its class",
     "runtime": "seconds of search per task (model fitting and bound mining excluded)",
     "runtime_with_bounds": "search seconds + the run's bound-mining time spread over its "
-                           "queries (for methods that use bounds)",
+    "queries (for methods that use bounds)",
 }
 
 
@@ -64,19 +64,22 @@ def meaning(metric: str) -> str:
     """The one-line meaning of a ``metrics.csv`` column (empty when unknown)."""
     if metric in MEANINGS:
         return MEANINGS[metric]
-    for prefix, what in (("distance_", "distance to the query"),
-                         ("diversity_", "distance between pairs of counterfactuals")):
+    for prefix, what in (
+        ("distance_", "distance to the query"),
+        ("diversity_", "distance between pairs of counterfactuals"),
+    ):
         if metric.startswith(prefix):
-            rest = metric[len(prefix):]
+            rest = metric[len(prefix) :]
             agg = next((a for a in ("_min", "_max") if rest.endswith(a)), "")
             kind = rest[: len(rest) - len(agg)] if agg else rest
             if kind in _KIND:
                 return f"{_AGG[agg]} {what}: {_KIND[kind]}"
     if metric.startswith("plausibility_"):
-        norm = metric[len("plausibility_"):]
+        norm = metric[len("plausibility_") :]
         if norm in _PLAUS:
-            return ("implausibility: distance to the nearest training row of the class, "
-                    + _PLAUS[norm])
+            return (
+                "implausibility: distance to the nearest training row of the class, " + _PLAUS[norm]
+            )
     return ""
 
 
@@ -89,8 +92,10 @@ def direction(metric: str) -> str:
 def legend_frame(metrics: Iterable[str]) -> pd.DataFrame:
     """metric, ↑/↓ and meaning for each metric (in the given order, each once)."""
     seen = list(dict.fromkeys(metrics))
-    return pd.DataFrame({
-        "metric": seen,
-        "better": [ARROW[direction(m)] for m in seen],
-        "meaning": [meaning(m) or "see docs/metrics.md" for m in seen],
-    })
+    return pd.DataFrame(
+        {
+            "metric": seen,
+            "better": [ARROW[direction(m)] for m in seen],
+            "meaning": [meaning(m) or "see docs/metrics.md" for m in seen],
+        }
+    )

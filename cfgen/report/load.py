@@ -44,8 +44,14 @@ COUNT_PREFIXES = ("perc_", "nbr_")
 
 DEFAULT_LABEL_BY = ("method.name",)
 #: override keys never used as labels (bookkeeping; the method's name is the label's first part)
-LABEL_EXCLUDE = ("method", "method.name", "experiment_params.max_workers",
-                 "experiment_params.resume", "logger", "output")
+LABEL_EXCLUDE = (
+    "method",
+    "method.name",
+    "experiment_params.max_workers",
+    "experiment_params.resume",
+    "logger",
+    "output",
+)
 
 
 class ReportError(Exception):
@@ -101,8 +107,11 @@ class Run:
             needs = bool(getattr(get_class(str(target)), "needs_bounds", False))
         except Exception:  # noqa: BLE001 - an unimportable class: unknown
             return None
-        mode = (self.summary.get("bounds_mode") or self.get("method.bounds.mode")
-                or self.get("constraints.mode"))
+        mode = (
+            self.summary.get("bounds_mode")
+            or self.get("method.bounds.mode")
+            or self.get("constraints.mode")
+        )
         return needs and mode not in (None, "none")
 
     def value(self, key: str) -> str:
@@ -210,8 +219,7 @@ def _normalise(frame: pd.DataFrame, run: Run) -> pd.DataFrame:
     for col in ("query", "target", "combination", "replication"):
         f[col] = pd.to_numeric(f[col], errors="coerce").fillna(-1).astype(int)
     errors = f["error"] if "error" in f else pd.Series([None] * len(f), index=f.index)
-    f["error"] = pd.Series(["" if pd.isna(v) else str(v) for v in errors], index=f.index,
-                           dtype=str)
+    f["error"] = pd.Series(["" if pd.isna(v) else str(v) for v in errors], index=f.index, dtype=str)
     f["timed_out"] = _bool_column(f["timed_out"]) if "timed_out" in f else False
     f["failed"] = (f["error"].str.len() > 0) | f["timed_out"]
     f["dataset"] = run.dataset
@@ -265,15 +273,21 @@ def read_overrides(run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
     """The run's command-line overrides (``.hydra/overrides.yaml``: ``key=value``, ``+``/``++``
     prefixes dropped) and the config groups Hydra chose (``hydra.runtime.choices``)."""
     over: dict[str, str] = {}
-    items = _read_yaml(run_dir / ".hydra" / "overrides.yaml") if (
-        run_dir / ".hydra" / "overrides.yaml").exists() else None
+    items = (
+        _read_yaml(run_dir / ".hydra" / "overrides.yaml")
+        if (run_dir / ".hydra" / "overrides.yaml").exists()
+        else None
+    )
     for item in items or []:
         key, sep, value = str(item).partition("=")
         if sep and not key.startswith("~"):
             over[key.lstrip("+")] = value
     choices: dict[str, str] = {}
-    hy = _read_yaml(run_dir / ".hydra" / "hydra.yaml") if (
-        run_dir / ".hydra" / "hydra.yaml").exists() else None
+    hy = (
+        _read_yaml(run_dir / ".hydra" / "hydra.yaml")
+        if (run_dir / ".hydra" / "hydra.yaml").exists()
+        else None
+    )
     if isinstance(hy, dict):
         ch = ((hy.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
         choices = {str(k): str(v) for k, v in ch.items() if not str(k).startswith("hydra")}
@@ -299,8 +313,18 @@ def read_run(run_dir: Path, label_by: Sequence[str] | None = DEFAULT_LABEL_BY) -
     if method is None or dataset is None:
         raise ReportError(f"{run_dir}: cannot tell its method/dataset (no config.yaml, summary)")
     over, choices = read_overrides(run_dir)
-    run = Run(run_dir, str(dataset), str(method), str(method), summary, config, frame,
-              mtime=os.path.getmtime(run_dir / SUMMARY), overrides=over, choices=choices)
+    run = Run(
+        run_dir,
+        str(dataset),
+        str(method),
+        str(method),
+        summary,
+        config,
+        frame,
+        mtime=os.path.getmtime(run_dir / SUMMARY),
+        overrides=over,
+        choices=choices,
+    )
     parts = []
     for key in label_by or ("method.name",):
         value = run.get(key)
@@ -342,9 +366,7 @@ def _relabel(run: Run, label: str) -> None:
     run.metrics = run.metrics.assign(method=label)
 
 
-def load_runs(
-    paths: Sequence[str | Path], label_by: Sequence[str] | None = None
-) -> RunSet:
+def load_runs(paths: Sequence[str | Path], label_by: Sequence[str] | None = None) -> RunSet:
     """Every finished run under ``paths`` (run or multirun dirs, searched recursively).
 
     ``label_by=None`` labels by the method's name plus the swept override keys (see the module
@@ -366,9 +388,11 @@ def load_runs(
             if auto:
                 _relabel(r, "/".join([r.method, *(f"{short[k]}={r.value(k)}" for k in auto)]))
         label_keys += auto
-        grouping = ("method label = method.name" + (
-            " + swept " + ", ".join(auto) + " (from each run's .hydra/overrides.yaml)" if auto
-            else " (no key other than the dataset differs between runs)"))
+        grouping = "method label = method.name" + (
+            " + swept " + ", ".join(auto) + " (from each run's .hydra/overrides.yaml)"
+            if auto
+            else " (no key other than the dataset differs between runs)"
+        )
     else:
         grouping = "method label = " + " / ".join(label_by) + " (--label-by)"
     runs: dict[tuple[str, str], Run] = {}
@@ -378,21 +402,26 @@ def load_runs(
         old = runs.get(key)
         if old is not None:
             keep, drop = (run, old) if run.mtime >= old.mtime else (old, run)
-            warnings.append(f"{run.dataset} × {run.label}: two runs, using the newer {keep.path} "
-                            f"(ignoring {drop.path}); --label-by KEY tells them apart")
+            warnings.append(
+                f"{run.dataset} × {run.label}: two runs, using the newer {keep.path} "
+                f"(ignoring {drop.path}); --label-by KEY tells them apart"
+            )
             runs[key] = keep
         else:
             runs[key] = run
     unknown = [r for r in runs.values() if r.uses_bounds_known is None]
     if unknown:
-        warnings.append(f"{len(unknown)} run(s) do not say whether their method used the class "
-                        "bounds (no uses_bounds in summary.json, no method._target_): "
-                        "runtime_with_bounds = runtime for them (e.g. "
-                        f"{unknown[0].path})")
+        warnings.append(
+            f"{len(unknown)} run(s) do not say whether their method used the class "
+            "bounds (no uses_bounds in summary.json, no method._target_): "
+            "runtime_with_bounds = runtime for them (e.g. "
+            f"{unknown[0].path})"
+        )
     for path, why in skipped:
         warnings.append(f"skipped {path}: {why}")
-    return RunSet(list(runs.values()), skipped, warnings, [Path(p) for p in paths], grouping,
-                  label_keys)
+    return RunSet(
+        list(runs.values()), skipped, warnings, [Path(p) for p in paths], grouping, label_keys
+    )
 
 
 # ------------------------------------------------------------------------------------ fairness
@@ -429,16 +458,20 @@ def fairness_checks(runs: Sequence[Run]) -> list[str]:
         accs = {r.label: r.summary.get("test_accuracy") for r in group}
         known = [a for a in accs.values() if a is not None]
         if known and any(not math.isclose(a, known[0], rel_tol=1e-12) for a in known):
-            problems.append(f"{dataset}: test accuracy differs between methods ({accs}): "
-                            "not the same fitted forest")
+            problems.append(
+                f"{dataset}: test accuracy differs between methods ({accs}): "
+                "not the same fitted forest"
+            )
         queries = {r.label: set(r.queries) for r in group}
         common = set.intersection(*queries.values())
         for lbl, qs in queries.items():
             extra = qs - common
             if extra:
-                problems.append(f"{dataset}: {lbl} explained {len(extra)} queries the others did "
-                                f"not ({sorted(extra)[:5]}…): compared on the {len(common)} "
-                                "common queries")
+                problems.append(
+                    f"{dataset}: {lbl} explained {len(extra)} queries the others did "
+                    f"not ({sorted(extra)[:5]}…): compared on the {len(common)} "
+                    "common queries"
+                )
     return problems
 
 
@@ -466,23 +499,25 @@ def run_table(runset: RunSet, frame: pd.DataFrame) -> pd.DataFrame:
     recs = []
     for r in runset.runs:
         f = frame[(frame["dataset"] == r.dataset) & (frame["method"] == r.label)]
-        recs.append({
-            "dataset": r.dataset,
-            "method": r.label,
-            "n_queries": int(f["query"].nunique()),
-            "n_tasks": len(f),
-            "n_failed": int(f["failed"].sum()),
-            "n_timed_out": int(f["timed_out"].sum()),
-            "n_errors": int((f["error"].str.len() > 0).sum()),
-            "time_limit": r.get("method.time_limit"),
-            "k": r.get("experiment_params.num_counterfactuals"),
-            "replications": r.get("experiment_params.num_replications"),
-            "test_accuracy": r.summary.get("test_accuracy"),
-            "model_seconds": r.summary.get("model_seconds"),
-            "bounds_seconds": r.summary.get("bounds_seconds") if r.uses_bounds else 0.0,
-            "wall_seconds": r.summary.get("wall_seconds"),
-            "run_dir": str(r.path),
-        })
+        recs.append(
+            {
+                "dataset": r.dataset,
+                "method": r.label,
+                "n_queries": int(f["query"].nunique()),
+                "n_tasks": len(f),
+                "n_failed": int(f["failed"].sum()),
+                "n_timed_out": int(f["timed_out"].sum()),
+                "n_errors": int((f["error"].str.len() > 0).sum()),
+                "time_limit": r.get("method.time_limit"),
+                "k": r.get("experiment_params.num_counterfactuals"),
+                "replications": r.get("experiment_params.num_replications"),
+                "test_accuracy": r.summary.get("test_accuracy"),
+                "model_seconds": r.summary.get("model_seconds"),
+                "bounds_seconds": r.summary.get("bounds_seconds") if r.uses_bounds else 0.0,
+                "wall_seconds": r.summary.get("wall_seconds"),
+                "run_dir": str(r.path),
+            }
+        )
     if not recs:
         return pd.DataFrame()
     out = pd.DataFrame(recs)

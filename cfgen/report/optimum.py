@@ -18,13 +18,24 @@ import numpy as np
 import pandas as pd
 
 KEYS = ("dataset", "query", "target", "combination")
-COLUMNS = ("dataset", "method", "queries", "closest_over_optimum_median",
-           "closest_over_optimum_p90", "at_optimum")
+COLUMNS = (
+    "dataset",
+    "method",
+    "queries",
+    "closest_over_optimum_median",
+    "closest_over_optimum_p90",
+    "at_optimum",
+)
 
 
-def closest_over_optimum(metrics: pd.DataFrame, *, distance: str = "distance_search_min",
-                         exact: str = "exact", keys: Sequence[str] = KEYS,
-                         atol: float = 1e-9) -> pd.DataFrame:
+def closest_over_optimum(
+    metrics: pd.DataFrame,
+    *,
+    distance: str = "distance_search_min",
+    exact: str = "exact",
+    keys: Sequence[str] = KEYS,
+    atol: float = 1e-9,
+) -> pd.DataFrame:
     """Per dataset and method (``exact`` itself included): over the tasks whose query has a
     proven optimum, the median and 90th percentile of the method's ``distance`` over the
     optimum, and the share of tasks within ``atol`` (relative) of it. Empty when no ``exact``
@@ -42,8 +53,14 @@ def closest_over_optimum(metrics: pd.DataFrame, *, distance: str = "distance_sea
     rows = []
     for (name, method), g in df.groupby(["dataset", "method"], sort=False):
         r = g["_ratio"]
-        rows.append({"dataset": name, "method": method, "queries": int(len(r)),
-                     "closest_over_optimum_median": float(r.median()),
-                     "closest_over_optimum_p90": float(r.quantile(0.9)),
-                     "at_optimum": float(np.mean(r <= 1.0 + atol))})
+        rows.append(
+            {
+                "dataset": name,
+                "method": method,
+                "queries": int(len(r)),
+                "closest_over_optimum_median": float(r.median()),
+                "closest_over_optimum_p90": float(r.quantile(0.9)),
+                "at_optimum": float(np.mean(r <= 1.0 + atol)),
+            }
+        )
     return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -10,8 +10,18 @@ import pandas as pd
 
 TIE_COLOUR = "#d9d9d9"
 NONE_COLOUR = "#ffffff"
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 def short_name(method: str, width: int = 10) -> str:
@@ -61,8 +71,15 @@ def winner_heatmap(
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             if text[i, j]:
-                ax.text(j, i, text[i, j], ha="center", va="center", fontsize=7,
-                        color="black" if grid[i, j] <= 1 else "white")
+                ax.text(
+                    j,
+                    i,
+                    text[i, j],
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if grid[i, j] <= 1 else "white",
+                )
     ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels(metrics, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(len(datasets)))
@@ -73,8 +90,15 @@ def winner_heatmap(
     ax.tick_params(which="minor", length=0)
     handles = [Patch(color=colours[code[m]], label=m) for m in methods]
     handles.append(Patch(color=TIE_COLOUR, label="tie"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
-              frameon=False, title="winner", title_fontsize=8)
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=8,
+        frameon=False,
+        title="winner",
+        title_fontsize=8,
+    )
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

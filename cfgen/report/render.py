@@ -61,8 +61,10 @@ def markdown(frame: pd.DataFrame, align: Sequence[str] | None = None) -> str:
     if align is None:
         align = default_align(frame)
     sep = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |",
-             "|" + "|".join(sep[a] for a in align) + "|"]
+    lines = [
+        "| " + " | ".join(_md_escape(c) for c in cols) + " |",
+        "|" + "|".join(sep[a] for a in align) + "|",
+    ]
     for row in frame.itertuples(index=False):
         lines.append("| " + " | ".join(_md_escape(fmt_cell(v)) for v in row) + " |")
     return "\n".join(lines) + "\n"
@@ -98,10 +100,27 @@ def _md_escape(s: str) -> str:
 # ------------------------------------------------------------------------------ LaTeX
 
 _LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--", "×": r"$\times$",
-    "<": r"$<$", ">": r"$>$", "≥": r"$\geq$", "≤": r"$\leq$", "—": "---", "…": r"\dots{}",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "–": "--",
+    "×": r"$\times$",
+    "<": r"$<$",
+    ">": r"$>$",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "—": "---",
+    "…": r"\dots{}",
 }
 
 
@@ -122,9 +141,15 @@ def latex(
     cols = list(frame.columns)
     if align is None:
         align = default_align(frame)
-    out = [r"\begin{table}[ht]", r"\centering", r"\small",
-           r"\begin{tabular}{" + "".join(align) + "}", r"\toprule",
-           " & ".join(latex_escape(c) for c in cols) + r" \\", r"\midrule"]
+    out = [
+        r"\begin{table}[ht]",
+        r"\centering",
+        r"\small",
+        r"\begin{tabular}{" + "".join(align) + "}",
+        r"\toprule",
+        " & ".join(latex_escape(c) for c in cols) + r" \\",
+        r"\midrule",
+    ]
     prev = None
     for i, row in enumerate(frame.itertuples(index=False)):
         cells = []
@@ -154,6 +179,8 @@ def markdown_bold(frame: pd.DataFrame, bold: pd.DataFrame) -> pd.DataFrame:
     """Cells wrapped in ``**…**`` where ``bold`` is true (frame of formatted strings)."""
     out = frame.copy()
     for j, c in enumerate(out.columns):
-        out[c] = [f"**{v}**" if bool(bold.iat[i, j]) and v not in ("", "–") else v
-                  for i, v in enumerate(out[c])]
+        out[c] = [
+            f"**{v}**" if bool(bold.iat[i, j]) and v not in ("", "–") else v
+            for i, v in enumerate(out[c])
+        ]
     return out

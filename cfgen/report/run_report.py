@@ -26,14 +26,25 @@ REPORT_HTML = "report.html"
 CHANGES = "changes.csv"
 QUERIES = "queries.csv"
 #: metrics shown first (the paper's, then the console's); the rest under "all metrics"
-KEY_METRICS = ("perc_valid_cf_all", "nbr_valid_cf", "perc_actionable_cf_all", "distance_mh",
-               "avg_nbr_changes_per_cf", "avg_nbr_changes", "count_diversity_all",
-               "accuracy_knn_sklearn", "plausibility_nbr_cf", "runtime")
+KEY_METRICS = (
+    "perc_valid_cf_all",
+    "nbr_valid_cf",
+    "perc_actionable_cf_all",
+    "distance_mh",
+    "avg_nbr_changes_per_cf",
+    "avg_nbr_changes",
+    "count_diversity_all",
+    "accuracy_knn_sklearn",
+    "plausibility_nbr_cf",
+    "runtime",
+)
 PLOT_RE = re.compile(r"^(?P<kind>[a-z]+)_q(?P<query>\d+)_to_(?P<target>.+)_c(?P<comb>\d+)\.png$")
-PLOT_KINDS = {"changes": "what each counterfactual changes",
-              "bounds": "class intervals with the query and its counterfactuals",
-              "fitness": "search progress per generation",
-              "pca": "training data, query, counterfactuals and search path (PCA)"}
+PLOT_KINDS = {
+    "changes": "what each counterfactual changes",
+    "bounds": "class intervals with the query and its counterfactuals",
+    "fitness": "search progress per generation",
+    "pca": "training data, query, counterfactuals and search path (PCA)",
+}
 
 
 def none_text(v: Any) -> str:
@@ -104,25 +115,38 @@ def setup_pairs(run: RunFiles) -> list[tuple[str, str]]:
     ep = c.get("experiment_params") or {}
     model = c.get("model") or {}
     model_name = str(model.get("_target_", "")).rsplit(".", 1)[-1] or "model"
-    acc = (f"train {fmt_num(s.get('train_accuracy'))}, test {fmt_num(s.get('test_accuracy'))}")
+    acc = f"train {fmt_num(s.get('train_accuracy'))}, test {fmt_num(s.get('test_accuracy'))}"
     method = s.get("method") or _get(c, "method.name")
     target = s.get("method_target") or _get(c, "method._target_")
-    bounds_mode = (s.get("bounds_mode") or run.constraints.get("mode")
-                   or _get(c, "method.bounds.mode") or _get(c, "constraints.mode"))
+    bounds_mode = (
+        s.get("bounds_mode")
+        or run.constraints.get("mode")
+        or _get(c, "method.bounds.mode")
+        or _get(c, "constraints.mode")
+    )
     uses = s.get("uses_bounds")
     settings = ", ".join(f"{k}={v}" for k, v in model.items() if k not in ("_target_", "n_jobs"))
     used = "" if uses is None else f"; used by the method: {'yes' if uses else 'no'}"
     pairs = [
-        ("dataset", f"{s.get('dataset') or _get(c, 'dataset.name')}: {s.get('n_train', '?')} "
-                    f"train / {s.get('n_test', '?')} test rows"
-                    + (f", classes {', '.join(run.class_names)}" if run.class_names else "")),
+        (
+            "dataset",
+            f"{s.get('dataset') or _get(c, 'dataset.name')}: {s.get('n_train', '?')} "
+            f"train / {s.get('n_test', '?')} test rows"
+            + (f", classes {', '.join(run.class_names)}" if run.class_names else ""),
+        ),
         ("model", f"{model_name} ({settings})"),
         ("model accuracy", acc),
         ("method", f"{method}" + (f" ({target})" if target else "")),
-        ("class bounds", f"{none_text(bounds_mode)}"
-                         + used
-                         + (f"; mined in {fmt_num(s.get('bounds_seconds'))} s"
-                            if s.get("bounds_seconds") else "")),
+        (
+            "class bounds",
+            f"{none_text(bounds_mode)}"
+            + used
+            + (
+                f"; mined in {fmt_num(s.get('bounds_seconds'))} s"
+                if s.get("bounds_seconds")
+                else ""
+            ),
+        ),
         ("seed", none_text(ep.get("seed"))),
         ("counterfactuals requested (k)", none_text(ep.get("num_counterfactuals"))),
         ("queries", ", ".join(str(q) for q in s.get("queries", [])) or "?"),
@@ -144,9 +168,16 @@ def metric_frame(run: RunFiles, names: list[str]) -> pd.DataFrame:
     recs = []
     for m in names:
         a = agg.get(m) or {}
-        recs.append({"metric": m, "better": ARROW[direction(m)],
-                     "mean": fmt_num(a.get("mean")), "std": fmt_num(a.get("std")),
-                     "n": a.get("n", ""), "meaning": meaning(m) or "see docs/metrics.md"})
+        recs.append(
+            {
+                "metric": m,
+                "better": ARROW[direction(m)],
+                "mean": fmt_num(a.get("mean")),
+                "std": fmt_num(a.get("std")),
+                "n": a.get("n", ""),
+                "meaning": meaning(m) or "see docs/metrics.md",
+            }
+        )
     return pd.DataFrame(recs, columns=["metric", "better", "mean", "std", "n", "meaning"])
 
 
@@ -158,8 +189,11 @@ def query_frame(run: RunFiles) -> pd.DataFrame:
     if m.empty:
         return pd.DataFrame()
     shown = [(c, d) for c, d in CONSOLE_METRICS if c in m]
-    failed = (m["error"].notna() & m["error"].astype(str).ne("")) if "error" in m else \
-        pd.Series(False, index=m.index)
+    failed = (
+        (m["error"].notna() & m["error"].astype(str).ne(""))
+        if "error" in m
+        else pd.Series(False, index=m.index)
+    )
     if "timed_out" in m:
         failed |= m["timed_out"].astype(str).str.lower().isin(("true", "1"))
     g = m.assign(_failed=failed).groupby(["query", "target"], sort=True)
@@ -172,9 +206,15 @@ def query_frame(run: RunFiles) -> pd.DataFrame:
         row = {"query": int(q), "original": orig.get(q, ""), "target": run.class_name(t)}
         for c, dec in shown:
             v = float(rec[c])
-            row[c] = "–" if not np.isfinite(v) else (
-                (str(int(round(v))) if abs(v - round(v)) < 1e-9 else f"{v:.1f}") if dec is None
-                else f"{v:.{dec}f}")
+            row[c] = (
+                "–"
+                if not np.isfinite(v)
+                else (
+                    (str(int(round(v))) if abs(v - round(v)) < 1e-9 else f"{v:.1f}")
+                    if dec is None
+                    else f"{v:.{dec}f}"
+                )
+            )
         row["tasks"] = int(g.size()[(q, t)])
         row["failed"] = int(g["_failed"].sum()[(q, t)])
         recs.append(row)
@@ -203,33 +243,59 @@ def query_sections(run: RunFiles) -> list[str]:
     qinfo = run.queries.set_index("query") if not run.queries.empty else None
     keys: list[tuple[int, str, int]] = []
     if not ch.empty:
-        keys = list(dict.fromkeys(zip(ch["query"].astype(int), ch["target"].astype(str),
-                                      ch["combination"].astype(int), strict=True)))
+        keys = list(
+            dict.fromkeys(
+                zip(
+                    ch["query"].astype(int),
+                    ch["target"].astype(str),
+                    ch["combination"].astype(int),
+                    strict=True,
+                )
+            )
+        )
     elif not run.metrics.empty:  # nothing found anywhere: still list the queries
-        keys = list(dict.fromkeys(
-            (int(q), run.class_name(t), int(c)) for q, t, c in
-            zip(run.metrics["query"], run.metrics["target"], run.metrics["combination"],
-                strict=True)))
+        keys = list(
+            dict.fromkeys(
+                (int(q), run.class_name(t), int(c))
+                for q, t, c in zip(
+                    run.metrics["query"],
+                    run.metrics["target"],
+                    run.metrics["combination"],
+                    strict=True,
+                )
+            )
+        )
     for q, target, comb in keys:
         qp = qprob = None
         if qinfo is not None and q in qinfo.index:
             qp, qprob = str(qinfo.loc[q, "predicted"]), float(qinfo.loc[q, "probability"])
-        head = f"Query {q}: " + (f"predicted {qp} ({qprob:.3f}) → " if qp else "") + \
-            f"target {target}" + (f", combination {comb}" if comb else "")
+        head = (
+            f"Query {q}: "
+            + (f"predicted {qp} ({qprob:.3f}) → " if qp else "")
+            + f"target {target}"
+            + (f", combination {comb}" if comb else "")
+        )
         parts.append(f'<h3 id="q{q}-{H.esc(target)}-c{comb}">{H.esc(head)}</h3>')
-        g = ch[(ch["query"] == q) & (ch["target"] == target) & (ch["combination"] == comb)] \
-            if not ch.empty else ch
+        g = (
+            ch[(ch["query"] == q) & (ch["target"] == target) & (ch["combination"] == comb)]
+            if not ch.empty
+            else ch
+        )
         reps = sorted(int(r) for r in g["replication"].unique()) if len(g) else []
         if not reps:
-            parts.append("<p>No counterfactual found for this target.</p>" if
-                         (run.path / CHANGES).exists() else
-                         "<p>This run has no changes.csv (written before diffs were): see "
-                         "counterfactuals.csv.</p>")
+            parts.append(
+                "<p>No counterfactual found for this target.</p>"
+                if (run.path / CHANGES).exists()
+                else "<p>This run has no changes.csv (written before diffs were): see "
+                "counterfactuals.csv.</p>"
+            )
         for i, rep in enumerate(reps):
             rows = g[g["replication"] == rep].reset_index(drop=True)
             table = H.diff_html(diff_table(rows, query_predicted=qp, query_probability=qprob))
-            title = (f"replication {rep}: {len(rows)} counterfactual(s); only the changed "
-                     "features are listed (- : unchanged)")
+            title = (
+                f"replication {rep}: {len(rows)} counterfactual(s); only the changed "
+                "features are listed (- : unchanged)"
+            )
             if i == 0:
                 parts.append(f"<p>{H.esc(title)}</p>{table}")
             else:
@@ -253,39 +319,55 @@ def run_report_html(run_dir: str | Path) -> str:
     run = RunFiles.read(run_dir)
     s = run.summary
     title = f"cfgen run: {s.get('dataset', '?')} · {s.get('method', '?')}"
-    body = ["<nav><a href='#setup'>Setup</a><a href='#results'>Results</a>"
-            "<a href='#metrics'>Metrics</a><a href='#queries'>Queries</a></nav>",
-            "<h2 id='setup'>Setup</h2>", H.kv_table(setup_pairs(run))]
+    body = [
+        "<nav><a href='#setup'>Setup</a><a href='#results'>Results</a>"
+        "<a href='#metrics'>Metrics</a><a href='#queries'>Queries</a></nav>",
+        "<h2 id='setup'>Setup</h2>",
+        H.kv_table(setup_pairs(run)),
+    ]
     qf = query_frame(run)
-    body += ["<h2 id='results'>Results per query</h2>",
-             "<p>Mean over the tasks of each query and target (replications × combinations); "
-             "the same metric names and scales as <code>metrics.csv</code>, "
-             "<code>summary.json</code> and the console.</p>",
-             H.table(qf) if not qf.empty else "<p>No tasks.</p>"]
+    body += [
+        "<h2 id='results'>Results per query</h2>",
+        "<p>Mean over the tasks of each query and target (replications × combinations); "
+        "the same metric names and scales as <code>metrics.csv</code>, "
+        "<code>summary.json</code> and the console.</p>",
+        H.table(qf) if not qf.empty else "<p>No tasks.</p>",
+    ]
     agg = s.get("metrics") or {}
     key = [m for m in KEY_METRICS if m in agg]
     rest = [m for m in agg if m not in key]
-    body += ["<h2 id='metrics'>Metrics</h2>",
-             "<p>Mean, standard deviation and number of tasks with a value (from "
-             "<code>summary.json</code>); ↑ larger is better, ↓ smaller is better; definitions "
-             "in <code>docs/metrics.md</code>.</p>", H.table(metric_frame(run, key))]
+    body += [
+        "<h2 id='metrics'>Metrics</h2>",
+        "<p>Mean, standard deviation and number of tasks with a value (from "
+        "<code>summary.json</code>); ↑ larger is better, ↓ smaller is better; definitions "
+        "in <code>docs/metrics.md</code>.</p>",
+        H.table(metric_frame(run, key)),
+    ]
     if rest:
-        body.append(f"<details><summary>all {len(agg)} metrics</summary>"
-                    f"{H.table(metric_frame(run, rest))}</details>")
+        body.append(
+            f"<details><summary>all {len(agg)} metrics</summary>"
+            f"{H.table(metric_frame(run, rest))}</details>"
+        )
     body += ["<h2 id='queries'>Counterfactuals per query</h2>"]
     if not run.plots:
         body.append("<p>No plots in this run (rerun with <code>output.plots=true</code>).</p>")
     body += query_sections(run)
     cfg_text = (run.path / "config.yaml").read_text() if (run.path / "config.yaml").exists() else ""
     if cfg_text:
-        body.append(f"<details><summary>config.yaml</summary><pre>{H.esc(cfg_text)}</pre>"
-                    "</details>")
+        body.append(
+            f"<details><summary>config.yaml</summary><pre>{H.esc(cfg_text)}</pre></details>"
+        )
     files = sorted(p.name for p in run.path.iterdir() if p.is_file())
-    body.append(f"<p class='sub'>Run directory <code>{H.esc(run.path)}</code>: "
-                f"{H.esc(', '.join(files))}</p>")
+    body.append(
+        f"<p class='sub'>Run directory <code>{H.esc(run.path)}</code>: "
+        f"{H.esc(', '.join(files))}</p>"
+    )
     nq = len(s.get("queries", []))
-    return H.page(title, body, subtitle=f"{nq} {'query' if nq == 1 else 'queries'}, "
-                                        f"{s.get('n_tasks', '?')} tasks")
+    return H.page(
+        title,
+        body,
+        subtitle=f"{nq} {'query' if nq == 1 else 'queries'}, {s.get('n_tasks', '?')} tasks",
+    )
 
 
 def write_run_report(run_dir: str | Path) -> Path:

@@ -135,8 +135,9 @@ def paired_wilcoxon(a, b, direction: str) -> PairedTest:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         res = wilcoxon(nz, zero_method="wilcox", alternative="two-sided", method="auto")
-    return PairedTest(n, int(nz.size), median, float(res.statistic), float(res.pvalue),
-                      rank_biserial(nz))
+    return PairedTest(
+        n, int(nz.size), median, float(res.statistic), float(res.pvalue), rank_biserial(nz)
+    )
 
 
 @dataclass(frozen=True)

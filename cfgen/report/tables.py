@@ -82,8 +82,15 @@ def comparison(qmeans: pd.DataFrame, metrics: Sequence[str], level: float = 0.95
         for m in metrics:
             if m not in g:
                 continue
-            recs.append({"dataset": dataset, "method": method, "metric": m,
-                         "direction": direction(m), **mean_ci(g[m].to_numpy(), level)})
+            recs.append(
+                {
+                    "dataset": dataset,
+                    "method": method,
+                    "metric": m,
+                    "direction": direction(m),
+                    **mean_ci(g[m].to_numpy(), level),
+                }
+            )
     cols = ["dataset", "method", "metric", "direction", "mean", "std", "n", "ci_low", "ci_high"]
     return pd.DataFrame(recs, columns=cols)
 
@@ -110,11 +117,30 @@ def summary_table(
         wide = dataset_means(comp, m, methods)
         for a, b in itertools.combinations(methods, 2):
             wc = win_count(wide[a].to_numpy(), wide[b].to_numpy(), direction(m))
-            recs.append({"metric": m, "direction": direction(m), "method_a": a, "method_b": b,
-                         "n_datasets": wc.n, "wins": wc.wins, "losses": wc.losses,
-                         "ties": wc.ties, "win_rate": wc.win_rate})
-    cols = ["metric", "direction", "method_a", "method_b", "n_datasets", "wins", "losses", "ties",
-            "win_rate"]
+            recs.append(
+                {
+                    "metric": m,
+                    "direction": direction(m),
+                    "method_a": a,
+                    "method_b": b,
+                    "n_datasets": wc.n,
+                    "wins": wc.wins,
+                    "losses": wc.losses,
+                    "ties": wc.ties,
+                    "win_rate": wc.win_rate,
+                }
+            )
+    cols = [
+        "metric",
+        "direction",
+        "method_a",
+        "method_b",
+        "n_datasets",
+        "wins",
+        "losses",
+        "ties",
+        "win_rate",
+    ]
     return pd.DataFrame(recs, columns=cols)
 
 
@@ -136,13 +162,20 @@ def winners_table(
             else:
                 best_mean = float(values[i])
                 ok = np.isfinite(values)
-                same = [methods[int(j)] for j in np.flatnonzero(ok)
-                        if is_tie(values[j], best_mean)]
+                same = [methods[int(j)] for j in np.flatnonzero(ok) if is_tie(values[j], best_mean)]
                 winner = "tie" if tied else methods[int(i)]
                 best = ";".join(same)
-            recs.append({"dataset": dataset, "metric": m, "direction": direction(m),
-                         "winner": winner, "best": best, "best_mean": best_mean,
-                         "n_methods": int(np.isfinite(values).sum())})
+            recs.append(
+                {
+                    "dataset": dataset,
+                    "metric": m,
+                    "direction": direction(m),
+                    "winner": winner,
+                    "best": best,
+                    "best_mean": best_mean,
+                    "n_methods": int(np.isfinite(values).sum()),
+                }
+            )
     cols = ["dataset", "metric", "direction", "winner", "best", "best_mean", "n_methods"]
     return pd.DataFrame(recs, columns=cols)
 
@@ -193,9 +226,15 @@ def _test_record(res, a: str, b: str) -> dict:
     better = ""
     if np.isfinite(res.median_diff) and res.n_nonzero:
         better = a if res.effect > 0 else b if res.effect < 0 else ""
-    return {"n": res.n, "n_nonzero": res.n_nonzero, "median_diff": res.median_diff,
-            "statistic": res.statistic, "p": res.pvalue, "effect_size": res.effect,
-            "better": better}
+    return {
+        "n": res.n,
+        "n_nonzero": res.n_nonzero,
+        "median_diff": res.median_diff,
+        "statistic": res.statistic,
+        "p": res.pvalue,
+        "effect_size": res.effect,
+        "better": better,
+    }
 
 
 def wilcoxon_datasets(
@@ -213,10 +252,25 @@ def wilcoxon_datasets(
         for m in metrics:
             wide = dataset_means(comp, m, [a, b])
             res = paired_wilcoxon(wide[a].to_numpy(), wide[b].to_numpy(), direction(m))
-            recs.append({"metric": m, "direction": direction(m), "method_a": a, "method_b": b,
-                         **_test_record(res, a, b)})
-    out = pd.DataFrame(recs, columns=["metric", "direction", "method_a", "method_b",
-                                      *[c for c in _TEST_COLS if c != "p_holm"]])
+            recs.append(
+                {
+                    "metric": m,
+                    "direction": direction(m),
+                    "method_a": a,
+                    "method_b": b,
+                    **_test_record(res, a, b),
+                }
+            )
+    out = pd.DataFrame(
+        recs,
+        columns=[
+            "metric",
+            "direction",
+            "method_a",
+            "method_b",
+            *[c for c in _TEST_COLS if c != "p_holm"],
+        ],
+    )
     out = out.rename(columns={"n": "n_datasets"})
     out["p_holm"] = np.nan
     for _, idx in out.groupby(["method_a", "method_b"], sort=False).groups.items():
@@ -224,9 +278,24 @@ def wilcoxon_datasets(
     out["p_holm_all"] = holm(out["p"].to_numpy())
     out["significant"] = out["p_holm"] < alpha
     out = _possible(out, "n_datasets", ["method_a", "method_b"], alpha)
-    cols = ["metric", "direction", "method_a", "method_b", "n_datasets", "n_nonzero",
-            "median_diff", "statistic", "p", "p_holm", "p_holm_all", "effect_size", "better",
-            "significant", "min_p_holm", "can_be_significant"]
+    cols = [
+        "metric",
+        "direction",
+        "method_a",
+        "method_b",
+        "n_datasets",
+        "n_nonzero",
+        "median_diff",
+        "statistic",
+        "p",
+        "p_holm",
+        "p_holm_all",
+        "effect_size",
+        "better",
+        "significant",
+        "min_p_holm",
+        "can_be_significant",
+    ]
     return out[cols]
 
 
@@ -257,15 +326,37 @@ def wilcoxon_queries(
                 va, vb = ga.loc[common, m].to_numpy(float), gb.loc[common, m].to_numpy(float)
                 n = int((np.isfinite(va) & np.isfinite(vb)).sum())
                 res = paired_wilcoxon(va, vb, direction(m))
-                rec = {"dataset": dataset, "metric": m, "direction": direction(m),
-                       "method_a": a, "method_b": b, **_test_record(res, a, b),
-                       "tested": n >= min_queries}
+                rec = {
+                    "dataset": dataset,
+                    "metric": m,
+                    "direction": direction(m),
+                    "method_a": a,
+                    "method_b": b,
+                    **_test_record(res, a, b),
+                    "tested": n >= min_queries,
+                }
                 if n < min_queries:
                     rec.update(statistic=math.nan, p=math.nan)
                 recs.append(rec)
-    cols = ["dataset", "metric", "direction", "method_a", "method_b", "n_queries", "n_nonzero",
-            "median_diff", "statistic", "p", "p_holm", "effect_size", "better", "tested",
-            "significant", "min_p_holm", "can_be_significant"]
+    cols = [
+        "dataset",
+        "metric",
+        "direction",
+        "method_a",
+        "method_b",
+        "n_queries",
+        "n_nonzero",
+        "median_diff",
+        "statistic",
+        "p",
+        "p_holm",
+        "effect_size",
+        "better",
+        "tested",
+        "significant",
+        "min_p_holm",
+        "can_be_significant",
+    ]
     out = pd.DataFrame(recs)
     if out.empty:
         return pd.DataFrame(columns=cols)
@@ -287,8 +378,15 @@ def query_test_counts(wq: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     for (a, b, m), g in wq.groupby(["method_a", "method_b", "metric"], sort=False):
         t = g[g["tested"]]
         sig = t[t["p_holm"] < alpha]
-        recs.append({"metric": m, "method_a": a, "method_b": b, "tested": len(t),
-                     "a_better": int((sig["better"] == a).sum()),
-                     "b_better": int((sig["better"] == b).sum()),
-                     "not_significant": int(len(t) - len(sig))})
+        recs.append(
+            {
+                "metric": m,
+                "method_a": a,
+                "method_b": b,
+                "tested": len(t),
+                "a_better": int((sig["better"] == a).sum()),
+                "b_better": int((sig["better"] == b).sum()),
+                "not_significant": int(len(t) - len(sig)),
+            }
+        )
     return pd.DataFrame(recs, columns=cols)

@@ -20,7 +20,17 @@ from cfgen.runner.resources import resolve_workers, usable_cpus
 from cfgen.runner.task import TaskResult, failed_result, run_task
 
 __all__ = [
-    "EXECUTORS", "MAX_CRASHES", "RunnerError", "TaskResult", "WorkerContext", "WorkersDied",
-    "failed_result", "resolve_workers", "run_task", "run_tasks",
-    "usable_cpus", "warm_up", "warm_up_for",
+    "EXECUTORS",
+    "MAX_CRASHES",
+    "RunnerError",
+    "TaskResult",
+    "WorkerContext",
+    "WorkersDied",
+    "failed_result",
+    "resolve_workers",
+    "run_task",
+    "run_tasks",
+    "usable_cpus",
+    "warm_up",
+    "warm_up_for",
 ]

@@ -73,8 +73,10 @@ def run_tasks(
     earlier attempt left).
     """
     if executor not in EXECUTORS:
-        raise ConfigError(f"experiment_params.executor={executor!r} is not allowed: expected "
-                          f"one of {', '.join(EXECUTORS)}")
+        raise ConfigError(
+            f"experiment_params.executor={executor!r} is not allowed: expected "
+            f"one of {', '.join(EXECUTORS)}"
+        )
     workers = check_max_workers(max_workers)
     tasks = list(tasks)
     done: dict[int, TaskResult] = dict(getattr(journal, "done", None) or {})
@@ -105,9 +107,15 @@ def run_tasks(
             else:
                 run_auto(pending, ctx, record, max_crashes, start_method)
     except KeyboardInterrupt:
-        log.warning("interrupted: %d of %d tasks finished%s", len(results), len(tasks),
-                    "; they are in the journal: run the same command with "
-                    "experiment_params.resume=true to finish" if journal is not None else "")
+        log.warning(
+            "interrupted: %d of %d tasks finished%s",
+            len(results),
+            len(tasks),
+            "; they are in the journal: run the same command with "
+            "experiment_params.resume=true to finish"
+            if journal is not None
+            else "",
+        )
         raise
     finally:
         bar.close()
@@ -119,12 +127,18 @@ def _log_failures(results: dict[int, TaskResult], n_tasks: int) -> None:
     failed = [r for r in results.values() if r.error is not None]
     if failed:
         first = min(failed, key=lambda r: r.index)
-        log.warning("%d of %d tasks failed; first error (task %d): %s", len(failed), n_tasks,
-                    first.index, (first.error or "").splitlines()[0])
+        log.warning(
+            "%d of %d tasks failed; first error (task %d): %s",
+            len(failed),
+            n_tasks,
+            first.index,
+            (first.error or "").splitlines()[0],
+        )
 
 
-def run_here(tasks: Sequence[Task], ctx: WorkerContext, record: Record,
-             meter: CostMeter | None = None) -> None:
+def run_here(
+    tasks: Sequence[Task], ctx: WorkerContext, record: Record, meter: CostMeter | None = None
+) -> None:
     """One after the other in this process."""
     if meter is None:
         log.info("running %d tasks in this process", len(tasks))
@@ -136,22 +150,44 @@ def run_here(tasks: Sequence[Task], ctx: WorkerContext, record: Record,
         record(t, r)
 
 
-def run_pool(tasks: Sequence[Task], ctx: WorkerContext, record: Record, workers: int,
-             max_crashes: int = MAX_CRASHES, start_method: str | None = None,
-             meter: CostMeter | None = None) -> None:
+def run_pool(
+    tasks: Sequence[Task],
+    ctx: WorkerContext,
+    record: Record,
+    workers: int,
+    max_crashes: int = MAX_CRASHES,
+    start_method: str | None = None,
+    meter: CostMeter | None = None,
+) -> None:
     """On a pool of ``workers`` processes (capped by tasks, memory and open files)."""
     payload = ctx.dumps()
     workers = cap_workers(max(1, min(workers, len(tasks))), len(payload))
     mp = forkserver.mp_context(start_method)
-    log.info("running %d tasks on %d worker processes (context %.1f MB, est. %.0f MB per "
-             "worker)", len(tasks), workers, len(payload) / 2**20,
-             worker_memory(len(payload)) / 2**20)
-    pool = ChunkPool(payload, workers, mp, record, main_pid=os.getpid(),
-                     n_features=ctx.n_features, k=ctx.k, max_crashes=max_crashes, meter=meter)
+    log.info(
+        "running %d tasks on %d worker processes (context %.1f MB, est. %.0f MB per worker)",
+        len(tasks),
+        workers,
+        len(payload) / 2**20,
+        worker_memory(len(payload)) / 2**20,
+    )
+    pool = ChunkPool(
+        payload,
+        workers,
+        mp,
+        record,
+        main_pid=os.getpid(),
+        n_features=ctx.n_features,
+        k=ctx.k,
+        max_crashes=max_crashes,
+        meter=meter,
+    )
     pool.run(tasks)
     if pool.peak:
-        log.info("worker peak memory %.0f MB (estimate was %.0f MB)", pool.peak / 2**20,
-                 worker_memory(len(payload)) / 2**20)
+        log.info(
+            "worker peak memory %.0f MB (estimate was %.0f MB)",
+            pool.peak / 2**20,
+            worker_memory(len(payload)) / 2**20,
+        )
 
 
 def pool_pays(n_left: int, meter: CostMeter, speedup: float, wait: float) -> bool:
@@ -165,8 +201,13 @@ def pool_pays(n_left: int, meter: CostMeter, speedup: float, wait: float) -> boo
     return left * (1 - 1 / speedup) > start
 
 
-def run_auto(tasks: Sequence[Task], ctx: WorkerContext, record: Record,
-             max_crashes: int = MAX_CRASHES, start_method: str | None = None) -> None:
+def run_auto(
+    tasks: Sequence[Task],
+    ctx: WorkerContext,
+    record: Record,
+    max_crashes: int = MAX_CRASHES,
+    start_method: str | None = None,
+) -> None:
     """``max_workers: null``: here while the pool starts, then on the pool if it pays.
 
     The gain of one worker per usable CPU is discounted by the CPUs other processes keep busy
@@ -181,8 +222,7 @@ def run_auto(tasks: Sequence[Task], ctx: WorkerContext, record: Record,
     while queue:
         elapsed = time.perf_counter() - start
         small = meter.n >= MEASURE_TASKS and not pool_pays(len(queue), meter, usable, 0.0)
-        if small or (meter.n >= 2 and elapsed >= MEASURE_SECONDS) \
-                or elapsed >= 4 * MEASURE_SECONDS:
+        if small or (meter.n >= 2 and elapsed >= MEASURE_SECONDS) or elapsed >= 4 * MEASURE_SECONDS:
             wait = forkserver.seconds_until_ready()
             if not announced:  # the machine's load over the measuring, once
                 others = sampler.others() if usable >= 2 and not small else None
@@ -205,14 +245,28 @@ def run_auto(tasks: Sequence[Task], ctx: WorkerContext, record: Record,
         run_pool(list(queue), ctx, record, usable, max_crashes, start_method, meter)
 
 
-def _announce(n: int, meter: CostMeter, workers: int, speedup: float, others: float | None,
-              pays: bool, wait: float) -> None:
+def _announce(
+    n: int,
+    meter: CostMeter,
+    workers: int,
+    speedup: float,
+    others: float | None,
+    pays: bool,
+    wait: float,
+) -> None:
     per = meter.per_task or 0.0
     busy = f"other processes keep {others:.1f} CPUs busy" if others and others >= 0.5 else ""
     if pays:
-        log.info("%d tasks ≈ %.1f s: %d worker processes (≈ %.1f× faster%s; this process works "
-                 "until they are up, ≈ %.1f s)", n, n * per, workers, speedup,
-                 f", {busy}" if busy else "", wait)
+        log.info(
+            "%d tasks ≈ %.1f s: %d worker processes (≈ %.1f× faster%s; this process works "
+            "until they are up, ≈ %.1f s)",
+            n,
+            n * per,
+            workers,
+            speedup,
+            f", {busy}" if busy else "",
+            wait,
+        )
         return
     if workers < 2:
         why = "one usable CPU"
@@ -221,5 +275,4 @@ def _announce(n: int, meter: CostMeter, workers: int, speedup: float, others: fl
     else:
         why = ""
     why = ", ".join(w for w in (why, busy) if w)
-    log.info("%d tasks ≈ %.1f s: running in this process%s", n, n * per,
-             f" ({why})" if why else "")
+    log.info("%d tasks ≈ %.1f s: running in this process%s", n, n * per, f" ({why})" if why else "")

@@ -24,9 +24,18 @@ from cfgen.runner.worker import THREAD_ENV
 log = logging.getLogger(__name__)
 
 #: imported once by the forkserver, so forked workers start with them loaded
-PRELOAD = ["cfgen.runner.fsguard", "cfgen.runner.worker", "cfgen.methods", "cfgen.problem",
-           "cfgen.search", "cfgen.data", "cfgen.models", "cfgen.predictor", "cfgen.constraints",
-           "sklearn.ensemble"]
+PRELOAD = [
+    "cfgen.runner.fsguard",
+    "cfgen.runner.worker",
+    "cfgen.methods",
+    "cfgen.problem",
+    "cfgen.search",
+    "cfgen.data",
+    "cfgen.models",
+    "cfgen.predictor",
+    "cfgen.constraints",
+    "sklearn.ensemble",
+]
 GUARD_ENV = "CFGEN_FORKSERVER_OF"
 #: passed to the resource tracker (started with the forkserver): after a run is stopped hard
 #: it cleans up the pool's semaphores, and should not warn about it on the user's terminal
@@ -91,8 +100,11 @@ def warm_up_for(cfg: Any) -> bool:
     from cfgen.runner.resources import usable_cpus
 
     ep = getattr(cfg, "experiment_params", None)
-    if ep is None or not ep.get("parallel_replications", True) \
-            or ep.get("executor", "process") != "process":
+    if (
+        ep is None
+        or not ep.get("parallel_replications", True)
+        or ep.get("executor", "process") != "process"
+    ):
         return False
     if ep.get("max_workers") is None and usable_cpus() < 2:
         return False
@@ -104,8 +116,7 @@ def _probe() -> None:
     """Fork one no-op process: returns once the forkserver has imported its preload."""
     global _ready
     try:
-        p = multiprocessing.get_context("forkserver").Process(target=os.getpid,
-                                                              name="cfgen-probe")
+        p = multiprocessing.get_context("forkserver").Process(target=os.getpid, name="cfgen-probe")
         p.start()
         p.join(60)
     except Exception as exc:  # noqa: BLE001 - the pool will report a real problem itself

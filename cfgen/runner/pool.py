@@ -45,16 +45,28 @@ class WorkersDied(RunnerError):
 
 
 def crash_error(strikes: int) -> str:
-    return (f"WorkerCrash: the worker running this task died {strikes} times (killed by a "
-            "signal, e.g. SIGKILL or the out-of-memory killer, or a crash in native code)")
+    return (
+        f"WorkerCrash: the worker running this task died {strikes} times (killed by a "
+        "signal, e.g. SIGKILL or the out-of-memory killer, or a crash in native code)"
+    )
 
 
 class ChunkPool:
     """Runs tasks on ``workers`` processes from ``mp`` (a multiprocessing context)."""
 
-    def __init__(self, payload: bytes, workers: int, mp: Any, record: Record, *, main_pid: int,
-                 n_features: int, k: int, max_crashes: int = MAX_CRASHES,
-                 meter: CostMeter | None = None) -> None:
+    def __init__(
+        self,
+        payload: bytes,
+        workers: int,
+        mp: Any,
+        record: Record,
+        *,
+        main_pid: int,
+        n_features: int,
+        k: int,
+        max_crashes: int = MAX_CRASHES,
+        meter: CostMeter | None = None,
+    ) -> None:
         self.payload, self.workers, self.mp, self.record = payload, workers, mp, record
         self.main_pid, self.d, self.k, self.max_crashes = main_pid, n_features, k, max_crashes
         self.meter = meter or CostMeter()
@@ -74,8 +86,12 @@ class ChunkPool:
 
     # -- the pool itself
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=self.mp, initializer=init_worker,
-                                   initargs=(self.payload, self.main_pid))
+        return ProcessPoolExecutor(
+            self.workers,
+            mp_context=self.mp,
+            initializer=init_worker,
+            initargs=(self.payload, self.main_pid),
+        )
 
     def terminate(self) -> None:
         """Stop the pool now: cancel what has not started, end the worker processes (SIGTERM,
@@ -175,8 +191,12 @@ class ChunkPool:
                 raise RunnerError(f"cannot run tasks on worker processes: {exc}") from exc
             else:  # e.g. a result that could not be pickled
                 for task in chunk:
-                    self.record(task, failed_result(task, self.d, self.k,
-                                                    f"{type(exc).__name__}: {exc}", here=False))
+                    self.record(
+                        task,
+                        failed_result(
+                            task, self.d, self.k, f"{type(exc).__name__}: {exc}", here=False
+                        ),
+                    )
         return lost
 
     def _recover(self, lost: list[Task]) -> None:
@@ -187,19 +207,31 @@ class ChunkPool:
             raise WorkersDied(
                 f"worker processes died {self.crashes_in_a_row} times in a row without "
                 "finishing a task (out of memory? lower experiment_params.max_workers, or run "
-                "with experiment_params.executor=local to see the error)")
+                "with experiment_params.executor=local to see the error)"
+            )
         for task in sorted(lost, key=lambda t: t.index):
             self.strikes[task.index] += 1
             if self.strikes[task.index] >= self.max_crashes:
-                self.record(task, failed_result(task, self.d, self.k,
-                                                crash_error(self.strikes[task.index]),
-                                                here=False))
+                self.record(
+                    task,
+                    failed_result(
+                        task, self.d, self.k, crash_error(self.strikes[task.index]), here=False
+                    ),
+                )
             else:
                 self.suspects.append(task)
-        what = (f" running task {lost[0].index}" if len(lost) == 1 else
-                f" with {len(lost)} tasks in flight" if lost else " while starting")
-        log.warning("a worker process died%s; %d task(s) will be retried one at a time", what,
-                    len(self.suspects))
+        what = (
+            f" running task {lost[0].index}"
+            if len(lost) == 1
+            else f" with {len(lost)} tasks in flight"
+            if lost
+            else " while starting"
+        )
+        log.warning(
+            "a worker process died%s; %d task(s) will be retried one at a time",
+            what,
+            len(self.suspects),
+        )
         self.pool = self._new_pool()
 
     # -- the loop
@@ -213,7 +245,8 @@ class ChunkPool:
                 self._fill()
                 finished = self._collect() if self.inflight else set()
                 broken = self.refused or any(
-                    isinstance(f.exception(), BrokenProcessPool) for f in finished)
+                    isinstance(f.exception(), BrokenProcessPool) for f in finished
+                )
                 if broken:
                     finished = self._wait_all()
                 lost = self._settle(finished)

@@ -22,9 +22,16 @@ class Progress:
         if enabled is not False:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=done, desc=desc, unit="task", smoothing=0.05,
-                            dynamic_ncols=True, disable=None if enabled is None else False,
-                            file=sys.stderr)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                desc=desc,
+                unit="task",
+                smoothing=0.05,
+                dynamic_ncols=True,
+                disable=None if enabled is None else False,
+                file=sys.stderr,
+            )
             if self.bar.disable:
                 self.bar = None
 

@@ -104,8 +104,11 @@ def check_max_workers(max_workers: object) -> int | None:
         return None
     import numpy as np
 
-    if isinstance(max_workers, bool) or not isinstance(max_workers, (int, np.integer)) \
-            or max_workers <= 0:
+    if (
+        isinstance(max_workers, bool)
+        or not isinstance(max_workers, (int, np.integer))
+        or max_workers <= 0
+    ):
         raise ConfigError(
             f"experiment_params.max_workers={max_workers!r} is not allowed: expected null "
             "(chosen from the usable CPUs) or a positive integer"
@@ -132,9 +135,10 @@ def available_memory() -> int | None:
         if line.startswith("MemAvailable:"):
             found.append(int(line.split()[1]) * 1024)
     for d in _cgroup_dirs("memory"):
-        for limit_f, usage_f, inactive in (("memory.max", "memory.current", "inactive_file"),
-                                           ("memory.limit_in_bytes", "memory.usage_in_bytes",
-                                            "total_inactive_file")):
+        for limit_f, usage_f, inactive in (
+            ("memory.max", "memory.current", "inactive_file"),
+            ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+        ):
             limit, usage = _read(d / limit_f), _read(d / usage_f)
             if not limit or not usage or not limit.isdigit() or int(limit) >= 2**60:
                 continue
@@ -159,9 +163,11 @@ def memory_cap(workers: int, per_worker: int, available: int | None) -> tuple[in
     fit = max(1, int(available * MEMORY_HEADROOM // per_worker))
     if fit >= workers:
         return workers, None
-    return fit, (f"{workers} workers × ~{per_worker / 2**20:.0f} MB each would not fit in the "
-                 f"{available / 2**20:.0f} MB available; using {fit} "
-                 "(set experiment_params.max_workers lower to silence this)")
+    return fit, (
+        f"{workers} workers × ~{per_worker / 2**20:.0f} MB each would not fit in the "
+        f"{available / 2**20:.0f} MB available; using {fit} "
+        "(set experiment_params.max_workers lower to silence this)"
+    )
 
 
 def fd_cap(workers: int) -> tuple[int, str | None]:
@@ -183,8 +189,10 @@ def fd_cap(workers: int) -> tuple[int, str | None]:
     if soft >= need:
         return workers, None
     fit = max(1, (soft - FD_RESERVE) // FD_PER_WORKER)
-    return fit, (f"the open-file limit ({soft}) allows {fit} workers, not {workers} "
-                 "(raise it with `ulimit -n`)")
+    return fit, (
+        f"the open-file limit ({soft}) allows {fit} workers, not {workers} "
+        "(raise it with `ulimit -n`)"
+    )
 
 
 def cap_workers(workers: int, context_bytes: int) -> int:
@@ -203,7 +211,7 @@ def _ticks(pid: int | str) -> int:
     text = _read(f"/proc/{pid}/stat")
     if not text:
         return 0
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
 
 

@@ -47,8 +47,7 @@ class SegmentWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.done = {r.index: r for _, r in records.read_records(self.path)[0]
-                     if r.error is None}
+        self.done = {r.index: r for _, r in records.read_records(self.path)[0] if r.error is None}
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._last_sync = time.monotonic()
 
@@ -57,7 +56,7 @@ class SegmentWriter:
             raise RuntimeError("segment is closed")
         view = memoryview(records.encode_record(tuple(task), result))
         while view:
-            view = view[os.write(self._fd, view):]
+            view = view[os.write(self._fd, view) :]
         if time.monotonic() - self._last_sync >= FSYNC_SECONDS:
             os.fsync(self._fd)
             self._last_sync = time.monotonic()
@@ -83,16 +82,20 @@ def prepare(journal: Any, resume: bool) -> Path:
     old = stamp.read_text().strip() if stamp.is_file() else None
     if directory.exists() and (not resume or old != fingerprint):
         if any(directory.glob("*.bin")):
-            log.warning("%s: segments of %s are not reused", directory,
-                        "an earlier run (resume=false)" if not resume else "another experiment")
+            log.warning(
+                "%s: segments of %s are not reused",
+                directory,
+                "an earlier run (resume=false)" if not resume else "another experiment",
+            )
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint + "\n")
     return directory
 
 
-def merge_left(directory: Path, tasks: Sequence[Task],
-               record: Callable[[Task, Any], None]) -> set[int]:
+def merge_left(
+    directory: Path, tasks: Sequence[Task], record: Callable[[Task, Any], None]
+) -> set[int]:
     """Record the finished tasks that segments of an earlier attempt hold (each once), then
     delete those segments; the indices recorded."""
     wanted = {t.index: t for t in tasks}
@@ -101,14 +104,21 @@ def merge_left(directory: Path, tasks: Sequence[Task],
     for path in files:
         for task, result in sorted(read_segment(path), key=lambda e: e[1].index):
             t = wanted.get(result.index)
-            if t is None or tuple(t) != tuple(task) or result.error is not None \
-                    or t.index in merged:
+            if (
+                t is None
+                or tuple(t) != tuple(task)
+                or result.error is not None
+                or t.index in merged
+            ):
                 continue
             record(t, result)
             merged.add(t.index)
     for path in files:
         path.unlink(missing_ok=True)
     if merged:
-        log.info("merged %d finished tasks from %d segment(s) of an earlier attempt",
-                 len(merged), len(files))
+        log.info(
+            "merged %d finished tasks from %d segment(s) of an earlier attempt",
+            len(merged),
+            len(files),
+        )
     return merged

@@ -21,8 +21,10 @@ from typing import Any, Callable
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT
 TERMINATED_EXIT = 143  # 128 + SIGTERM
-RESUME_HINT = ("finished tasks are kept in the run's journal/; rerun the same command with "
-               "experiment_params.resume=true to finish")
+RESUME_HINT = (
+    "finished tasks are kept in the run's journal/; rerun the same command with "
+    "experiment_params.resume=true to finish"
+)
 
 
 class Terminated(KeyboardInterrupt):
@@ -44,8 +46,10 @@ def _on_signal(signum: int, frame: Any) -> None:
     global _stopping
     code = TERMINATED_EXIT if signum == signal.SIGTERM else INTERRUPTED_EXIT
     if _stopping is not None:
-        _hard_exit(TERMINATED_EXIT if _stopping == signal.SIGTERM else code,
-                   "terminated" if signum == signal.SIGTERM else "interrupted")
+        _hard_exit(
+            TERMINATED_EXIT if _stopping == signal.SIGTERM else code,
+            "terminated" if signum == signal.SIGTERM else "interrupted",
+        )
     _stopping = signum
     if signum == signal.SIGTERM:
         raise Terminated()

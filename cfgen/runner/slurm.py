@@ -44,8 +44,19 @@ MEASURE_SECONDS = 1.0
 STATUS_SECONDS = 60.0  # a progress line this often while the array runs
 GRACE_SECONDS = 10.0  # an array task that ended COMPLETED may still deliver its last records
 #: Slurm states after which an array task delivers nothing more
-ACTIVE = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING",
-          "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT")
+ACTIVE = (
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "RESIZING",
+    "SUSPENDED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+)
 
 
 @dataclass
@@ -79,8 +90,10 @@ class SlurmSettings:
             known = {f.name for f in fields(cls)}
             unknown = sorted(set(node) - known)
             if unknown:
-                raise ConfigError(f"{KEY}.{unknown[0]} is not a setting: expected one of "
-                                  f"{', '.join(sorted(known))}")
+                raise ConfigError(
+                    f"{KEY}.{unknown[0]} is not a setting: expected one of "
+                    f"{', '.join(sorted(known))}"
+                )
             settings = cls(**node)
         settings.check()
         return settings
@@ -89,19 +102,25 @@ class SlurmSettings:
         for name in ("time_min", "cpus_per_task", "max_parallel", "max_array_tasks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{KEY}.{name}={value!r} is not allowed: expected a positive "
-                                  "integer")
+                raise ConfigError(
+                    f"{KEY}.{name}={value!r} is not allowed: expected a positive integer"
+                )
         for name in ("mem_gb", "chunk_seconds", "poll_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(f"{KEY}.{name}={value!r} is not allowed: expected a positive "
-                                  "number")
+                raise ConfigError(
+                    f"{KEY}.{name}={value!r} is not allowed: expected a positive number"
+                )
 
     def executor_parameters(self) -> dict[str, Any]:
         """submitit ``AutoExecutor.update_parameters`` arguments (unset ones left out)."""
         params: dict[str, Any] = {
-            "name": "cfgen", "timeout_min": self.time_min, "cpus_per_task": self.cpus_per_task,
-            "mem_gb": self.mem_gb, "nodes": 1, "tasks_per_node": 1,
+            "name": "cfgen",
+            "timeout_min": self.time_min,
+            "cpus_per_task": self.cpus_per_task,
+            "mem_gb": self.mem_gb,
+            "nodes": 1,
+            "tasks_per_node": 1,
             "slurm_array_parallelism": self.max_parallel,
         }
         for key in ("partition", "account", "qos"):
@@ -122,25 +141,34 @@ def run_array_task(context_file: str, segment_file: str, tasks: Sequence[Task]) 
     ctx = pickle.loads(Path(context_file).read_bytes())
     writer = segments.SegmentWriter(segment_file)
     try:
-        run_tasks([Task(*t) for t in tasks], ctx, parallel=True, max_workers=None,
-                  journal=writer, progress=False)
+        run_tasks(
+            [Task(*t) for t in tasks],
+            ctx,
+            parallel=True,
+            max_workers=None,
+            journal=writer,
+            progress=False,
+        )
     finally:
         writer.close()
     return len(tasks)
 
 
 # ---------------------------------------------------------------------------- this process
-def chunk(tasks: Sequence[Task], per_task: float | None,
-          settings: SlurmSettings) -> list[list[Task]]:
+def chunk(
+    tasks: Sequence[Task], per_task: float | None, settings: SlurmSettings
+) -> list[list[Task]]:
     """Contiguous chunks of about ``chunk_seconds`` of work each."""
     n = len(tasks)
     if n == 0:
         return []
     total = n * (per_task or 0.0)
-    count = max(1, min(n, settings.max_array_tasks,
-                       math.ceil(total / settings.chunk_seconds) if total else 1))
+    count = max(
+        1,
+        min(n, settings.max_array_tasks, math.ceil(total / settings.chunk_seconds) if total else 1),
+    )
     size = math.ceil(n / count)
-    return [list(tasks[i:i + size]) for i in range(0, n, size)]
+    return [list(tasks[i : i + size]) for i in range(0, n, size)]
 
 
 def measure_here(queue: list[Task], ctx: WorkerContext, record: Record) -> CostMeter:
@@ -155,17 +183,25 @@ def measure_here(queue: list[Task], ctx: WorkerContext, record: Record) -> CostM
     return meter
 
 
-def _submit(chunks: list[list[Task]], ctx: WorkerContext, settings: SlurmSettings,
-            folder: Path, seg_dir: Path) -> list[Any]:
+def _submit(
+    chunks: list[list[Task]],
+    ctx: WorkerContext,
+    settings: SlurmSettings,
+    folder: Path,
+    seg_dir: Path,
+) -> list[Any]:
     """The array (one job per chunk); a refusal by sbatch as one line."""
     try:
         import submitit
     except ImportError:
-        raise RunnerError("experiment_params.executor=slurm needs submitit: pip install "
-                          "'cfgen-dpg[cluster]'") from None
+        raise RunnerError(
+            "experiment_params.executor=slurm needs submitit: pip install 'cfgen-dpg[cluster]'"
+        ) from None
     if shutil.which("sbatch") is None or shutil.which("srun") is None:
-        raise RunnerError("experiment_params.executor=slurm needs Slurm, but sbatch/srun are "
-                          "not on PATH (use experiment_params.executor=process here)")
+        raise RunnerError(
+            "experiment_params.executor=slurm needs Slurm, but sbatch/srun are "
+            "not on PATH (use experiment_params.executor=process here)"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     context_file = folder / "context.pkl"
     context_file.write_bytes(ctx.dumps())
@@ -173,14 +209,23 @@ def _submit(chunks: list[list[Task]], ctx: WorkerContext, settings: SlurmSetting
     executor.update_parameters(**settings.executor_parameters())
     seg_files = [str(segments.segment_path(seg_dir, i)) for i in range(len(chunks))]
     try:
-        return executor.map_array(run_array_task, [str(context_file)] * len(chunks), seg_files,
-                                  [[tuple(t) for t in c] for c in chunks])
+        return executor.map_array(
+            run_array_task,
+            [str(context_file)] * len(chunks),
+            seg_files,
+            [[tuple(t) for t in c] for c in chunks],
+        )
     except Exception as exc:  # noqa: BLE001 - submitit wraps sbatch's answer in several types
         from cfgen.sweep.precheck import refusal
 
         rename = {"timeout_min": "time_min"}
-        raise refusal(str(exc), {f.name: getattr(settings, f.name) for f in fields(settings)},
-                      KEY, "experiment_params.executor=slurm", rename) from None
+        raise refusal(
+            str(exc),
+            {f.name: getattr(settings, f.name) for f in fields(settings)},
+            KEY,
+            "experiment_params.executor=slurm",
+            rename,
+        ) from None
 
 
 def slurm_states(job_ids: Sequence[str], timeout: float = 15.0) -> dict[str, str]:
@@ -192,8 +237,13 @@ def slurm_states(job_ids: Sequence[str], timeout: float = 15.0) -> dict[str, str
     unknown = [j for j in job_ids if j not in states]
     if unknown and shutil.which("squeue"):
         try:
-            proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(unknown)],
-                                  capture_output=True, text=True, timeout=timeout, check=False)
+            proc = subprocess.run(
+                ["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(unknown)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
             queued = dict(ln.split()[:2] for ln in proc.stdout.splitlines() if len(ln.split()) > 1)
             if proc.returncode == 0:
                 states.update({j: queued.get(j, "GONE") for j in unknown})
@@ -245,13 +295,24 @@ class ArrayWatch:
         missing = [t for t in self.chunks[i] if t.index not in self.seen]
         for t in missing:
             self.seen.add(t.index)
-            self.record(t, failed_result(
-                t, self.n_features, self.k,
-                f"SlurmArrayTaskEnded: array task {job} ended {state} before this task "
-                "finished; rerun with experiment_params.resume=true", here=False))
+            self.record(
+                t,
+                failed_result(
+                    t,
+                    self.n_features,
+                    self.k,
+                    f"SlurmArrayTaskEnded: array task {job} ended {state} before this task "
+                    "finished; rerun with experiment_params.resume=true",
+                    here=False,
+                ),
+            )
         if missing:
-            log.warning("Slurm array task %s ended %s: %d of its tasks did not run", job, state,
-                        len(missing))
+            log.warning(
+                "Slurm array task %s ended %s: %d of its tasks did not run",
+                job,
+                state,
+                len(missing),
+            )
 
     def poll(self) -> None:
         """One round: harvest every open chunk, then ask Slurm about the incomplete ones."""
@@ -274,18 +335,29 @@ class ArrayWatch:
             self.open.discard(i)
 
     def status(self) -> str:
-        return (f"Slurm array {str(self.jobs[0].job_id).split('_')[0]}: "
-                f"{len(self.chunks) - len(self.open)} of {len(self.chunks)} array tasks done, "
-                f"{len(self.seen)} tasks recorded")
+        return (
+            f"Slurm array {str(self.jobs[0].job_id).split('_')[0]}: "
+            f"{len(self.chunks) - len(self.open)} of {len(self.chunks)} array tasks done, "
+            f"{len(self.seen)} tasks recorded"
+        )
 
 
-def run_slurm(tasks: Sequence[Task], ctx: WorkerContext, record: Record, settings: Any,
-              *, journal: Any, resume: bool = False) -> None:
+def run_slurm(
+    tasks: Sequence[Task],
+    ctx: WorkerContext,
+    record: Record,
+    settings: Any,
+    *,
+    journal: Any,
+    resume: bool = False,
+) -> None:
     """Run ``tasks`` as a Slurm job array (see the module docstring)."""
     settings = SlurmSettings.from_config(settings)
     if journal is None or not hasattr(journal, "directory"):
-        raise RunnerError("experiment_params.executor=slurm needs the run's journal (a run "
-                          "directory on a file system the Slurm nodes share)")
+        raise RunnerError(
+            "experiment_params.executor=slurm needs the run's journal (a run "
+            "directory on a file system the Slurm nodes share)"
+        )
     seg_dir = segments.prepare(journal, resume)
     merged = segments.merge_left(seg_dir, tasks, record) if resume else set()
     queue = [t for t in tasks if t.index not in merged]
@@ -295,9 +367,15 @@ def run_slurm(tasks: Sequence[Task], ctx: WorkerContext, record: Record, setting
     chunks = chunk(queue, meter.per_task, settings)
     folder = Path(journal.directory).parent / "slurm"
     jobs = _submit(chunks, ctx, settings, folder, seg_dir)
-    log.info("%d tasks ≈ %.0f s of work: Slurm array %s of %d array tasks (%d at a time), "
-             "logs in %s", len(queue), len(queue) * (meter.per_task or 0.0),
-             str(jobs[0].job_id).split("_")[0], len(chunks), settings.max_parallel, folder)
+    log.info(
+        "%d tasks ≈ %.0f s of work: Slurm array %s of %d array tasks (%d at a time), logs in %s",
+        len(queue),
+        len(queue) * (meter.per_task or 0.0),
+        str(jobs[0].job_id).split("_")[0],
+        len(chunks),
+        settings.max_parallel,
+        folder,
+    )
     watch = ArrayWatch(jobs, chunks, seg_dir, record, ctx.n_features, ctx.k)
     try:
         last_status = time.monotonic()
@@ -318,4 +396,3 @@ def array_job_id(text: str) -> str | None:
     """The array's job id in a log line of :func:`run_slurm` (for scripts and tests)."""
     m = re.search(r"Slurm array (\d+)", text)
     return m.group(1) if m else None
-

@@ -70,15 +70,20 @@ class WorkerInitError(RuntimeError):
     """A worker could not set itself up (e.g. the context failed to unpickle)."""
 
 
-def failed_result(task: Task, d: int, k: int, error: str, seconds: float = 0.0,
-                  here: bool = True) -> TaskResult:
+def failed_result(
+    task: Task, d: int, k: int, error: str, seconds: float = 0.0, here: bool = True
+) -> TaskResult:
     """A failed task: no counterfactuals, the error's first line as the reason, the full text
     as ``error`` (``here``: this process ran the task; false when the parent records a task
     whose worker died)."""
     reason = (error.splitlines() or ["failed"])[0]
-    return TaskResult(task.index, Explanation.empty(d, task.target, k, seconds, reason),
-                      error=error, peak_rss=peak_rss() if here else 0,
-                      pid=os.getpid() if here else 0)
+    return TaskResult(
+        task.index,
+        Explanation.empty(d, task.target, k, seconds, reason),
+        error=error,
+        peak_rss=peak_rss() if here else 0,
+        pid=os.getpid() if here else 0,
+    )
 
 
 def run_task(task: Task, ctx: WorkerContext) -> TaskResult:
@@ -90,9 +95,13 @@ def run_task(task: Task, ctx: WorkerContext) -> TaskResult:
         exp = ctx.explainer(task.combination).explain(x, task.target, ctx.k, rng)
         return TaskResult(task.index, exp, peak_rss=peak_rss(), pid=os.getpid())
     except Exception as exc:  # noqa: BLE001 - a failing task is recorded, the run goes on
-        return failed_result(task, ctx.n_features, ctx.k,
-                             f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
-                             time.perf_counter() - start)
+        return failed_result(
+            task,
+            ctx.n_features,
+            ctx.k,
+            f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
+            time.perf_counter() - start,
+        )
 
 
 def run_chunk(tasks: Sequence[Task], ctx: WorkerContext) -> list[TaskResult]:

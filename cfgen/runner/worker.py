@@ -21,8 +21,14 @@ from cfgen.plan import Task
 from cfgen.runner.context import WorkerContext
 from cfgen.runner.task import TaskResult, WorkerInitError, failed_result, run_task
 
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-              "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 PR_SET_PDEATHSIG = 1
 
 _CONTEXT: WorkerContext | None = None

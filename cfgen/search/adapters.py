@@ -33,18 +33,27 @@ def deap_operator(kind: str, name: str, prefix: str) -> Callable[..., Any]:
     stem = KINDS[kind]
     fn = getattr(tools, name, None)
     if fn is None or not name.startswith(stem) or not callable(fn):
-        options = sorted(n for n in dir(tools)
-                         if n.startswith(stem) and callable(getattr(tools, n)))
-        raise ConfigError(f"{prefix}={name!r} is not allowed: expected vectorised or a deap.tools "
-                          f"{kind} operator: {', '.join(options)}")
+        options = sorted(
+            n for n in dir(tools) if n.startswith(stem) and callable(getattr(tools, n))
+        )
+        raise ConfigError(
+            f"{prefix}={name!r} is not allowed: expected vectorised or a deap.tools "
+            f"{kind} operator: {', '.join(options)}"
+        )
     return fn
 
 
 class PerIndividual:
     """Crossover, mutation and selection by ``deap.tools`` functions on individual rows."""
 
-    def __init__(self, space: SearchSpace, scale: np.ndarray, cxpb: float, mutpb: float,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        scale: np.ndarray,
+        cxpb: float,
+        mutpb: float,
+        rng: np.random.Generator,
+    ) -> None:
         self.space = space
         self.scale = scale
         self.cxpb = cxpb
@@ -64,6 +73,7 @@ class PerIndividual:
                 if random.random() < self.cxpb:
                     inds[i - 1], inds[i] = fn(inds[i - 1], inds[i], **args)
             return self._back(inds)
+
         return mate
 
     def mutate(self, fn: Callable[..., Any], args: Mapping[str, Any]) -> PopOp:
@@ -73,6 +83,7 @@ class PerIndividual:
                 if random.random() < self.mutpb:
                     (inds[i],) = fn(ind, **args)
             return self._back(inds)
+
         return mutate
 
     @staticmethod
@@ -84,4 +95,5 @@ class PerIndividual:
                 ind.fitness.values = (float(f),)
                 inds.append(ind)
             return np.array([ind[0] for ind in fn(inds, n, **args)], dtype=np.intp)
+
         return select

@@ -69,8 +69,7 @@ def hall_of_fame(size: int) -> tools.HallOfFame:
     return RowHall(size, similar=lambda a, b: a.key == b.key)
 
 
-def update_hall(hall: tools.HallOfFame, rows: np.ndarray, quality: np.ndarray,
-                arrival: int) -> int:
+def update_hall(hall: tools.HallOfFame, rows: np.ndarray, quality: np.ndarray, arrival: int) -> int:
     """Offer the valid rows to the hall (fitness: quality, then order of arrival); only rows
     that can enter become DEAP individuals. Returns the next arrival number."""
     order = arrival + np.arange(len(rows))
@@ -96,8 +95,15 @@ def _stats() -> tools.Statistics:
     return stats
 
 
-def evolve(pop: np.ndarray, toolbox: base.Toolbox, ev: Evaluator, metric: MixedDistance,
-           ga: GAConfig, deadline: float | None, hall_size: int) -> Evolution:
+def evolve(
+    pop: np.ndarray,
+    toolbox: base.Toolbox,
+    ev: Evaluator,
+    metric: MixedDistance,
+    ga: GAConfig,
+    deadline: float | None,
+    hall_size: int,
+) -> Evolution:
     """Run the generations (see the module docstring); ``pop`` is the first population."""
     n = len(pop)
     elite = min(ga.elite, n - 1)
@@ -116,8 +122,9 @@ def evolve(pop: np.ndarray, toolbox: base.Toolbox, ev: Evaluator, metric: MixedD
         b = int(np.argmin(score))
         out.best_rows.append(pop[b].copy())
         valid_mean = float(q[obj.valid].mean()) if obj.valid.any() else float("nan")
-        out.logbook.record(gen=gen, valid=int(obj.valid.sum()), valid_mean=valid_mean,
-                           **stats.compile([score]))
+        out.logbook.record(
+            gen=gen, valid=int(obj.valid.sum()), valid_mean=valid_mean, **stats.compile([score])
+        )
         if best_so_far - score[b] > ga.delta_threshold:
             best_so_far, stale = score[b], 0
         else:
@@ -139,12 +146,12 @@ def hall_rows(hall: tools.HallOfFame, d: int) -> tuple[np.ndarray, np.ndarray]:
     """The hall's rows (best first) and their quality."""
     if not len(hall):
         return np.zeros((0, d)), np.zeros(0)
-    return (np.vstack([ind.row for ind in hall]),
-            np.array([ind.fitness.values[0] for ind in hall]))
+    return (np.vstack([ind.row for ind in hall]), np.array([ind.fitness.values[0] for ind in hall]))
 
 
 def logbook_records(logbook: tools.Logbook) -> list[dict[str, Any]]:
     """The logbook as plain JSON-able dicts."""
+
     def plain(v: Any) -> Any:
         if isinstance(v, (np.floating, float)):
             return float(v) if np.isfinite(v) else None  # JSON: no NaN

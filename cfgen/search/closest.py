@@ -68,8 +68,13 @@ class FlipGrid:
         return rows, A[A >= 0]
 
 
-def _flips(P: np.ndarray, x: np.ndarray, grid: FlipGrid, predictor: Any, space: SearchSpace,
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _flips(
+    P: np.ndarray,
+    x: np.ndarray,
+    grid: FlipGrid,
+    predictor: Any,
+    space: SearchSpace,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(row, feature, value)`` of every flip of the points ``P`` away from ``x``."""
     rows, nodes = grid.path_nodes(predictor.leaf_nodes(P))
     j = grid.feature[nodes]
@@ -111,11 +116,21 @@ def _term(metric: MixedDistance, x: np.ndarray, j: np.ndarray, v: np.ndarray) ->
     return np.minimum(np.abs(v - x[j]) * metric.inv[j], metric.cap[j])
 
 
-def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDistance,
-                predictor: Any, grid: FlipGrid, beam: int = 16, layers: int = 12,
-                keep_valid: int = 32, start: np.ndarray | None = None,
-                bound: float = np.inf, patience: int = 3,
-                sparse: float = 0.0) -> tuple[np.ndarray, int, bool]:
+def flip_search(
+    x: np.ndarray,
+    target: int,
+    space: SearchSpace,
+    metric: MixedDistance,
+    predictor: Any,
+    grid: FlipGrid,
+    beam: int = 16,
+    layers: int = 12,
+    keep_valid: int = 32,
+    start: np.ndarray | None = None,
+    bound: float = np.inf,
+    patience: int = 3,
+    sparse: float = 0.0,
+) -> tuple[np.ndarray, int, bool]:
     """Valid counterfactuals of ``x`` reached by flips from ``start`` (default: ``x``;
     cheapest first, at most ``keep_valid``, none costing ``bound`` or more) and the number of
     rows predicted, and whether the search was *complete* (no point ever pruned by the beam,
@@ -188,9 +203,17 @@ def flip_search(x: np.ndarray, target: int, space: SearchSpace, metric: MixedDis
     return F[order], n_pred, complete
 
 
-def ruin_and_recreate(best: np.ndarray, x: np.ndarray, target: int, space: SearchSpace,
-                      metric: MixedDistance, predictor: Any, grid: FlipGrid, beam: int = 16,
-                      layers: int = 12) -> tuple[np.ndarray, int, bool]:
+def ruin_and_recreate(
+    best: np.ndarray,
+    x: np.ndarray,
+    target: int,
+    space: SearchSpace,
+    metric: MixedDistance,
+    predictor: Any,
+    grid: FlipGrid,
+    beam: int = 16,
+    layers: int = 12,
+) -> tuple[np.ndarray, int, bool]:
     """Counterfactuals cheaper than the valid rows ``best``: each row with one changed feature
     reset to the query is a start of :func:`flip_search`, bounded by the row's cost."""
     x_s = metric.scaled(x)
@@ -203,5 +226,15 @@ def ruin_and_recreate(best: np.ndarray, x: np.ndarray, target: int, space: Searc
     if not starts:
         return np.zeros((0, len(x))), 0, True
     bound = float(metric.to(metric.scaled(np.atleast_2d(best)), x_s).max())
-    return flip_search(x, target, space, metric, predictor, grid, beam=max(beam, len(starts)),
-                       layers=layers, start=np.vstack(starts), bound=bound)
+    return flip_search(
+        x,
+        target,
+        space,
+        metric,
+        predictor,
+        grid,
+        beam=max(beam, len(starts)),
+        layers=layers,
+        start=np.vstack(starts),
+        bound=bound,
+    )

@@ -89,10 +89,18 @@ class GeneticExplainer:
     needs_bounds: ClassVar[bool] = True
     settings: ClassVar[type] = GeneticSettings
 
-    def __init__(self, problem: Any, schema: FeatureSchema | None = None,
-                 class_bounds: ClassBounds | None = None, *, name: str = "dpg_ga",
-                 time_limit: float | None = None, ga: Any = None, bounds: Any = None,
-                 select: str = "closest") -> None:
+    def __init__(
+        self,
+        problem: Any,
+        schema: FeatureSchema | None = None,
+        class_bounds: ClassBounds | None = None,
+        *,
+        name: str = "dpg_ga",
+        time_limit: float | None = None,
+        ga: Any = None,
+        bounds: Any = None,
+        select: str = "closest",
+    ) -> None:
         from cfgen.predictor import CompiledForest
 
         self.name = name
@@ -109,8 +117,11 @@ class GeneticExplainer:
         # a compiled voting forest is bit-for-bit the model: its verdict is final; any other
         # predictor (boosted margins within 1e-9, a plain predict_proba) is re-checked
         trees = problem.trees
-        self.exact = isinstance(self.predictor, CompiledForest) and trees is not None \
+        self.exact = (
+            isinstance(self.predictor, CompiledForest)
+            and trees is not None
             and getattr(trees, "kind", "vote") == "vote"
+        )
         self.bounds = class_bounds
         self.time_limit = time_limit
         self.d = len(self.schema)
@@ -120,12 +131,18 @@ class GeneticExplainer:
         self.n_classes = int(problem.n_classes)
         predicted = np.argmax(self.predictor.predict_proba(X_train), axis=1)
         self.reference = TrainingReference(X_train, problem.y_train, predicted, self.metric)
-        self.edges = SplitEdges.from_estimator(problem.trees, self.schema) \
-            if problem.trees is not None else None
+        self.edges = (
+            SplitEdges.from_estimator(problem.trees, self.schema)
+            if problem.trees is not None
+            else None
+        )
         self.spaces = SpaceFactory(self.schema, class_bounds)
         ens = getattr(self.predictor, "trees", None)
-        self.flips = FlipGrid(ens, self.spaces.factor) \
-            if ens is not None and hasattr(self.predictor, "leaf_nodes") else None
+        self.flips = (
+            FlipGrid(ens, self.spaces.factor)
+            if ens is not None and hasattr(self.predictor, "leaf_nodes")
+            else None
+        )
 
     @staticmethod
     def memory_bytes(ga: GAConfig, d: int, k: int) -> int:
@@ -145,7 +162,8 @@ class GeneticExplainer:
                 f"method.ga.population_size={ga.population_size} is not allowed here: one search "
                 f"needs about {need / 2**30:.1f} GiB (its pairwise distances grow with the "
                 f"square of the population) and {available / 2**30:.1f} GiB are available: "
-                "lower method.ga.population_size")
+                "lower method.ga.population_size"
+            )
 
     # ------------------------------------------------------------------ toolbox
     def _valid_fn(self, target: int, counter: list[int]) -> ValidFn:
@@ -154,16 +172,22 @@ class GeneticExplainer:
             if len(X) == 0:
                 return np.zeros(0, dtype=bool)
             return np.argmax(self.predictor.predict_proba(X), axis=1) == target
+
         return valid
 
-    def _register_variation(self, tb: base.Toolbox, ops: Operators, space: SearchSpace,
-                            rng: np.random.Generator) -> None:
+    def _register_variation(
+        self, tb: base.Toolbox, ops: Operators, space: SearchSpace, rng: np.random.Generator
+    ) -> None:
         """``mate`` / ``mutate`` / ``select``: vectorised, or the configured deap.tools ones."""
         conf = self.params.operators
-        adapter = PerIndividual(space, self.scale, self.params.crossover_prob,
-                                self.params.mutation_prob, rng)
-        for kind, vectorised in (("mate", ops.mate), ("mutate", ops.mutate),
-                                 ("select", ops.select)):
+        adapter = PerIndividual(
+            space, self.scale, self.params.crossover_prob, self.params.mutation_prob, rng
+        )
+        for kind, vectorised in (
+            ("mate", ops.mate),
+            ("mutate", ops.mutate),
+            ("select", ops.select),
+        ):
             choice = getattr(conf, kind)
             if choice == "vectorised":
                 tb.register(kind, vectorised)
@@ -172,21 +196,52 @@ class GeneticExplainer:
             args = dict(getattr(conf, f"{kind}_args") or {})
             tb.register(kind, getattr(adapter, kind)(fn, args))
 
-    def _toolbox(self, ops: Operators, ev: Evaluator, valid_fn: ValidFn, space: SearchSpace,
-                 guides: QueryGuides, rng: np.random.Generator) -> base.Toolbox:
+    def _toolbox(
+        self,
+        ops: Operators,
+        ev: Evaluator,
+        valid_fn: ValidFn,
+        space: SearchSpace,
+        guides: QueryGuides,
+        rng: np.random.Generator,
+    ) -> base.Toolbox:
         tb = base.Toolbox()
         tb.register("population", ops.init_population)
         tb.register("evaluate", ev)
         self._register_variation(tb, ops, space, rng)
         tb.register("reset", reset, space=space, metric=self.metric, valid_fn=valid_fn)
-        tb.register("shrink", shrink, space=space, metric=self.metric, valid_fn=valid_fn,
-                    edges=self.edges, n_near=16, rounds=3)
-        tb.register("polish", shrink, space=space, metric=self.metric, valid_fn=valid_fn,
-                    edges=self.edges, n_near=4, rounds=1)  # flip rows: changes sit at edges
-        tb.register("towards_anchors", towards_anchors, anchors=guides.anchors, space=space,
-                    metric=self.metric, valid_fn=valid_fn, steps=self.params.plausibility_steps)
-        tb.register("thin_anchors", thin_anchors, space=space, metric=self.metric,
-                    valid_fn=valid_fn)
+        tb.register(
+            "shrink",
+            shrink,
+            space=space,
+            metric=self.metric,
+            valid_fn=valid_fn,
+            edges=self.edges,
+            n_near=16,
+            rounds=3,
+        )
+        tb.register(
+            "polish",
+            shrink,
+            space=space,
+            metric=self.metric,
+            valid_fn=valid_fn,
+            edges=self.edges,
+            n_near=4,
+            rounds=1,
+        )  # flip rows: changes sit at edges
+        tb.register(
+            "towards_anchors",
+            towards_anchors,
+            anchors=guides.anchors,
+            space=space,
+            metric=self.metric,
+            valid_fn=valid_fn,
+            steps=self.params.plausibility_steps,
+        )
+        tb.register(
+            "thin_anchors", thin_anchors, space=space, metric=self.metric, valid_fn=valid_fn
+        )
         tb.register("choose", self._choose)
         tb.register("valid", valid_fn)
         return tb
@@ -199,7 +254,8 @@ class GeneticExplainer:
     def _check(self, x: np.ndarray, target: int) -> None:
         if not 0 <= target < self.n_classes:
             raise ValueError(
-                f"target={target} is not a class of the model (0..{self.n_classes - 1})")
+                f"target={target} is not a class of the model (0..{self.n_classes - 1})"
+            )
         if x.shape[0] != self.d:
             raise ValueError(f"x has {x.shape[0]} features, the schema {self.d}")
 
@@ -214,12 +270,22 @@ class GeneticExplainer:
             random.seed(py_seed)  # DEAP's own tools draw from Python's `random`
         own = int(np.argmax(self.predictor.predict_proba(x[None, :]), axis=1)[0])
         if own == target:
-            return Explanation.empty(self.d, target, k, time.perf_counter() - start,
-                                     "query is already in the target class")
+            return Explanation.empty(
+                self.d,
+                target,
+                k,
+                time.perf_counter() - start,
+                "query is already in the target class",
+            )
         space = self.spaces.build(x, target)
         if not space.movable.any():
-            return Explanation.empty(self.d, target, k, time.perf_counter() - start,
-                                     "no feature may change under the actionability rules")
+            return Explanation.empty(
+                self.d,
+                target,
+                k,
+                time.perf_counter() - start,
+                "no feature may change under the actionability rules",
+            )
         n_pred = [0]
         valid_fn = self._valid_fn(target, n_pred)
         p = self.params
@@ -229,21 +295,38 @@ class GeneticExplainer:
         tb = self._toolbox(ops, ev, valid_fn, space, guides, rng)
         t_setup = time.perf_counter() - cpu0
         deadline = None if self.time_limit is None else start + self.time_limit
-        evo = evolve(tb.population(max(2, p.population_size)), tb, ev, self.metric, p, deadline,
-                     hall_size=4 * max(p.pool_size, k))
+        evo = evolve(
+            tb.population(max(2, p.population_size)),
+            tb,
+            ev,
+            self.metric,
+            p,
+            deadline,
+            hall_size=4 * max(p.pool_size, k),
+        )
         t_loop = time.perf_counter() - cpu0
         cfs, roles, final = self._final(x, target, k, guides, tb, evo, ev, space)
-        extra = {"evaluations": ev.n_evals + n_pred[0] + final.get("flip_evaluations", 0),
-                 "anchors": int(len(guides.anchors)),
-                 "logbook": logbook_records(evo.logbook), "t_setup": t_setup, "t_loop": t_loop,
-                 **final}
+        extra = {
+            "evaluations": ev.n_evals + n_pred[0] + final.get("flip_evaluations", 0),
+            "anchors": int(len(guides.anchors)),
+            "logbook": logbook_records(evo.logbook),
+            "t_setup": t_setup,
+            "t_loop": t_loop,
+            **final,
+        }
         return Explanation(
-            counterfactuals=cfs, target=target, k=k, seconds=time.perf_counter() - start,
-            reason=self._reason(len(cfs), k, evo), timed_out=evo.timed_out, roles=roles,
+            counterfactuals=cfs,
+            target=target,
+            k=k,
+            seconds=time.perf_counter() - start,
+            reason=self._reason(len(cfs), k, evo),
+            timed_out=evo.timed_out,
+            roles=roles,
             best_fitness=np.array(evo.logbook.select("best"), dtype=float),
             mean_fitness=np.array(evo.logbook.select("mean"), dtype=float),
             best_per_generation=np.array(evo.best_rows).reshape(-1, self.d),
-            generations=evo.generations, extra=extra,
+            generations=evo.generations,
+            extra=extra,
         )
 
     def _reason(self, found: int, k: int, evo: Evolution) -> str | None:
@@ -253,8 +336,9 @@ class GeneticExplainer:
         elif found < k:
             reason = f"only {found} distinct valid counterfactuals found"
         if evo.timed_out:
-            reason = (reason + " " if reason else "") + \
-                f"(time limit of {self.time_limit:g} s reached)"
+            reason = (
+                reason + " " if reason else ""
+            ) + f"(time limit of {self.time_limit:g} s reached)"
         return reason
 
     # ------------------------------------------------------------------ final set
@@ -263,12 +347,14 @@ class GeneticExplainer:
         rows, q = hall_rows(evo.hall, self.d)
         if len(rows) == 0:
             return rows
-        pick = greedy_diverse(self.metric.scaled(rows), q, size, self.params.w_diversity,
-                              self.metric, 1.0 / self.d)
+        pick = greedy_diverse(
+            self.metric.scaled(rows), q, size, self.params.w_diversity, self.metric, 1.0 / self.d
+        )
         return rows[pick]
 
-    def _flip_rows(self, x: np.ndarray, target: int, space: SearchSpace, tb: base.Toolbox,
-                   info: dict[str, Any]) -> np.ndarray:
+    def _flip_rows(
+        self, x: np.ndarray, target: int, space: SearchSpace, tb: base.Toolbox, info: dict[str, Any]
+    ) -> np.ndarray:
         """Distinct polished counterfactuals from the split-flip search
         (:mod:`cfgen.search.closest`): search, then ``flip_restarts`` rounds of: polish (reset,
         shrink), search again from the closest row with one change undone."""
@@ -276,8 +362,17 @@ class GeneticExplainer:
         if self.flips is None or p.flip_beam <= 0:
             return np.zeros((0, self.d))
         tick = time.perf_counter()
-        F, n, complete = flip_search(x, target, space, self.metric, self.predictor, self.flips,
-                                     beam=p.flip_beam, layers=p.flip_layers, keep_valid=16)
+        F, n, complete = flip_search(
+            x,
+            target,
+            space,
+            self.metric,
+            self.predictor,
+            self.flips,
+            beam=p.flip_beam,
+            layers=p.flip_layers,
+            keep_valid=16,
+        )
         out = []
         x_s = self.metric.scaled(x)
         for r in range(p.flip_restarts + 1):
@@ -288,12 +383,30 @@ class GeneticExplainer:
             if r == p.flip_restarts or complete:  # complete: nothing closer to find
                 break
             best = F[np.argmin(self.metric.to(self.metric.scaled(F), x_s))]
-            F, m, _ = ruin_and_recreate(best, x, target, space, self.metric, self.predictor,
-                                     self.flips, beam=p.flip_beam, layers=p.flip_layers)
+            F, m, _ = ruin_and_recreate(
+                best,
+                x,
+                target,
+                space,
+                self.metric,
+                self.predictor,
+                self.flips,
+                beam=p.flip_beam,
+                layers=p.flip_layers,
+            )
             n += m
-        S, m, _ = flip_search(x, target, space, self.metric, self.predictor, self.flips,
-                           beam=max(1, p.flip_beam // 3), layers=p.flip_layers, keep_valid=16,
-                           sparse=1e-3)
+        S, m, _ = flip_search(
+            x,
+            target,
+            space,
+            self.metric,
+            self.predictor,
+            self.flips,
+            beam=max(1, p.flip_beam // 3),
+            layers=p.flip_layers,
+            keep_valid=16,
+            sparse=1e-3,
+        )
         n += m
         if len(S):
             out.append(tb.polish(tb.reset(S)))
@@ -303,8 +416,12 @@ class GeneticExplainer:
         info["t_flips"] = time.perf_counter() - tick
         return rows[unique_rows(rows)] if len(rows) else rows
 
-    def _plausible_rows(self, space: SearchSpace, target: int, valid_fn: ValidFn,
-                        ) -> tuple[np.ndarray, np.ndarray]:
+    def _plausible_rows(
+        self,
+        space: SearchSpace,
+        target: int,
+        valid_fn: ValidFn,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The target class's training rows that the actionable box moves least, projected
         onto it and kept where still valid: the most plausible feasible counterfactuals. Returns
         the rows and their source rows (scaled; added to the implausibility reference)."""
@@ -323,9 +440,17 @@ class GeneticExplainer:
         take = take[ok][:n]
         return proj[take], R_s[take]
 
-    def _final(self, x: np.ndarray, target: int, k: int, guides: QueryGuides,
-               tb: base.Toolbox, evo: Evolution, ev: Evaluator, space: SearchSpace,
-               ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    def _final(
+        self,
+        x: np.ndarray,
+        target: int,
+        k: int,
+        guides: QueryGuides,
+        tb: base.Toolbox,
+        evo: Evolution,
+        ev: Evaluator,
+        space: SearchSpace,
+    ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
         """Refine a pool of the GA's best and the flip search's rows, add plausible variants,
         choose ``k`` with their roles."""
         p = self.params
@@ -342,8 +467,11 @@ class GeneticExplainer:
             info["t_reset"] = time.perf_counter() - tick
             refined = tb.shrink(refined)
             info["t_shrink"] = time.perf_counter() - tick
-            cands += [refined, tb.towards_anchors(np.vstack([refined, flips])),
-                      tb.thin_anchors(guides.anchors)]
+            cands += [
+                refined,
+                tb.towards_anchors(np.vstack([refined, flips])),
+                tb.thin_anchors(guides.anchors),
+            ]
             info["t_paths"] = time.perf_counter() - tick
         C = np.vstack(cands)
         C = C[np.count_nonzero(C != x, axis=1) > 0]
@@ -368,10 +496,12 @@ class GeneticExplainer:
         C, C_s, o = C[o.valid], C_s[o.valid], o.take(o.valid)
         if len(C) == 0:
             return C, []
-        balanced = (p.w_distance * o.distance + p.w_sparsity * o.changes
-                    + p.w_final_plausibility * o.implausibility)
-        reps = representatives(o.distance, o.changes, o.implausibility, balanced,
-                               self.select)[:k]
+        balanced = (
+            p.w_distance * o.distance
+            + p.w_sparsity * o.changes
+            + p.w_final_plausibility * o.implausibility
+        )
+        reps = representatives(o.distance, o.changes, o.implausibility, balanced, self.select)[:k]
         chosen, roles = [i for i, _ in reps], [r for _, r in reps]
         if k > len(chosen):
             F = np.column_stack([o.distance, o.changes, o.implausibility])
@@ -382,7 +512,7 @@ class GeneticExplainer:
             L1 = self.metric.pairwise(C_s[short], C_s[short])
             D = cdist(C[short], C[short], "hamming") + 1e-3 * L1 / (1.0 + L1.max())
             picked = max_min_diverse(D, pos, k, balanced[short])
-            extra = [int(short[i]) for i in picked[len(pos):]]
+            extra = [int(short[i]) for i in picked[len(pos) :]]
             chosen += extra
             roles += ["diverse"] * len(extra)
         return C[chosen], roles

@@ -36,8 +36,12 @@ class Objectives:
 
     @staticmethod
     def concat(parts: list[Objectives]) -> Objectives:
-        return Objectives(*(np.concatenate([getattr(p, f) for p in parts])
-                            for f in Objectives.__dataclass_fields__))
+        return Objectives(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in Objectives.__dataclass_fields__
+            )
+        )
 
 
 class Evaluator:
@@ -90,8 +94,12 @@ class Evaluator:
     def quality(self, o: Objectives) -> np.ndarray:
         """Weighted sum of the minimised terms (no validity, no diversity)."""
         p = self.params
-        return (p.w_distance * o.distance + p.w_sparsity * o.changes
-                + p.w_plausibility * o.implausibility + p.w_bounds * o.outside)
+        return (
+            p.w_distance * o.distance
+            + p.w_sparsity * o.changes
+            + p.w_plausibility * o.implausibility
+            + p.w_bounds * o.outside
+        )
 
     def fitness(self, o: Objectives, pop_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(fitness, quality)``: fitness is minimised, valid < invalid, diversity rewarded.

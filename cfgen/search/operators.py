@@ -23,8 +23,14 @@ from cfgen.search.space import SearchSpace
 
 
 class Operators:
-    def __init__(self, space: SearchSpace, scale: np.ndarray, anchors: np.ndarray,
-                 params: GAConfig, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        scale: np.ndarray,
+        anchors: np.ndarray,
+        params: GAConfig,
+        rng: np.random.Generator,
+    ) -> None:
         self.space = space
         self.scale = scale
         self.anchors = anchors

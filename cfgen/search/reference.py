@@ -34,8 +34,9 @@ class QueryGuides:
 
 
 class TrainingReference:
-    def __init__(self, X_train: np.ndarray, y_train: np.ndarray, predicted: np.ndarray,
-                 metric: MixedDistance) -> None:
+    def __init__(
+        self, X_train: np.ndarray, y_train: np.ndarray, predicted: np.ndarray, metric: MixedDistance
+    ) -> None:
         X = np.asarray(X_train, dtype=float)
         y = np.asarray(y_train).astype(int)
         predicted = np.asarray(predicted).astype(int)
@@ -52,8 +53,9 @@ class TrainingReference:
             self.rows_s[c] = metric.scaled(X[own])
             self.is_anchor[c] = predicted[own] == c
             # no labelled row of c is predicted c: any row predicted c is an anchor
-            self.extra_anchors[c] = X[predicted == c] if not self.is_anchor[c].any() else \
-                np.zeros((0, X.shape[1]))
+            self.extra_anchors[c] = (
+                X[predicted == c] if not self.is_anchor[c].any() else np.zeros((0, X.shape[1]))
+            )
             a = self.extra_anchors[c] if len(self.extra_anchors[c]) else X[own][self.is_anchor[c]]
             self.span[c] = (a.min(axis=0), a.max(axis=0)) if len(a) else None
 
@@ -82,15 +84,18 @@ class TrainingReference:
         span = self.span[target]
         assert span is not None  # there are anchor candidates
         a_min, a_max = span
-        ruled = np.flatnonzero((space.lo > np.minimum(a_min, space.x))
-                               | (space.hi < np.maximum(a_max, space.x)))
+        ruled = np.flatnonzero(
+            (space.lo > np.minimum(a_min, space.x)) | (space.hi < np.maximum(a_max, space.x))
+        )
         if ruled.size:  # distances after projection onto the box: correct the clipped columns
             sub = cand[:, ruled]
-            before = np.minimum(np.abs(sub - space.x[ruled]) * metric.inv[ruled],
-                                metric.cap[ruled]).sum(axis=1)
+            before = np.minimum(
+                np.abs(sub - space.x[ruled]) * metric.inv[ruled], metric.cap[ruled]
+            ).sum(axis=1)
             clipped = np.clip(sub, space.lo[ruled], space.hi[ruled])
-            after = np.minimum(np.abs(clipped - space.x[ruled]) * metric.inv[ruled],
-                               metric.cap[ruled]).sum(axis=1)
+            after = np.minimum(
+                np.abs(clipped - space.x[ruled]) * metric.inv[ruled], metric.cap[ruled]
+            ).sum(axis=1)
             cand_dist = cand_dist - before + after
         if len(cand) > n_anchors:
             near = np.argpartition(cand_dist, n_anchors - 1)[:n_anchors]

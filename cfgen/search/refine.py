@@ -29,8 +29,15 @@ from cfgen.search.thresholds import SplitEdges
 ValidFn = Callable[[np.ndarray], np.ndarray]
 
 
-def _apply_best(C: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
-                gain: np.ndarray, ok: np.ndarray, valid_fn: ValidFn) -> tuple[np.ndarray, bool]:
+def _apply_best(
+    C: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    vals: np.ndarray,
+    gain: np.ndarray,
+    ok: np.ndarray,
+    valid_fn: ValidFn,
+) -> tuple[np.ndarray, bool]:
     """Apply as many accepted single moves per candidate as hold together.
 
     ``ok`` marks moves that keep a candidate valid on their own. Per candidate the moves are
@@ -68,8 +75,9 @@ def _apply_best(C: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndar
     return out, True
 
 
-def reset(C: np.ndarray, space: SearchSpace, metric: MixedDistance, valid_fn: ValidFn,
-          max_rounds: int = 8) -> np.ndarray:
+def reset(
+    C: np.ndarray, space: SearchSpace, metric: MixedDistance, valid_fn: ValidFn, max_rounds: int = 8
+) -> np.ndarray:
     """Reset changed features to the query's value while every row stays valid."""
     x = space.x
     C = C.copy()
@@ -89,8 +97,15 @@ def reset(C: np.ndarray, space: SearchSpace, metric: MixedDistance, valid_fn: Va
     return C
 
 
-def shrink(C: np.ndarray, space: SearchSpace, metric: MixedDistance, valid_fn: ValidFn,
-           edges: SplitEdges | None, n_near: int = 6, rounds: int = 1) -> np.ndarray:
+def shrink(
+    C: np.ndarray,
+    space: SearchSpace,
+    metric: MixedDistance,
+    valid_fn: ValidFn,
+    edges: SplitEdges | None,
+    n_near: int = 6,
+    rounds: int = 1,
+) -> np.ndarray:
     """Move changed non-categorical features as close to the query as the prediction allows."""
     x = space.x
     C = C.copy()
@@ -123,7 +138,7 @@ def _shrink_grid(C: np.ndarray, space: SearchSpace, valid_fn: ValidFn) -> np.nda
     alphas = np.linspace(0.1, 0.9, 9)
     num = ~space.categorical
     delta = (C - x) * num
-    trial = (x + alphas[None, :, None] * delta[:, None, :])
+    trial = x + alphas[None, :, None] * delta[:, None, :]
     trial = np.where(num, trial, C[:, None, :]).reshape(-1, space.d)
     trial = space.repair(trial)
     ok = valid_fn(trial).reshape(len(C), len(alphas))
@@ -135,8 +150,14 @@ def _shrink_grid(C: np.ndarray, space: SearchSpace, valid_fn: ValidFn) -> np.nda
     return out
 
 
-def towards_anchors(C: np.ndarray, anchors: np.ndarray, space: SearchSpace,
-                    metric: MixedDistance, valid_fn: ValidFn, steps: int) -> np.ndarray:
+def towards_anchors(
+    C: np.ndarray,
+    anchors: np.ndarray,
+    space: SearchSpace,
+    metric: MixedDistance,
+    valid_fn: ValidFn,
+    steps: int,
+) -> np.ndarray:
     """Valid rows on the way from each candidate to its nearest anchor, feature by feature."""
     if steps <= 0 or len(anchors) == 0 or len(C) == 0:
         return np.zeros((0, space.d))
@@ -164,8 +185,13 @@ def towards_anchors(C: np.ndarray, anchors: np.ndarray, space: SearchSpace,
     return T[valid_fn(T)]
 
 
-def thin_anchors(A: np.ndarray, space: SearchSpace, metric: MixedDistance, valid_fn: ValidFn,
-                 fractions=(0.2, 0.4, 0.6, 0.8, 0.9, 1.0)) -> np.ndarray:
+def thin_anchors(
+    A: np.ndarray,
+    space: SearchSpace,
+    metric: MixedDistance,
+    valid_fn: ValidFn,
+    fractions=(0.2, 0.4, 0.6, 0.8, 0.9, 1.0),
+) -> np.ndarray:
     """Valid sparser versions of anchors: reset the changes with the *smallest* gaps first.
 
     For an anchor that changes ``m`` features, the trials reset its ``round(f * m)`` smallest

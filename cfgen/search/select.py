@@ -100,8 +100,9 @@ def deap_nsga2_select(F: np.ndarray, k: int) -> np.ndarray:
     return np.array([int(ind[0]) for ind in tools.selNSGA2(inds, k)], dtype=int)
 
 
-def greedy_diverse(X_s: np.ndarray, score: np.ndarray, k: int, weight: float, metric,
-                   inv_d: float) -> np.ndarray:
+def greedy_diverse(
+    X_s: np.ndarray, score: np.ndarray, k: int, weight: float, metric, inv_d: float
+) -> np.ndarray:
     """Greedy max-min: the best row first, then repeatedly the row minimising
     ``score - weight * (distance to the nearest chosen row)``; exact copies are never chosen."""
     n = len(score)
@@ -130,8 +131,13 @@ ORDERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def representatives(distance: np.ndarray, changes: np.ndarray, implausibility: np.ndarray,
-                    balanced: np.ndarray, select: str) -> list[tuple[int, str]]:
+def representatives(
+    distance: np.ndarray,
+    changes: np.ndarray,
+    implausibility: np.ndarray,
+    balanced: np.ndarray,
+    select: str,
+) -> list[tuple[int, str]]:
     """``(row, role)`` of the front's extremes in ``ORDERS[select]`` order, each row once.
 
     ``closest`` is the smallest distance (ties: fewer changes, then more plausible),
@@ -155,8 +161,7 @@ def representatives(distance: np.ndarray, changes: np.ndarray, implausibility: n
     return out
 
 
-def max_min_diverse(D: np.ndarray, chosen: list[int], k: int,
-                    tie: np.ndarray) -> list[int]:
+def max_min_diverse(D: np.ndarray, chosen: list[int], k: int, tie: np.ndarray) -> list[int]:
     """Greedy max-min: add the row farthest (``D``, pairwise) from its nearest chosen row until
     ``k`` are chosen (ties: smallest ``tie``); rows at distance 0 (copies) are never added."""
     chosen = list(chosen)

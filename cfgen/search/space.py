@@ -159,9 +159,13 @@ class SpaceFactory:
             offsets.append(off)
             off += n
         cached = {
-            "t_low": t_low, "t_high": t_high, "first": first, "last": last,
+            "t_low": t_low,
+            "t_high": t_high,
+            "first": first,
+            "last": last,
             "lut": np.concatenate(luts) if luts else np.zeros(0, dtype=bool),
-            "offsets": np.asarray(offsets, dtype=int), "allowed": allowed_codes,
+            "offsets": np.asarray(offsets, dtype=int),
+            "allowed": allowed_codes,
         }
         self._targets[target] = cached
         return cached
@@ -211,8 +215,21 @@ class SpaceFactory:
         for i, c in enumerate(choices):
             cat_choices[i, : len(c)] = c
         return SearchSpace(
-            x=x, lo=lo, hi=hi, movable=movable, categorical=self.categorical, factor=f,
-            s_lo=s_lo, s_hi=s_hi, toward=toward, t_low=t["t_low"], t_high=t["t_high"],
-            cat_idx=self.cat_idx, cat_choices=cat_choices, cat_counts=counts,
-            cat_lut=t["lut"], cat_offset=t["offsets"], off_grid=off_grid,
+            x=x,
+            lo=lo,
+            hi=hi,
+            movable=movable,
+            categorical=self.categorical,
+            factor=f,
+            s_lo=s_lo,
+            s_hi=s_hi,
+            toward=toward,
+            t_low=t["t_low"],
+            t_high=t["t_high"],
+            cat_idx=self.cat_idx,
+            cat_choices=cat_choices,
+            cat_counts=counts,
+            cat_lut=t["lut"],
+            cat_offset=t["offsets"],
+            off_grid=off_grid,
         )

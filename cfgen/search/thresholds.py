@@ -22,8 +22,9 @@ from cfgen.schema import FeatureSchema
 from cfgen.trees import TreeEnsemble, UnsupportedModel
 
 
-def _count(flat: np.ndarray, start: np.ndarray, end: np.ndarray, v: np.ndarray,
-           right: bool) -> np.ndarray:
+def _count(
+    flat: np.ndarray, start: np.ndarray, end: np.ndarray, v: np.ndarray, right: bool
+) -> np.ndarray:
     """Vectorised ``searchsorted`` in many sorted segments ``flat[start:end]`` at once.
 
     Returns, per query value, the absolute index of the first element ``> v`` (``right``) or

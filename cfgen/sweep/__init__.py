@@ -22,7 +22,19 @@ from cfgen.sweep.forensics import (
 from cfgen.sweep.precheck import check_slurm_launcher, precheck_launcher, sbatch_script
 
 __all__ = [
-    "ACTIVE_STATES", "JOB_FILE", "SUMMARY", "SWEEP_SUMMARY", "JobReport", "SweepCallback",
-    "check_slurm_launcher", "format_summary", "planned_jobs", "precheck_launcher", "report",
-    "sbatch_script", "slurm_states", "summarize", "write_summary",
+    "ACTIVE_STATES",
+    "JOB_FILE",
+    "SUMMARY",
+    "SWEEP_SUMMARY",
+    "JobReport",
+    "SweepCallback",
+    "check_slurm_launcher",
+    "format_summary",
+    "planned_jobs",
+    "precheck_launcher",
+    "report",
+    "sbatch_script",
+    "slurm_states",
+    "summarize",
+    "write_summary",
 ]

@@ -16,11 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cfgen.sweep",
         description="Which jobs of a cfgen multirun finished and which failed "
-                    "(exit 0 only if all finished).")
+        "(exit 0 only if all finished).",
+    )
     parser.add_argument("sweep_dir", type=Path, help="the multirun directory (hydra.sweep.dir)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--no-scheduler", action="store_true",
-                        help="do not ask Slurm (sacct) about jobs without results")
+    parser.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not ask Slurm (sacct) about jobs without results",
+    )
     args = parser.parse_args(argv)
     try:
         reports = summarize(args.sweep_dir, query_scheduler=not args.no_scheduler)

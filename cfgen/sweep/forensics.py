@@ -40,8 +40,19 @@ JOB_FILE = "job.json"
 SUMMARY = "summary.json"  # cfgen.store.SUMMARY; not imported, to keep the Hydra callback light
 SWEEP_SUMMARY = "sweep_summary.json"
 #: Slurm states of jobs that may still produce results
-ACTIVE_STATES = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING",
-                 "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT")
+ACTIVE_STATES = (
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "RESIZING",
+    "SUSPENDED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+)
 
 
 @dataclass
@@ -110,16 +121,16 @@ def _job_dir(top: Path) -> Path:
     ``method/ga=quick`` puts a ``/`` into Hydra's ``override_dirname``, nesting the run dir)."""
     if (top / JOB_FILE).is_file() or (top / ".hydra").is_dir():
         return top
-    marks = sorted(top.rglob(JOB_FILE), key=lambda p: len(p.parts)) or \
-        sorted(top.rglob(".hydra"), key=lambda p: len(p.parts))
+    marks = sorted(top.rglob(JOB_FILE), key=lambda p: len(p.parts)) or sorted(
+        top.rglob(".hydra"), key=lambda p: len(p.parts)
+    )
     return marks[0].parent if marks else top
 
 
 def _run_dirs(sweep_dir: Path) -> dict[int, Path]:
     """Job number → run directory, for every run directory the sweep has made so far."""
     found: dict[int, Path] = {}
-    for top in sorted(p for p in sweep_dir.iterdir()
-                      if p.is_dir() and not p.name.startswith(".")):
+    for top in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         d = _job_dir(top)
         num = None
         job = _read_json(d / JOB_FILE)
@@ -204,7 +215,11 @@ def slurm_states(job_ids: list[str], timeout: float = 15.0) -> dict[str, str]:
     try:
         proc = subprocess.run(
             ["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)],
-            capture_output=True, text=True, timeout=timeout, check=False)
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return {}
     states = {}
@@ -243,8 +258,9 @@ def _job_return_error(jr: Any) -> str | None:
 # ------------------------------------------------------------------------------ summary -------
 
 
-def _identify(rep: JobReport, sub: _Submitted | None, run_dir: Path | None,
-              job: dict | None) -> None:
+def _identify(
+    rep: JobReport, sub: _Submitted | None, run_dir: Path | None, job: dict | None
+) -> None:
     """Scheduler id, overrides and run directory of one job, from whatever holds them."""
     if sub is not None:
         rep.scheduler_id = sub.job_id
@@ -273,8 +289,9 @@ def _recorded_error(sub: _Submitted | None, job: dict | None) -> str | None:
     return None
 
 
-def _failure_reason(rep: JobReport, state: str, sub: _Submitted | None, run_dir: Path | None,
-                    job: dict | None) -> str:
+def _failure_reason(
+    rep: JobReport, state: str, sub: _Submitted | None, run_dir: Path | None, job: dict | None
+) -> str:
     """Why a job without results (and without a recorded error) counts as failed."""
     if state:
         reason = f"Slurm state {rep.scheduler_state}"
@@ -291,8 +308,13 @@ def _failure_reason(rep: JobReport, state: str, sub: _Submitted | None, run_dir:
     return "never started (no run directory)"
 
 
-def _job_report(num: int, planned: list[str], sub: _Submitted | None, run_dir: Path | None,
-                states: dict[str, str]) -> JobReport:
+def _job_report(
+    num: int,
+    planned: list[str],
+    sub: _Submitted | None,
+    run_dir: Path | None,
+    states: dict[str, str],
+) -> JobReport:
     rep = JobReport(num=num, overrides=list(planned))
     job = _read_json(run_dir / JOB_FILE) if run_dir else None
     _identify(rep, sub, run_dir, job)
@@ -330,14 +352,23 @@ def summarize(sweep_dir: str | Path, query_scheduler: bool = True) -> list[JobRe
     by_num: dict[int, _Submitted] = {s.num: s for s in submitted if s.num is not None}
     pending_ids = [s.job_id for s in submitted if s.result is None]
     states = slurm_states(pending_ids) if query_scheduler else {}
-    reports = [_job_report(num, planned.get(num, []), by_num.get(num), run_dirs.get(num), states)
-               for num in sorted(set(planned) | set(run_dirs) | set(by_num))]
+    reports = [
+        _job_report(num, planned.get(num, []), by_num.get(num), run_dirs.get(num), states)
+        for num in sorted(set(planned) | set(run_dirs) | set(by_num))
+    ]
     for sub in submitted:  # submitit jobs whose submission pickle could not be read
-        if sub.num is not None or (sub.result and sub.result[0] == "success"
-                                   and _job_return_error(sub.result[1]) is None):
+        if sub.num is not None or (
+            sub.result and sub.result[0] == "success" and _job_return_error(sub.result[1]) is None
+        ):
             continue
-        reports.append(JobReport(num=None, scheduler_id=sub.job_id, status="failed",
-                                 reason="unknown job (unreadable submission pickle)"))
+        reports.append(
+            JobReport(
+                num=None,
+                scheduler_id=sub.job_id,
+                status="failed",
+                reason="unknown job (unreadable submission pickle)",
+            )
+        )
     return reports
 
 
@@ -356,11 +387,15 @@ def format_summary(sweep_dir: str | Path, reports: list[JobReport]) -> str:
         extra = f" validity {r.validity:.3f}" if r.validity is not None else ""
         sched = f" [{r.scheduler_id}]" if r.scheduler_id else ""
         reason = f" — {r.reason}" if r.reason else ""
-        lines.append(f"  {num:>4} {r.status.upper() if not r.finished else r.status:9} "
-                     f"{name}{sched}{extra}{reason}")
+        lines.append(
+            f"  {num:>4} {r.status.upper() if not r.finished else r.status:9} "
+            f"{name}{sched}{extra}{reason}"
+        )
     if failed:
-        lines.append("failed jobs: " + ", ".join(
-            f"#{r.num}" if r.num is not None else str(r.scheduler_id) for r in failed))
+        lines.append(
+            "failed jobs: "
+            + ", ".join(f"#{r.num}" if r.num is not None else str(r.scheduler_id) for r in failed)
+        )
     return "\n".join(lines)
 
 

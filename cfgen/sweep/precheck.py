@@ -29,8 +29,16 @@ _SBATCH_KEYS = (
     ("feature", "constraint"),
     ("constraint", "constraint"),
 )
-_RESOURCE_KEYS = ("cpus_per_task", "mem_gb", "mem_per_cpu", "gpus_per_node", "gres",
-                  "constraint", "nodes", "tasks_per_node")
+_RESOURCE_KEYS = (
+    "cpus_per_task",
+    "mem_gb",
+    "mem_per_cpu",
+    "gpus_per_node",
+    "gres",
+    "constraint",
+    "nodes",
+    "tasks_per_node",
+)
 
 
 def sbatch_script(launcher: dict, folder: str | Path) -> str:
@@ -46,8 +54,11 @@ def sbatch_script(launcher: dict, folder: str | Path) -> str:
         def affinity(cls) -> int:
             return 2  # pretend srun is there: the script is only shown to sbatch --test-only
 
-    params = {k: v for k, v in launcher.items()  # None: not set (as submitit's AutoExecutor)
-              if k not in ("_target_", "submitit_folder", "max_num_timeout") and v is not None}
+    params = {
+        k: v
+        for k, v in launcher.items()  # None: not set (as submitit's AutoExecutor)
+        if k not in ("_target_", "submitit_folder", "max_num_timeout") and v is not None
+    }
     executor = ScriptOnly(folder=str(folder))
     executor.update_parameters(**executor._convert_parameters(params))
     return executor._make_submission_file_text("true", "precheck")
@@ -61,36 +72,47 @@ def test_only(script: str, timeout: float, what: str) -> tuple[int, str]:
         path = Path(tmp) / "check.sh"
         path.write_text(script)
         try:
-            proc = subprocess.run(["sbatch", "--test-only", str(path)], capture_output=True,
-                                  text=True, timeout=timeout, check=False)
+            proc = subprocess.run(
+                ["sbatch", "--test-only", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
-            raise ConfigError(f"{what}: sbatch --test-only did not answer in {timeout:.0f} s "
-                              "(is slurmctld up?)") from None
+            raise ConfigError(
+                f"{what}: sbatch --test-only did not answer in {timeout:.0f} s (is slurmctld up?)"
+            ) from None
     return proc.returncode, (proc.stderr or "") + "\n" + (proc.stdout or "")
 
 
-def refusal(out: str, values: dict, prefix: str, what: str,
-            rename: dict[str, str] | None = None) -> ConfigError:
+def refusal(
+    out: str, values: dict, prefix: str, what: str, rename: dict[str, str] | None = None
+) -> ConfigError:
     """sbatch's refusal as one ConfigError naming the key (``prefix.key``) it is about;
     ``rename`` maps this module's key names (``timeout_min``, ...) to the caller's."""
     rename = rename or {}
-    unreachable = [ln.strip() for ln in out.splitlines()
-                   if "fatal:" in ln or "unable to contact" in ln.lower()]
+    unreachable = [
+        ln.strip() for ln in out.splitlines() if "fatal:" in ln or "unable to contact" in ln.lower()
+    ]
     if unreachable:
-        return ConfigError(f"{what}: Slurm is not reachable from this machine: "
-                           f"{unreachable[-1]}")
+        return ConfigError(f"{what}: Slurm is not reachable from this machine: {unreachable[-1]}")
     errors = [ln.strip() for ln in out.splitlines() if "error" in ln.lower()]
     message = errors[0] if errors else _one_line(out) or "sbatch refused the job"
     low = message.lower()
     if "node configuration" in low or "nodes available" in low:
-        asked = [f"{prefix}.{rename.get(k, k)}={values[rename.get(k, k)]!r}"
-                 for k in _RESOURCE_KEYS if values.get(rename.get(k, k)) not in (None, "", {}, [])]
+        asked = [
+            f"{prefix}.{rename.get(k, k)}={values[rename.get(k, k)]!r}"
+            for k in _RESOURCE_KEYS
+            if values.get(rename.get(k, k)) not in (None, "", {}, [])
+        ]
         return ConfigError(f"{', '.join(asked)}: no Slurm node offers these resources: {message}")
     for word, key in _SBATCH_KEYS:
         if word in low:
             key = rename.get(key, key)
-            return ConfigError(f"{prefix}.{key}={values.get(key)!r} is not accepted by Slurm: "
-                               f"{message}")
+            return ConfigError(
+                f"{prefix}.{key}={values.get(key)!r} is not accepted by Slurm: {message}"
+            )
     return ConfigError(f"{what}: Slurm rejects the job settings: {message}")
 
 
@@ -101,8 +123,10 @@ def check_slurm_launcher(launcher: dict, timeout: float = 30.0) -> None:
     """
     what = "hydra/launcher=submitit_slurm"
     if shutil.which("sbatch") is None:
-        raise ConfigError(f"{what} needs Slurm, but sbatch is not on PATH "
-                          "(use hydra/launcher=submitit_local or basic on this machine)")
+        raise ConfigError(
+            f"{what} needs Slurm, but sbatch is not on PATH "
+            "(use hydra/launcher=submitit_local or basic on this machine)"
+        )
     launcher = dict(launcher, name=str(launcher.get("name") or "cfgen"))
     with tempfile_dir() as tmp:
         code, out = test_only(sbatch_script(launcher, tmp), timeout, what)
@@ -138,5 +162,6 @@ def precheck_launcher(overrides: list[str], conf_dir: str | Path, config_name: s
         return
     settings = OmegaConf.to_container(launcher, resolve=False)
     assert isinstance(settings, dict)
-    check_slurm_launcher({str(k): v for k, v in settings.items()
-                          if k not in ("submitit_folder", "name")})
+    check_slurm_launcher(
+        {str(k): v for k, v in settings.items() if k not in ("submitit_folder", "name")}
+    )
