@@ -6,7 +6,7 @@ Run ``python bench/bench_search.py`` (options: ``--datasets iris,diabetes``, ``-
 
 Every method explains the same queries of the same fitted forest: data, forest (the paper's RF
 settings of ``conf/dataset/*.yaml``) and class bounds are built with cfgen's own loaders from the
-composed Hydra config, and every explainer comes from :func:`cfgen.methods.build_explainer` (the
+composed Hydra config, and every explainer comes from :func:`cfgen.methods.method_factory` (the
 app's own building block). Queries: ``--queries`` test rows drawn with ``--seed``; each gets one
 target class (the other class for binary data, a random other class otherwise); the k = 5
 counterfactuals of all methods are asked for that target. Methods run interleaved query by query
@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
@@ -51,11 +50,11 @@ except ModuleNotFoundError:  # running from a checkout without the package insta
     sys.path.insert(0, str(ROOT))
 
 from cfgen.constraints import mine_class_bounds  # noqa: E402
-from cfgen.data import data_dir, load_dataset  # noqa: E402
-from cfgen.methods import build_explainer  # noqa: E402
+from cfgen.data import data_dir  # noqa: E402
+from cfgen.methods import method_factory  # noqa: E402
 from cfgen.metrics import guarded_mad  # noqa: E402
-from cfgen.models import fit_model  # noqa: E402
 from cfgen.plan import derive_seed  # noqa: E402
+from cfgen.problem import Problem  # noqa: E402
 from cfgen.schema import actionability_violations  # noqa: E402
 
 DATASETS = ("iris", "diabetes", "german_credit", "satimage", "us_crime", "yeast_ml8")
@@ -79,17 +78,13 @@ def compose(overrides: list[str]):
 
 
 def build_problem(name: str):
-    """Data, fitted forest, class bounds and the ga config of dataset ``name``."""
-    from omegaconf import OmegaConf
-
+    """The problem (the dataset with its paper forest; it plays both the data and the model
+    role below) and its dpg class bounds."""
     cfg = compose([f"dataset={name}"])
-    data = load_dataset(cfg.dataset)
-    model = fit_model(cfg.model, data)
-    bounds = mine_class_bounds(
-        model.estimator, data.schema, **OmegaConf.to_container(cfg.constraints, resolve=True),
-        X_train=data.X_train,
-    )
-    return cfg, data, model, bounds
+    problem = Problem.from_config(cfg.dataset, cfg.model)
+    bounds = mine_class_bounds(problem.trees, problem.schema, mode="dpg",
+                               X_train=problem.X_train)
+    return cfg, problem, problem, bounds
 
 
 def pick_queries(data, model, n: int, seed: int) -> list[tuple[int, int]]:
@@ -142,14 +137,15 @@ class Scorer:
 
 def run_dataset(name: str, args) -> list[dict]:
     cfg, data, model, bounds = build_problem(name)
-    ga_cfg = dict(cfg.ga)
-    for item in args.ga:
-        key, value = item.split("=", 1)
-        ga_cfg[key] = yaml.safe_load(value)
     explainers = {}
     for m in args.methods:
-        limit = args.time_limit if m in DICE else None
-        explainers[m] = build_explainer(m, ga_cfg, model, data, bounds, time_limit=limit)
+        overrides = [f"dataset={name}", f"method={m}"]
+        if m in DICE:
+            overrides.append(f"method.time_limit={args.time_limit}")
+        else:
+            overrides += [f"method.ga.{item}" for item in args.ga]
+        node = compose(overrides).method
+        explainers[m] = method_factory(node)(data, data.schema, bounds)
     scorer = Scorer(data)
     queries = pick_queries(data, model, args.queries, args.seed)
     rows = []

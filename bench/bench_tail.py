@@ -46,9 +46,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cfgen import store  # noqa: E402
-from cfgen.launcher import WorkerContext, run_tasks  # noqa: E402
 from cfgen.metrics.common import one_thread  # noqa: E402
 from cfgen.plan import Combinations, choose_queries, iter_targets, plan_tasks  # noqa: E402
+from cfgen.runner import WorkerContext, run_tasks  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "tail.md"
 LEGACY = "b8ad39b"  # main before the metrics package (per-task metrics, per-task decoding)

@@ -16,16 +16,27 @@ from cfgen.cli import CONF_DIR, CONFIG_NAME, precheck, report_error
 from cfgen.config import register
 from cfgen.datasets import open_dict_overrides
 from cfgen.errors import ConfigError
+from cfgen.models import model_overrides
 from cfgen.rundir import OutputError, ignore_sigxfsz
 
 log = logging.getLogger("cfgen")
+WARM_UP_TASKS = 60  # fewer planned searches than this (before targets) rarely pay for a pool
 register()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
 def app(cfg: DictConfig) -> float:
     """Run one experiment in Hydra's run directory; the return value is the sweep objective."""
+    ep = cfg.experiment_params
+    # a run of at least WARM_UP_TASKS searches will likely use a pool: its forkserver imports
+    # while this process loads data and fits the model (a small run stays here: no cost)
+    if ep.num_samples * ep.num_replications * (ep.num_combinations_to_test or 1) \
+            >= WARM_UP_TASKS:
+        from cfgen.runner.forkserver import warm_up_for
+
+        warm_up_for(cfg)
     from cfgen.experiment import run
+    from cfgen.runner import RunnerError
 
     run_dir = HydraConfig.get().runtime.output_dir
     try:
@@ -33,7 +44,7 @@ def app(cfg: DictConfig) -> float:
     except ConfigError as exc:
         report_error(exc)
         sys.exit(2)
-    except OutputError as exc:
+    except (OutputError, RunnerError) as exc:
         report_error(exc)
         sys.exit(1)
     if cfg.output.table:
@@ -72,7 +83,9 @@ def main() -> None:
     """Check the overrides (one clear line on bad input), then hand over to Hydra."""
     ignore_sigxfsz()  # `ulimit -f` exceeded: EFBIG, reported as one line, not a kill
     # dataset.actionability.<feature>=... and dataset.ranges.<feature>=... need no "+"
-    sys.argv[1:] = open_dict_overrides(sys.argv[1:])
+    # and model._target_=pkg.Class starts from an empty model node (model=custom), its
+    # keyword arguments need no "+" either
+    sys.argv[1:] = model_overrides(open_dict_overrides(sys.argv[1:]))
     lock = None
     if os.environ.get("HYDRA_FULL_ERROR") != "1":
         try:  # also locks a fixed run directory before Hydra writes .hydra/ into it
@@ -80,15 +93,15 @@ def main() -> None:
         except ConfigError as exc:
             report_error(exc)
             sys.exit(2)
-    try:
-        app()
-    except KeyboardInterrupt:
-        print("cfgen: interrupted: finished tasks are kept in the run's journal/; rerun the same "
-              "command with experiment_params.resume=true to finish", file=sys.stderr)
-        sys.exit(130)
+    from cfgen.runner.signals import run_cli
+
+    try:  # Ctrl-C: 130, SIGTERM: 143, one line each; a second one exits at once
+        code = run_cli(app)
     finally:
         if lock is not None:
             lock.release()
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -293,6 +293,12 @@ def text_table(table: pd.DataFrame, max_width: int = 24, index_name: str = "") -
 # ------------------------------------------------------------------------------ run files
 
 
+def _roles(result: Any) -> list[str] | None:
+    exp = getattr(result, "explanation", None)
+    roles = getattr(exp, "roles", None) if exp is not None else getattr(result, "roles", None)
+    return list(roles) if roles else None
+
+
 def run_changes(
     problem: ProblemLike,
     tasks: Sequence[Any],
@@ -315,7 +321,7 @@ def run_changes(
             continue
         diff = Diff.build(problem.X_test[t.query], r.counterfactuals, problem.decode,
                           predict_proba=predict_proba, class_names=problem.class_names,
-                          distance=distance, roles=getattr(r, "roles", None) or None, atol=atol)
+                          distance=distance, roles=_roles(r), atol=atol)
         wide = diff.wide()
         meta = pd.DataFrame({"query": t.query, "method": method, "combination": t.combination,
                              "replication": t.replication,

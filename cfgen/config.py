@@ -115,6 +115,11 @@ class GAConfig:
     pool_size: int = setting(16, ge=1)
     plausibility_steps: int = setting(4, ge=0)
     w_final_plausibility: float = setting(1.5, ge=0.0)
+    flip_beam: int = setting(48, ge=0)  # split-flip search for the closest (0: off)
+    flip_layers: int = setting(12, ge=1)  # flips per path of that search at most
+    flip_restarts: int = setting(2, ge=0)  # rounds: polish, search again with one change undone
+    plausible_rows: int = setting(16, ge=0)  # target rows nearest the actionable box, as candidates
+    diverse_shortlist: int = setting(40, ge=1)  # NSGA-II-ranked rows diverse members come from
     operators: OperatorsConfig = setting(factory=OperatorsConfig)
 
     def check_relations(self, prefix: str) -> None:
@@ -143,6 +148,24 @@ class LoggerConfig:
 
 
 @dataclass
+class SlurmExecutorConfig:
+    """experiment_params.slurm: the job array of experiment_params.executor=slurm."""
+
+    partition: str | None = None  # sbatch --partition; null: the cluster's default
+    time_min: int = setting(60, ge=1)  # wall-time limit of each array task, minutes
+    cpus_per_task: int = setting(1, ge=1)  # CPUs of each array task (> 1: a process pool inside)
+    mem_gb: float = setting(2.0, gt=0)  # memory of each array task, GB
+    max_parallel: int = setting(64, ge=1)  # array tasks running at once
+    chunk_seconds: float = setting(60.0, gt=0)  # target work per array task (measured cost)
+    max_array_tasks: int = setting(1000, ge=1)  # at most this many (Slurm's MaxArraySize: 1001)
+    account: str | None = None  # sbatch --account
+    qos: str | None = None  # sbatch --qos
+    setup: List[str] = setting(factory=list)  # shell lines first, e.g. "module load python"
+    poll_seconds: float = setting(5.0, gt=0)  # how often the run reads segments and asks sacct
+    additional_parameters: Dict[str, Any] = setting(factory=dict)  # other sbatch options
+
+
+@dataclass
 class ExperimentParams:
     """What to explain and how often."""
 
@@ -158,6 +181,8 @@ class ExperimentParams:
     rules: List[str] = setting(factory=lambda: ["none"])
     num_combinations_to_test: int | None = setting(None, ge=1)
     resume: bool = False
+    executor: str = setting("process", choices=("process", "local", "slurm"))
+    slurm: SlurmExecutorConfig = setting(factory=SlurmExecutorConfig)
 
     def check_relations(self, prefix: str) -> None:
         if not self.rules:

@@ -223,9 +223,20 @@ def tree_ensemble(model: TreeEnsemble | Any) -> TreeEnsemble:
     return TreeEnsemble.from_model(model)
 
 
-def tree_estimators(model: Any, mode: str = "dpg") -> TreeEnsemble:
-    """Deprecated name of :func:`tree_ensemble` (kept for callers that check minability)."""
-    return tree_ensemble(model)
+def tree_estimators(model: Any, mode: str = "dpg", key: str = "constraints") -> TreeEnsemble:
+    """The :class:`TreeEnsemble` if ``mode`` can mine ``model``, else :class:`ConfigError`
+    (kept for callers that check minability first: ``dpg`` refuses boosted ensembles)."""
+    ens = tree_ensemble(model)
+    if mode == "dpg" and ens.kind != "vote":
+        raise _dpg_refusal(ens, key)
+    return ens
+
+
+def _dpg_refusal(ens: TreeEnsemble, key: str) -> ConfigError:
+    return ConfigError(
+        f"{key}.mode='dpg' needs a voting forest (random forest, extra trees, decision "
+        f"tree); {ens.model_type} is boosted: use {key}.mode=paths, mass or none"
+    )
 
 
 def _round_thresholds(thr: np.ndarray, decimals: int | None) -> np.ndarray:
@@ -427,10 +438,7 @@ def mine_dpg(
     start = time.perf_counter()
     ens = tree_ensemble(model)
     if ens.kind != "vote":
-        raise ConfigError(
-            f"{key}.mode='dpg' needs a voting forest (random forest, extra trees, decision "
-            f"tree); {ens.model_type} is boosted: use {key}.mode=paths, mass or none"
-        )
+        raise _dpg_refusal(ens, key)
     forest = _Forest.build(ens, decimal_threshold)
     X = _check_X(X_train, schema, "dpg", key)
     counts, _ = _leaf_counts(forest, X, perc_var, key)

@@ -24,11 +24,11 @@ from cfgen import rundir, store
 from cfgen.config import validate
 from cfgen.errors import ConfigError
 from cfgen.journal import Journal
-from cfgen.launcher import TaskResult, WorkerContext, run_tasks
 from cfgen.methods import method_factory, needs_bounds
 from cfgen.metrics import MetricContext, combination_schemas, metrics_frame, summarize_rows
 from cfgen.plan import Combinations, Task, choose_queries, count_text, iter_targets, plan_tasks
 from cfgen.problem import Problem
+from cfgen.runner import TaskResult, WorkerContext, run_tasks
 from cfgen.tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,8 @@ def resolve_bounds(problem: Problem, factory: functools.partial, method_cfg: Any
     if mode == "none":
         return None, {"uses_bounds": False, "bounds_mode": "none",
                       "bounds_note": "method.bounds.mode=none"}
-    bounds = mine_class_bounds(problem.trees, problem.schema, mode=mode, X_train=X_train, **conf)
+    bounds = mine_class_bounds(problem.trees, problem.schema, mode=mode, X_train=X_train,
+                               key="method.bounds", **conf)
     assert bounds is not None  # mode is a miner here
     log.info("class bounds (%s) mined in %.3f s", mode, bounds.seconds)
     return bounds, {"uses_bounds": True, "bounds_mode": mode, "bounds_note": ""}
@@ -140,6 +141,12 @@ def _setup(cfg: DictConfig, run_dir: Path, tracker: Any) -> tuple[Problem, Any, 
     log.info("model %s: train accuracy %.3f, test accuracy %.3f", type(problem.model).__name__,
              problem.train_accuracy, problem.test_accuracy)
     factory = method_factory(cfg.method)
+    preflight = getattr(factory.func, "preflight", None)  # a method may refuse up front
+    if preflight is not None:
+        from cfgen.runner.resources import available_memory
+
+        preflight(factory.keywords, problem, cfg.experiment_params.num_counterfactuals,
+                  available_memory())
     bounds, info = resolve_bounds(problem, factory, cfg.method, problem.X_train)
     info["model_warning"] = model_warning(problem)
     if info["model_warning"]:
@@ -249,7 +256,7 @@ def _files(cfg: DictConfig, run_dir: Path, problem: Problem, explained: Problem,
         changes = run_changes(explained, tasks, results, problem.predictor.predict_proba,
                               cfg.method.name, mh_distance(problem.schema, problem.X_train))
         store.write_frame(run_dir / store.CHANGES, changes)
-    with phase("metrics", total=len(tasks)):
+    with phase("metrics", total=len(tasks)) as shown:
         metric_ctx = MetricContext(problem.schema, problem.X_train, problem.y_train,
                                    explained.X_test, problem.predictor.predict_proba,
                                    compat=cfg.metrics.compat)
@@ -258,6 +265,7 @@ def _files(cfg: DictConfig, run_dir: Path, problem: Problem, explained: Problem,
         metrics.insert(0, "method", cfg.method.name)
         metrics.insert(0, "dataset", problem.name)
         store.write_frame(run_dir / store.METRICS, metrics)
+        shown.advance(len(tasks))
     return cf_frame, metrics
 
 
@@ -269,7 +277,8 @@ def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunRes
     ctx = WorkerContext(explained, factory, bounds, comb, ep.num_counterfactuals)
     with Journal.open(run_dir, cfg, explained, tasks, ep.resume) as journal:
         results = run_tasks(tasks, ctx, ep.parallel_replications, ep.max_workers,
-                            journal=journal)
+                            journal=journal, executor=ep.executor, slurm=ep.slurm,
+                            resume=ep.resume)
         journal.close(complete=True)
     cf_frame, metrics = _files(cfg, run_dir, problem, explained, comb, tasks, results)
     summary = _summary(cfg, problem, info, tasks, queries, metrics, started)

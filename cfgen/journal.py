@@ -46,7 +46,7 @@ from cfgen.records import Scan, UntrustedJournal, read_records, scan_records
 from cfgen.rundir import OutputError, atomic_write
 
 if TYPE_CHECKING:
-    from cfgen.launcher import TaskResult
+    from cfgen.runner.task import TaskResult
 
 __all__ = ["Journal", "Scan", "UntrustedJournal", "find_previous", "read_records",
            "scan_records"]
@@ -66,10 +66,36 @@ LAUNCH_ONLY = (
     ("experiment_params", "max_workers"),
     ("experiment_params", "parallel_replications"),
     ("experiment_params", "resume"),
+    ("experiment_params", "executor"),
+    ("experiment_params", "slurm"),
     ("logger",),
     ("output",),
     ("hydra",),
 )
+
+
+def launch_only_keys() -> list[str]:
+    """:data:`LAUNCH_ONLY` as command-line keys (a node: itself and each of its fields), the
+    list ``hydra.job.config.override_dirname.exclude_keys`` must hold (a test checks it), so a
+    sweep's job directories are named by what changes results only."""
+    import dataclasses
+    from typing import get_type_hints
+
+    from cfgen.config import Config
+
+    keys: list[str] = []
+    for path in LAUNCH_ONLY:
+        if path == ("hydra",):
+            continue
+        keys.append(".".join(path))
+        schema: Any = Config
+        for name in path:
+            schema = get_type_hints(schema).get(name)
+        if isinstance(schema, type) and dataclasses.is_dataclass(schema):
+            keys += [".".join(path) + "." + f.name for f in dataclasses.fields(schema)]
+    return keys
+
+
 # ---------------------------------------------------------------------------- fingerprint
 def result_config(cfg) -> dict[str, Any]:
     """The resolved config without the keys that only change how a run is executed."""

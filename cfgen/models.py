@@ -13,50 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from cfgen.errors import ConfigError
 
 SUPPORTED = ("a fitted scikit-learn-compatible classifier with predict_proba and one output "
              "(e.g. a forest, boosted trees, XGBoost, LightGBM, or a Pipeline ending in one)")
-
-
-class EncodedPrep(TransformerMixin, BaseEstimator):
-    """One-hot encode the categorical codes and standardise the other columns, in numpy.
-
-    The same numbers as ``ColumnTransformer([("categorical", OneHotEncoder(handle_unknown=
-    "ignore"), categorical)], remainder=StandardScaler())`` (one-hot columns first; a code not
-    seen in fitting gets all zeros; a constant column is scaled by 1), for a fraction of the
-    cost: the search calls the model on small batches hundreds of times per query, and the
-    ColumnTransformer's per-call overhead was 2 ms, five times the classifier's own.
-    """
-
-    def __init__(self, categorical: Sequence[int] = (), scale: bool = True) -> None:
-        self.categorical = categorical
-        self.scale = scale
-
-    def fit(self, X: Any, y: Any = None) -> EncodedPrep:
-        X = np.asarray(X, dtype=float)
-        self.n_features_in_ = X.shape[1]
-        cat = sorted({int(j) for j in self.categorical})
-        self.categorical_ = np.array(cat, dtype=int)
-        self.numeric_ = np.array([j for j in range(X.shape[1]) if j not in cat], dtype=int)
-        self.categories_ = [np.unique(X[:, j]) for j in cat]
-        num = X[:, self.numeric_]
-        self.mean_ = num.mean(axis=0) if self.scale else np.zeros(num.shape[1])
-        std = num.std(axis=0) if self.scale else np.ones(num.shape[1])
-        self.scale_ = np.where(std > 10 * np.finfo(float).eps * np.maximum(1.0, np.abs(
-            self.mean_)), std, 1.0)
-        return self
-
-    def transform(self, X: Any) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has shape {X.shape}; expected (n, {self.n_features_in_})")
-        parts = [X[:, j][:, None] == c[None, :] for j, c in zip(self.categorical_,
-                                                                 self.categories_, strict=True)]
-        parts.append((X[:, self.numeric_] - self.mean_) / self.scale_)
-        return np.hstack(parts).astype(float, copy=False)
 
 
 def preprocessed(classifier: Any, categorical: Sequence[int] = (), scale: bool = True) -> Any:
@@ -67,6 +28,8 @@ def preprocessed(classifier: Any, categorical: Sequence[int] = (), scale: bool =
     preset works on every dataset.
     """
     from sklearn.pipeline import Pipeline
+
+    from cfgen.prep import EncodedPrep
 
     steps: list[tuple[str, Any]] = []
     if len(categorical) or scale:

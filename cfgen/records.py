@@ -75,7 +75,7 @@ def trust_pickled() -> bool:
 
 def result_type() -> type:
     """The dataclass records decode into (lazy: TaskResult is moving to cfgen.runner.task)."""
-    from cfgen.launcher import TaskResult
+    from cfgen.runner.task import TaskResult
 
     return TaskResult
 

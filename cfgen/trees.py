@@ -37,6 +37,18 @@ and for LightGBM ``0`` where ``|x| <= zero_below``), a split sends ``v`` left if
 ``v <= threshold``; a leaf's box is ``low < v <= high`` per feature
 (:meth:`TreeEnsemble.leaf_boxes`). ``raw_threshold`` keeps the library's own number.
 
+For an exact method (e.g. a MILP over leaf indicators): ``boxes = ens.leaf_boxes()`` lists every
+leaf once with its box and its contribution, tree by tree (``boxes.tree_slices``). Exactly one
+leaf per tree holds a row ``x``; with ``z[i] = 1`` for those leaves::
+
+    score = ens.base_score + z @ boxes.value          # (K,), before the link
+    # vote: argmax(score) (= argmax of the mean); margin, K == 1: class 1 iff score > 0
+    # (GB: >= 0; XGBoost: float32 sigmoid > 0.5); margin, K > 1: argmax(score)
+
+and ``z[i] = 1`` iff ``boxes.low[i] < cast(x) <= boxes.high[i]`` on every feature. Rows on the
+decision boundary (a score exactly 0 or tied) should be re-checked with the model's own
+``predict`` (or :class:`cfgen.predictor.CompiledEnsemble`, which reproduces it).
+
 Missing values: the compiled predictor rejects NaN inputs, so default directions never apply;
 models that treat a *non-NaN* value as missing (XGBoost ``missing != nan``, LightGBM
 ``zero_as_missing`` / ``missing_type=Zero``) are refused. Categorical splits (LightGBM, HistGB,
@@ -116,6 +128,18 @@ class LeafBoxes:
     low: np.ndarray  # (L, d)
     high: np.ndarray  # (L, d)
     value: np.ndarray  # (L, K)
+
+    @property
+    def tree_slices(self) -> np.ndarray:
+        """(T + 1,) offsets: tree ``t``'s leaves are rows ``tree_slices[t]:tree_slices[t + 1]``."""
+        T = int(self.tree[-1]) + 1 if self.tree.size else 0
+        return np.searchsorted(self.tree, np.arange(T + 1)).astype(np.intp)
+
+    def holding(self, V: np.ndarray) -> np.ndarray:
+        """(n, L) bool: which leaf boxes hold each row of already-cast values ``V``."""
+        V = np.atleast_2d(V)
+        return np.all((V[:, None, :] > self.low[None]) & (V[:, None, :] <= self.high[None]),
+                      axis=2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -301,8 +325,10 @@ class TreeEnsemble:
         return votes
 
     def feature_thresholds(self) -> list[np.ndarray]:
-        """Per feature, the sorted distinct ``threshold`` values of its splits (the split grid)."""
-        split = self.feature >= 0
+        """Per feature, the sorted distinct finite ``threshold`` values of its splits (the split
+        grid). HistGB trained with NaN has ``+inf`` splits (NaN one way, every number the
+        other): they do not split finite values and are left out."""
+        split = (self.feature >= 0) & np.isfinite(self.threshold)
         f, t = self.feature[split], self.threshold[split]
         return [np.unique(t[f == j]) for j in range(self.n_features)]
 

@@ -6,14 +6,14 @@
 
 PAPER_ARGS ?=
 
-paper:  ## the DPG-vs-DiCE table: 14 datasets × 4 methods × 20 queries (≈ 35–55 min on 2 cores) → docs/paper.md
+paper:  ## the paper table: 14 datasets × 8 methods (dpg_ga, DiCE ×3, NICE ×3, exact) × 20 queries (≈ 1 h on 2 cores) → docs/paper.md
 	@dir=outputs/paper/$$(date +%Y-%m-%d_%H-%M-%S); \
 	$(PY) -m cfgen -m experiment=paper hydra.sweep.dir=$$dir $(PAPER_ARGS); status=$$?; \
 	[ -d $$dir ] || exit 1; ln -sfn $$(basename $$dir) outputs/paper/latest; \
 	if [ $$status -eq 0 ]; then $(PY) -m cfgen.report $$dir --doc docs/paper.md; \
 	else $(PY) -m cfgen.report $$dir; echo "sweep failed (status $$status): docs/paper.md not updated"; exit $$status; fi
 
-paper-quick:  ## a first look at the table: 3 small datasets × 4 methods × 5 queries (< 5 min)
+paper-quick:  ## a first look at the table: 3 small datasets × 6 methods × 5 queries (< 5 min)
 	@dir=outputs/paper_quick/$$(date +%Y-%m-%d_%H-%M-%S); \
 	$(PY) -m cfgen -m experiment=paper_quick hydra.sweep.dir=$$dir $(PAPER_ARGS); status=$$?; \
 	[ -d $$dir ] || exit 1; ln -sfn $$(basename $$dir) outputs/paper_quick/latest; \

@@ -13,6 +13,7 @@ from cfgen.cli import CONF_DIR
 from cfgen.config import register
 from cfgen.data import data_dir
 from cfgen.datasets import open_dict_overrides
+from cfgen.models import model_overrides
 
 os.environ.setdefault("CFGEN_DATA_DIR", str(data_dir()))
 
@@ -22,7 +23,8 @@ def compose_config(overrides: list[str] | None = None):
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=open_dict_overrides(overrides or []))
+        return compose(config_name="config",
+                       overrides=model_overrides(open_dict_overrides(overrides or [])))
 
 
 # small and fast defaults for tests; each test adds what it checks
@@ -35,9 +37,15 @@ FAST = [
 ]
 
 
+def _fast(extra: tuple[str, ...]) -> list[str]:
+    """FAST, without the GA override when another method (no ``ga`` settings) is chosen."""
+    method = next((e.split("=", 1)[1] for e in extra if e.startswith("method=")), "dpg_ga")
+    return [f for f in FAST if method.startswith("dpg_ga") or not f.startswith("method/ga")]
+
+
 @pytest.fixture
 def cfg_factory():
-    return lambda *extra: compose_config([*FAST, *extra])
+    return lambda *extra: compose_config([*_fast(extra), *extra])
 
 
 @pytest.fixture(scope="session")

@@ -117,7 +117,7 @@ def test_report_renders_tables_and_images(report, tmp_path):
                       query_probability=float(qs.loc[q, "probability"]))
     diff = next(t for t in dom.tables if t and t[0][:2] == ["feature", "query"])
     assert diff[0] == ["feature", *want.columns]
-    assert diff[1:] == [[name, *want.loc[name]] for name in want.index]
+    assert diff[1:] == [[name, *(str(v).strip() for v in want.loc[name])] for name in want.index]
     assert "-" in {c for r in diff[1:] for c in r}  # unchanged cells are shown as such
 
     # every plot is an embedded PNG, decoded by the browser to the file's own size

@@ -15,12 +15,20 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
+from threadpoolctl import threadpool_limits
 
 from cfgen.constraints import ClassBounds, finalize, mine_class_bounds, parse_bound_strings
 from cfgen.data import data_dir
 from cfgen.errors import ConfigError
 from cfgen.schema import Feature, FeatureSchema, Kind
 from cfgen.trees import TreeEnsemble, UnsupportedModel
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """OpenMP libraries (HistGB) on one thread: the tests share a busy machine."""
+    with threadpool_limits(1):
+        yield
 
 INF = np.inf
 
@@ -431,3 +439,106 @@ def test_plots_write_pngs(tmp_path):
     assert out.stat().st_size > 10_000
     out = plot_bounds_modes(modes, X, y, ("count", "z"), tmp_path / "modes.png")
     assert out.stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- boosted ensembles
+
+
+def _boosted(kind: str, n_classes: int):
+    import lightgbm as lgb
+    import xgboost as xgb
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
+    X, y = make_classification(500, 5, n_informative=4, n_redundant=0, n_classes=n_classes,
+                               n_clusters_per_class=1, random_state=n_classes)
+    make = {
+        "gb": lambda: GradientBoostingClassifier(n_estimators=10, random_state=0),
+        "hgb": lambda: HistGradientBoostingClassifier(max_iter=10, random_state=0),
+        "xgb": lambda: xgb.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1),
+        "lgbm": lambda: lgb.LGBMClassifier(n_estimators=10, num_leaves=8, n_jobs=1, verbose=-1),
+    }[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make().fit(X, y)
+    return model, X, schema_of(X, [f"f{j}" for j in range(X.shape[1])])
+
+
+def test_boosted_stump_by_hand():
+    # one boosting stage, one split: x <= t -> negative margin (votes class 0), x > t -> positive
+    # margin (votes class 1); so paths gives class 0: x <= t, class 1: x > t, like a tree
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    x = np.arange(10.0)[:, None]
+    y = (x[:, 0] >= 5).astype(int)
+    gb = GradientBoostingClassifier(n_estimators=1, max_depth=1, random_state=0).fit(x, y)
+    ens = TreeEnsemble.from_model(gb)
+    assert ens.n_trees == 1 and float(ens.raw_threshold[0]) == 4.5
+    votes = ens.leaf_class_votes()
+    assert votes[ens.left[0]].tolist() == [True, False]
+    assert votes[ens.right[0]].tolist() == [False, True]
+    schema = FeatureSchema((Feature("x", Kind.CONTINUOUS, 0, 9),))
+    for X_train in (x, None):
+        b = mine_class_bounds(gb, schema, "paths", X_train=X_train)
+        np.testing.assert_array_equal(b.raw_low, [[-INF], [4.5]])
+        np.testing.assert_array_equal(b.raw_high, [[4.5], [INF]])
+    m = mine_class_bounds(ens, schema, "mass", X_train=x, mass=1.0)  # a TreeEnsemble works too
+    np.testing.assert_array_equal(m.low, [[-INF], [4.5]])
+    np.testing.assert_array_equal(m.high, [[4.5], [INF]])
+
+
+@pytest.mark.parametrize("kind", ["gb", "hgb", "xgb", "lgbm"])
+def test_dpg_refuses_boosted_ensembles(kind):
+    model, X, schema = _boosted(kind, 2)
+    with pytest.raises(ConfigError) as info:
+        mine_class_bounds(model, schema, "dpg", X_train=X)
+    msg = str(info.value)
+    assert "\n" not in msg and type(model).__name__ in msg
+    assert msg.endswith("use constraints.mode=paths, mass or none")
+    with pytest.raises(ConfigError, match=r"^method\.bounds\.mode='dpg' needs a voting forest"):
+        mine_class_bounds(model, schema, "dpg", X_train=X, key="method.bounds")
+    from cfgen.constraints import tree_estimators  # the up-front check callers use
+
+    with pytest.raises(ConfigError) as early:
+        tree_estimators(model, "dpg")
+    assert str(early.value) == msg
+    assert tree_estimators(model, "paths").kind == "margin"
+
+
+@pytest.mark.parametrize("kind,n_classes", [
+    ("gb", 2), ("gb", 3), ("hgb", 2), ("hgb", 3), ("xgb", 2), ("xgb", 3), ("lgbm", 2), ("lgbm", 3),
+])
+def test_boosted_paths_contain_every_voting_trace(kind, n_classes):
+    # documented property (docs/constraints.md): for every training trace (row, tree) that ends
+    # in a leaf voting for c, the row lies inside c's mined interval on every side its path
+    # bounds (unrounded thresholds: the traces are the model's own)
+    model, X, schema = _boosted(kind, n_classes)
+    ens = TreeEnsemble.from_model(model)
+    b = mine_class_bounds(model, schema, "paths", X_train=X, decimal_threshold=None)
+    boxes = ens.leaf_boxes()
+    votes = ens.leaf_class_votes()
+    V = ens.cast(X)
+    pos = np.searchsorted(boxes.node, ens.apply(X))  # (n, T) rows of the leaf table
+    checked = 0
+    for c in range(ens.n_classes):
+        rows, trees = np.nonzero(votes[boxes.node[pos], c])
+        lo, hi = boxes.low[pos[rows, trees]], boxes.high[pos[rows, trees]]
+        v = V[rows]
+        assert np.all((v > b.raw_low[c]) | ~np.isfinite(lo)), (kind, c)
+        assert np.all((v <= b.raw_high[c]) | ~np.isfinite(hi)), (kind, c)
+        checked += rows.size
+    assert checked > 0
+
+
+@pytest.mark.parametrize("kind,n_classes", [("gb", 3), ("xgb", 2), ("lgbm", 3), ("hgb", 2)])
+def test_boosted_mass_keeps_its_share_of_the_predicted_rows(kind, n_classes):
+    model, X, schema = _boosted(kind, n_classes)
+    mass = mine_class_bounds(model, schema, "mass", X_train=X, mass=0.9)
+    pred = model.predict(X)
+    for c in range(n_classes):
+        if (pred == c).any():
+            inside = mass.contains(X[pred == c], c)
+            assert inside.mean(axis=0).min() >= 0.9, (kind, c)
+    wide = mine_class_bounds(model, schema, "mass", X_train=X, mass=1.0)
+    for c in range(n_classes):
+        assert wide.contains(X[pred == c], c).all()

@@ -125,3 +125,14 @@ def test_cli_missing_file_one_line_exit_2(tmp_path):
     err = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("cfgen: error:")]
     assert len(err) == 1 and "german_credit.csv" in err[0] and "CFGEN_DATA_DIR" in err[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_population_too_large_for_memory_is_refused_before_starting(cfg_factory, tmp_path):
+    """method.ga.population_size=100000 would need ~150 GiB for its pairwise distances: refused
+    with one line before any task runs (it used to be a failed task and exit 0)."""
+    with pytest.raises(ConfigError) as info:
+        run(cfg_factory("method.ga.population_size=100000"), tmp_path / "run")
+    msg = str(info.value)
+    assert msg.startswith("method.ga.population_size=100000 is not allowed here: one search "
+                          "needs about") and "GiB are available" in msg
+    assert not (tmp_path / "run" / "journal" / "results.bin").exists()

@@ -1,97 +1,41 @@
-"""The launcher: same bytes for any worker count, faults that lose nothing, journal and resume.
+"""The runner's process pool: same bytes for any worker count, faults that lose nothing,
+journal and resume.
 
-Fault injection uses real failures inside real worker processes: a test explainer (built by a
-picklable ``explainer_factory`` defined here) that raises, SIGKILLs its own worker, or sends
-SIGINT to the parent when it meets one chosen task (recognised by its random generator's
-state, i.e. its derived seed).
+Fault injection uses real failures inside real worker processes (tests/runner_toys.py): an
+explainer that raises, SIGKILLs its own worker, or sends SIGINT to the parent when it meets
+one chosen task. Process-level faults (kill -9 of the parent, SIGTERM, double Ctrl-C, workers
+that die at start) are in tests/test_runner_faults.py.
 """
 
 from __future__ import annotations
 
-import functools
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import FAST, compose_config
+from runner_toys import same, toy_setup
 
 from cfgen.data import load_dataset
 from cfgen.errors import ConfigError
 from cfgen.experiment import run
-from cfgen.explanation import Explanation
 from cfgen.journal import JOURNAL_DIR, RECORDS, Journal, read_records
-from cfgen.launcher import (
-    TaskResult,
-    WorkerContext,
-    combination_table,
-    fd_cap,
-    memory_cap,
-    run_tasks,
-)
-from cfgen.plan import Combinations, plan_tasks
+from cfgen.runner import forkserver, run_tasks
+from cfgen.runner.cost import CostMeter
+from cfgen.runner.resources import fd_cap, memory_cap, usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-# ---------------------------------------------------------------------------- test explainer
-class ToyExplainer:
-    """Deterministic in the task's generator; misbehaves on the task seeded ``poison``."""
-
-    def __init__(self, d, mode, poison, marker, parent):
-        self.d, self.mode, self.poison, self.marker, self.parent = d, mode, poison, marker, parent
-
-    def explain(self, x, target, k, rng):
-        hit = (self.poison is not None and rng.bit_generator.state
-               == np.random.default_rng(self.poison).bit_generator.state)
-        if hit and self.mode == "raise":
-            raise ValueError("injected failure")
-        if hit and self.mode == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        if hit and self.mode == "kill_once" and not os.path.exists(self.marker):
-            Path(self.marker).touch()
-            os.kill(os.getpid(), signal.SIGKILL)
-        if hit and self.mode == "interrupt":
-            Path(self.marker).write_text(str(os.getpid()))
-            os.kill(self.parent, signal.SIGINT)
-            time.sleep(30)  # the parent stops this worker
-        if hit and self.mode == "interrupt_here":
-            raise KeyboardInterrupt
-        time.sleep(0.01)
-        n = 1 + target % k
-        cfs = x + rng.normal(size=(n, self.d))
-        return Explanation(cfs, target, k, 0.01, None, rng.random(3), rng.random(3),
-                           cfs[:1].repeat(3, 0), generations=3)
-
-
-def toy_factory(mode, poison, marker, parent, method, ga_cfg, model, data, bounds, schema):
-    return ToyExplainer(len(schema), mode, poison, marker, parent)
 
 
 @pytest.fixture(scope="module")
 def iris():
     return load_dataset(compose_config(FAST).dataset)
-
-
-def toy_setup(iris, mode=None, poison_task=None, marker=None, replications=3):
-    comb = Combinations(tuple(iris.schema.names[:2]), ("none", "no_change"))
-    queries = list(range(6))
-    tasks = plan_tasks(queries, [[1, 2]] * len(queries), comb.chosen(3, seed=1), replications,
-                       seed=5)
-    poison = tasks[poison_task].seed if poison_task is not None else None
-    factory = functools.partial(toy_factory, mode, poison, str(marker), os.getpid())
-    ctx = WorkerContext(iris, None, None, "toy", {}, comb, 3, explainer_factory=factory)
-    return tasks, ctx
-
-
-def same(a: TaskResult, b: TaskResult) -> bool:
-    return (a.index == b.index and a.error == b.error and a.reason == b.reason
-            and np.array_equal(a.counterfactuals, b.counterfactuals)
-            and np.array_equal(a.best_per_generation, b.best_per_generation))
 
 
 @pytest.fixture(scope="module")
@@ -143,9 +87,9 @@ def test_resume_after_interruption_gives_same_files(tmp_path):
     assert (cut / "counterfactuals.csv").read_bytes() == (ref / "counterfactuals.csv").read_bytes()
     assert len(read_records(records)[0]) == len(again.tasks)
     # a changed config refuses to reuse the journal, naming what changed
-    with pytest.raises(ConfigError, match="ga.population_size"):
+    with pytest.raises(ConfigError, match="method.ga.population_size"):
         run(compose_config([*overrides, "experiment_params.resume=true",
-                            "ga.population_size=30"]), cut)
+                            "method.ga.population_size=30"]), cut)
 
 
 # ---------------------------------------------------------------------------- faults
@@ -154,7 +98,7 @@ def test_task_that_raises_is_recorded_and_run_goes_on(iris, reference):
     results = run_tasks(tasks, ctx, parallel=True, max_workers=2, progress=False)
     assert [r.index for r in results] == [t.index for t in tasks]
     assert "ValueError: injected failure" in results[7].error
-    assert len(results[7].counterfactuals) == 0
+    assert results[7].explanation.n_found == 0 and results[7].explanation.reason
     assert all(same(a, b) for a, b in zip(results, reference, strict=True) if a.index != 7)
 
 
@@ -174,6 +118,61 @@ def test_task_that_keeps_killing_workers_is_marked_failed(iris, reference, tmp_p
     assert all(same(a, b) for a, b in zip(results, reference, strict=True) if a.index != 4)
     assert {r.index for _, r in read_records(tmp_path / JOURNAL_DIR / RECORDS)[0]} == \
         {t.index for t in tasks}
+
+
+# ---------------------------------------------------------------------------- chunks, choice
+def test_chunk_sizes_follow_the_measured_cost():
+    m = CostMeter()
+    assert m.chunk_size(100, 2) == 1  # nothing measured yet: one task per chunk
+    m.add(0.5)  # the first task also builds the explainer
+    for seconds in (0.010, 0.012, 0.011):
+        m.add(seconds)
+    assert m.per_task == 0.011 and m.setup == pytest.approx(0.489)
+    assert m.chunk_size(1000, 2) == 10  # ceil(CHUNK_SECONDS 0.1 / 0.011)
+    assert m.chunk_size(40, 2) == 5  # 40 // (4 chunks per worker × 2): the tail balances
+    assert m.chunk_size(3, 2) == 1
+    m.add(0.05, n=10)  # a whole chunk: 5 ms per task
+    assert m.per_task == pytest.approx(0.0105)  # median of 10, 12, 11, 5 ms
+
+
+def test_small_run_stays_in_this_process(iris, reference, caplog):
+    """max_workers: null and 108 tasks of well under a millisecond: no pool is worth it."""
+    tasks, ctx = toy_setup(iris, sleep=0.0)
+    with caplog.at_level(logging.INFO, logger="cfgen.runner"):
+        results = run_tasks(tasks, ctx, parallel=True, max_workers=None, progress=False)
+    assert {r.pid for r in results} == {os.getpid()}
+    assert any(re.fullmatch(r"108 tasks ≈ \d+\.\d s: running in this process.*", m)
+               for m in caplog.messages), caplog.messages
+    assert all(same(a, b) for a, b in zip(results, reference, strict=True))
+
+
+def test_large_run_moves_to_workers(iris):
+    """max_workers: null and 216 tasks of 10 ms: measured here, then on one worker per CPU."""
+    if usable_cpus() < 2:
+        pytest.skip("one usable CPU: the automatic choice never starts a pool there")
+    forkserver.warm_up()
+    deadline = time.monotonic() + 120
+    while not forkserver.ready() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tasks, ctx = toy_setup(iris, sleep=0.01, replications=6)
+    results = run_tasks(tasks, ctx, parallel=True, max_workers=None, progress=False)
+    pids = [r.pid for r in results]
+    assert pids[0] == os.getpid()  # the first tasks ran here, measured
+    assert set(pids) - {os.getpid()}, "no task ran on a worker"
+    expected = run_tasks(tasks, toy_setup(iris, sleep=0.0, replications=6)[1], parallel=False,
+                         progress=False)
+    assert all(same(a, b) for a, b in zip(results, expected, strict=True))
+
+
+def test_explicit_max_workers_runs_every_task_in_a_worker(iris, reference):
+    tasks, ctx = toy_setup(iris, sleep=0.0)
+    results = run_tasks(tasks, ctx, parallel=True, max_workers=1, progress=False)
+    assert os.getpid() not in {r.pid for r in results}
+    assert all(same(a, b) for a, b in zip(results, reference, strict=True))
+    with pytest.raises(ConfigError, match=r"experiment_params\.executor='nope'"):
+        run_tasks(tasks, ctx, executor="nope")
+    with pytest.raises(ConfigError, match=r"experiment_params\.max_workers=0"):
+        run_tasks(tasks, ctx, max_workers=0)
 
 
 @pytest.fixture
@@ -249,7 +248,7 @@ def test_journal_resume_from_sibling_run_dir_and_mismatch(iris, reference, tmp_p
     assert read_records(first / JOURNAL_DIR / RECORDS)[0] == []
 
 
-# ---------------------------------------------------------------------------- sizing, report
+# ---------------------------------------------------------------------------- sizing
 def test_memory_and_open_file_caps():
     assert memory_cap(8, 100, None) == (8, None)
     assert memory_cap(8, 100, 10_000) == (8, None)
@@ -259,21 +258,11 @@ def test_memory_and_open_file_caps():
     assert fd_cap(4) == (4, None)
 
 
-def test_combination_table(iris, reference):
-    tasks, ctx = toy_setup(iris)
-    text = combination_table(tasks, reference, ctx.combinations, k=3)
-    lines = text.splitlines()
-    assert lines[0].split()[:6] == ["combination", "tasks", "failed", "success", "complete",
-                                    "mean_cfs"]
-    assert len(lines) == 1 + 3
-    assert all(line.split()[1] == "36" for line in lines[1:])  # 6 queries × 2 targets × 3
-
-
 # ---------------------------------------------------------------------------- the CLI
 @pytest.mark.slow
 def test_cli_ctrl_c_then_resume(tmp_path):
     """A real Ctrl-C on `python -m cfgen`, then the same command with resume=true."""
-    args = [sys.executable, "-m", "cfgen", "ga=quick", "dataset=german_credit",
+    args = [sys.executable, "-m", "cfgen", "method/ga=quick", "dataset=german_credit",
             "experiment_params.num_samples=8", "experiment_params.num_replications=4",
             "experiment_params.max_workers=2", "output.table=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

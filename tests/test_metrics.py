@@ -666,10 +666,10 @@ def test_task_row_is_the_frame_row(ctx):
 def test_real_search_over_its_time_limit_counts_as_failed(cfg_factory):
     # the genetic search with a limit it cannot meet: every task is timed out; the run must
     # not report them as valid (issue 17 #2: "validity 1.000 · 4 tasks (0 failed)")
-    from cfgen.launcher import WorkerContext, run_tasks
     from cfgen.methods import method_factory
     from cfgen.plan import Combinations
     from cfgen.problem import Problem
+    from cfgen.runner import WorkerContext, run_tasks
 
     cfg = cfg_factory("method.time_limit=0.0001", "method.bounds.mode=none")
     problem = Problem.from_config(cfg.dataset, cfg.model)

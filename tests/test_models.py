@@ -115,7 +115,7 @@ def test_encoded_prep_equals_scikit_learns_column_transformer(name):
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from cfgen.data import load_dataset
-    from cfgen.models import EncodedPrep
+    from cfgen.prep import EncodedPrep
 
     data = load_dataset(compose_config([f"dataset={name}"]).dataset)
     cat = np.flatnonzero(data.schema.categorical).tolist()

@@ -9,8 +9,8 @@ import pytest
 
 from cfgen.config import validate
 from cfgen.errors import ConfigError
-from cfgen.launcher import resolve_workers
 from cfgen.plan import MAX_TASKS, Combinations, Task, choose_queries, derive_seed, plan_tasks
+from cfgen.runner import resolve_workers
 from cfgen.schema import Rule
 
 RULES4 = ("none", "no_change", "non_increasing", "non_decreasing")
@@ -129,7 +129,7 @@ def test_worker_count(monkeypatch):
     assert resolve_workers(2, 10) == 2
     assert resolve_workers(None, 0) == 1
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
-    from cfgen.launcher import usable_cpus
+    from cfgen.runner import usable_cpus
 
     assert usable_cpus() <= 4
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")

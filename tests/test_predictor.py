@@ -26,6 +26,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+from threadpoolctl import threadpool_limits
 
 from cfgen.predictor import (
     BatchedPredictor,
@@ -33,11 +34,19 @@ from cfgen.predictor import (
     CompiledForest,
     Predictor,
     _float32_floor,
+    c_kernel,
     compile_predictor,
     expf,
     is_compilable,
 )
 from cfgen.trees import TreeEnsemble, UnsupportedModel
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """OpenMP libraries (HistGB) on one thread: the tests share a busy machine."""
+    with threadpool_limits(1):
+        yield
 
 # ---------------------------------------------------------------------------------------------
 # fixtures
@@ -254,15 +263,20 @@ def test_leaves_match_apply(fitted):
         assert np.array_equal(got, expected)
 
 
-def test_native_engine_equals_numpy_walk(fitted):
+def test_native_kernels_equal_numpy_walk(fitted):
     model, X, comp = fitted
-    assert comp.engine == "native"
-    slow = CompiledEnsemble(model, engine="numpy")
-    assert slow.engine == "numpy"
-    Q = np.vstack([X, _adversarial_inputs(model, X, np.random.default_rng(7))])
-    for n in (1, 2, len(Q)):
-        assert np.array_equal(comp.predict_proba(Q[:n]), slow.predict_proba(Q[:n]))
-        assert np.array_equal(comp.leaf_nodes(Q[:n]), slow.leaf_nodes(Q[:n]))
+    assert comp.engine in ("c", "dense", "sparse", "numpy")  # "auto": the fastest on a probe
+    walk = CompiledEnsemble(model, engine="numpy")
+    assert walk.engine == "numpy"
+    Q = np.vstack([X[:200], _adversarial_inputs(model, X, np.random.default_rng(7))[:1500]])
+    kernels = ("c", "dense", "sparse") if c_kernel() is not None else ("dense", "sparse")
+    for kernel in kernels:
+        native = CompiledEnsemble(model, engine=kernel)
+        assert native.engine == kernel  # scikit-learn's kernels are usable here
+        for n in (1, 2, len(Q)):
+            assert np.array_equal(native.predict_proba(Q[:n]), walk.predict_proba(Q[:n]))
+            assert np.array_equal(native.scores(Q[:n]), walk.scores(Q[:n]))
+            assert np.array_equal(native.leaf_nodes(Q[:n]), walk.leaf_nodes(Q[:n]))
 
 
 def test_forest_has_trees_of_different_depths():
@@ -448,6 +462,42 @@ def _libm_expf():
     return fn
 
 
+def test_without_c_compiler_same_results(monkeypatch):
+    # no C kernel (no compiler, CFGEN_NO_CC=1): scikit-learn's kernels / the numpy walk and the
+    # numpy emulation of expf give the same bits
+    import cfgen.tree_kernels as kernels
+
+    X, y = make_classification(400, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
+                               random_state=2)
+    models = [xgb.XGBClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y % 2),
+              xgb.XGBClassifier(n_estimators=10, n_jobs=1, random_state=0).fit(X, y),
+              GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y)]
+    with_c = [CompiledEnsemble(m) for m in models]
+    monkeypatch.setattr(kernels, "_C_LIB", [None])
+    for model, fast in zip(models, with_c, strict=True):
+        slow = CompiledEnsemble(model)
+        assert slow.engine != "c"
+        Q = np.vstack([X, _adversarial_inputs(model, X, np.random.default_rng(5))])
+        assert np.array_equal(slow.predict_proba(Q), fast.predict_proba(Q))
+        _assert_same(model, slow, Q)
+
+
+def test_c_kernel_cache_is_reused(tmp_path, monkeypatch):
+    import cfgen.tree_kernels as kernels
+
+    if c_kernel() is None:
+        pytest.skip("no C compiler on this machine: the C kernel is not built")
+    monkeypatch.setenv("CFGEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(kernels, "_C_LIB", [])
+    assert kernels.c_kernel() is not None
+    built = list(tmp_path.glob("treekernel-*.so"))
+    assert len(built) == 1 and not list(tmp_path.glob("*.tmp"))
+    stamp = built[0].stat().st_mtime_ns
+    monkeypatch.setattr(kernels, "_C_LIB", [])
+    assert kernels.c_kernel() is not None
+    assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
+
+
 def test_expf_equals_the_c_library():
     libm_expf = _libm_expf()
     if libm_expf is None:
@@ -459,3 +509,55 @@ def test_expf_equals_the_c_library():
     ]).astype(np.float32)
     want = np.array([libm_expf(float(v)) for v in x], dtype=np.float32)
     assert np.array_equal(expf(x), want)
+
+
+def test_models_fitted_on_missing_values():
+    # NaN in training: XGBoost / LightGBM learn default directions, HistGB may split "NaN vs
+    # every number" at +inf; finite inputs never take those routes, and NaN inputs are refused
+    X, y = make_classification(600, 6, n_informative=4, n_classes=3, n_clusters_per_class=1,
+                               random_state=4)
+    Xn = X.copy()
+    Xn[np.random.default_rng(0).random(X.shape) < 0.15] = np.nan
+    Q = np.vstack([X, _noisy_rows(X)])
+    for model in (
+        HistGradientBoostingClassifier(max_iter=20, random_state=0),
+        xgb.XGBClassifier(n_estimators=20, n_jobs=1, random_state=0),
+        lgb.LGBMClassifier(n_estimators=20, n_jobs=1, verbose=-1, random_state=0),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(Xn, y)
+        comp = CompiledEnsemble(model)
+        _assert_same(model, comp, Q)
+        with pytest.raises(ValueError, match="NaN"):
+            comp.predict_proba(Xn[:5])
+    hgb = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(Xn, y)
+    assert np.isposinf(TreeEnsemble.from_model(hgb).threshold).any()  # the case is exercised
+
+
+def _noisy_rows(X: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(9)
+    return X[rng.integers(0, len(X), 200)] + rng.normal(0, 0.5, (200, X.shape[1]))
+
+
+@pytest.mark.parametrize("kind", ["rf", "xgb", "hgb"])
+def test_compiled_ensemble_pickles_for_the_workers(kind):
+    """Workers receive the compiled model pickled: its native engine (ctypes) is rebuilt there,
+    and the probabilities stay bit-for-bit the same (a ctypes pointer cannot be pickled)."""
+    import pickle
+
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from xgboost import XGBClassifier
+
+    from cfgen.predictor import CompiledEnsemble
+
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    model = {"rf": RandomForestClassifier(n_estimators=10, random_state=0),
+             "xgb": XGBClassifier(n_estimators=10, n_jobs=1, verbosity=0),
+             "hgb": HistGradientBoostingClassifier(max_iter=10, random_state=0)}[kind].fit(X, y)
+    comp = CompiledEnsemble(model)
+    back = pickle.loads(pickle.dumps(comp))
+    assert back.engine == comp.engine
+    assert np.array_equal(back.predict_proba(X), comp.predict_proba(X))
+    assert np.array_equal(back.predict(X), model.predict(X))

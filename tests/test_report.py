@@ -438,7 +438,8 @@ def test_paper_preset_sweeps_every_dataset_and_method(datasets_dir):
     assert set(params["dataset"]) == csvs | {"iris"}
     presets = {p.stem for p in (ROOT / "cfgen" / "conf" / "dataset").glob("*.yaml")}
     assert set(params["dataset"]) <= presets
-    assert params["method"] == ["dpg_ga", "dice_random", "dice_genetic", "dice_kdtree"]
+    assert params["method"] == ["dpg_ga", "dice_random", "dice_genetic", "dice_kdtree",
+                                "nice_sparsity", "nice_proximity", "nice_plausibility", "exact"]
     # the preset's time limit survives choosing another method (experiment after method)
     cfg = _compose_with_hydra(["experiment=paper", "method=dice_genetic"])
     assert cfg.method.name == "dice_genetic" and cfg.method.time_limit == 30
@@ -449,7 +450,8 @@ def test_paper_quick_preset():
     assert cfg.experiment_params.num_samples == 5 and cfg.experiment_params.num_replications == 1
     assert cfg.method.ga.population_size <= 30  # method/ga=quick
     assert _sweep_params(cfg)["dataset"] == ["iris", "education_dataset", "diabetes"]
-    assert len(_sweep_params(cfg)["method"]) == 4
+    assert _sweep_params(cfg)["method"] == ["dpg_ga_quick", "dice_random", "dice_genetic",
+                                            "dice_kdtree", "nice_sparsity", "exact"]
     assert "paper_quick" in cfg.hydra.sweep.dir
 
 
@@ -647,3 +649,22 @@ def test_run_report_holds_setup_diffs_metrics_and_plots(german_report):
         assert f"<th>{f}</th>" in page
         for c in cells:
             assert c.replace("<", "&lt;").replace(">", "&gt;") in page
+
+
+def test_report_gains_closest_over_optimum_when_exact_ran(cfg_factory, tmp_path):
+    """dpg_ga and the exact MILP on the same queries: the report adds the table, the exact
+    method sits at 1 and no method is below it."""
+    from cfgen.experiment import run
+
+    root = tmp_path / "multirun"
+    for job, method in enumerate(("dpg_ga", "exact")):
+        run(cfg_factory("dataset=iris", f"method={method}", "experiment_params.num_samples=3",
+                        "experiment_params.num_replications=1"), root / f"{job}_{method}")
+    rep = build_report([root])
+    written = write_report(rep, root / "report", plot=False)
+    table = pd.read_csv(written["closest_over_optimum.csv"])
+    by = table.set_index("method")
+    assert set(by.index) == {"dpg_ga", "exact"}
+    assert by.loc["exact", "closest_over_optimum_median"] == pytest.approx(1.0)
+    assert (table["closest_over_optimum_median"] >= 1.0 - 1e-9).all()
+    assert "Closest counterfactual ÷ proven optimum" in written["report.md"].read_text()

@@ -26,7 +26,7 @@ from cfgen.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLBACK = "++hydra.callbacks.sweep_summary._target_=cfgen.sweep.SweepCallback"
-TINY = ["dataset=iris", "ga=quick", "experiment_params.num_samples=1",
+TINY = ["dataset=iris", "method/ga=quick", "experiment_params.num_samples=1",
         "experiment_params.num_replications=1", "output.table=false"]
 
 
@@ -67,20 +67,21 @@ def job_dirs(sweep_dir: Path) -> dict[int, Path]:
 
 
 def test_basic_sweep_lists_the_failed_job(tmp_path):
-    """Job #1 dies (its data file is missing): Hydra stops, the summary still names it."""
-    env = dict(os.environ, CFGEN_DATA_DIR=str(tmp_path / "empty"))
-    (tmp_path / "empty").mkdir()
+    """Job #1 dies at run time (a test row out of range): Hydra stops, the summary names it.
+
+    (``method/ga=quick`` puts a ``/`` into Hydra's override_dirname: each run directory is
+    nested one level deeper, which the summary must still find.)"""
     sweep_dir = tmp_path / "sweep"
-    proc, _ = run_cfgen(["-m", *TINY[1:], "dataset=iris,diabetes",
+    proc, _ = run_cfgen(["-m", *TINY, "experiment_params.sample_indices=[0],[999]",
                          "experiment_params.parallel_replications=false",
-                         f"hydra.sweep.dir={sweep_dir}", CALLBACK], timeout=240, env=env)
+                         f"hydra.sweep.dir={sweep_dir}", CALLBACK], timeout=240)
     assert proc.returncode != 0
     assert "the sweep stopped early" in proc.stderr
     assert "failed jobs: #1" in proc.stderr, proc.stderr[-2000:]
     reports = {r.num: r for r in sweep.summarize(sweep_dir, query_scheduler=False)}
     assert reports[0].finished and reports[0].validity is not None
     assert reports[1].status == "failed" and "summary.json" in reports[1].reason
-    assert "dataset=diabetes" in reports[1].overrides
+    assert "experiment_params.sample_indices=[999]" in reports[1].overrides
     code, out = sweep_cli(sweep_dir, "--no-scheduler")
     assert code == 1 and "1 finished, 1 failed" in out
     saved = json.loads((sweep_dir / sweep.SWEEP_SUMMARY).read_text())
@@ -175,16 +176,38 @@ def test_slurm_launcher_without_sbatch(monkeypatch):
      "Slurm is not reachable from this machine: sbatch: fatal: Could not establish"),
 ])
 def test_sbatch_refusal_is_one_line(tmp_path, monkeypatch, stderr, expected):
-    """sbatch --test-only's answer (a stand-in sbatch here) becomes one line naming the key."""
+    """sbatch --test-only's answer (a stand-in sbatch here) becomes one line naming the key.
+
+    PATH holds nothing but the stand-in (it uses shell builtins only), so this also proves the
+    precheck needs no other Slurm binary: submitit's executor, which insists on ``srun``, must
+    not be built (issue 14: it failed on a machine without Slurm).
+    """
     fake = tmp_path / "bin" / "sbatch"
     fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\ncat >&2 <<'EOF'\n{stderr}\nEOF\nexit 1\n")
+    lines = "".join(f"printf '%s\\n' '{line}' >&2\n" for line in stderr.splitlines())
+    fake.write_text(f"#!/bin/sh\n{lines}exit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert shutil.which("srun") is None and shutil.which("sbatch") == str(fake)
     args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=nosuch", *TINY]
     with pytest.raises(ConfigError) as info:
         precheck(args)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sbatch_script_without_slurm(tmp_path, monkeypatch):
+    """The precheck's script carries the launcher settings, with no Slurm binary on PATH."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    script = sweep.sbatch_script({"partition": "cpu", "timeout_min": 7, "cpus_per_task": 3,
+                                  "mem_gb": 2, "name": "x", "additional_parameters": {}},
+                                 tmp_path)
+    for flag in ("--partition=cpu", "--time=7", "--cpus-per-task=3", "--mem=2GB",
+                 "--job-name=x"):
+        assert f"#SBATCH {flag}\n" in script, script
+    # unset keys (the plugin's defaults hold None) are left out, as submitit's AutoExecutor does
+    script = sweep.sbatch_script({"partition": None, "mem_gb": None, "gpus_per_node": None,
+                                  "timeout_min": 5}, tmp_path)
+    assert "--mem" not in script and "--partition" not in script and "--time=5\n" in script
 
 
 @pytest.mark.slow

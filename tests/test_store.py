@@ -17,10 +17,10 @@ import pytest
 
 from cfgen import store
 from cfgen.explanation import Explanation
-from cfgen.launcher import WorkerContext, run_tasks
 from cfgen.methods import method_factory
 from cfgen.plan import Combinations, Task, choose_queries, iter_targets, plan_tasks
 from cfgen.problem import Problem
+from cfgen.runner import WorkerContext, run_tasks
 
 
 @dataclasses.dataclass
@@ -138,18 +138,8 @@ def test_no_counterfactuals_gives_the_header(cfg_factory):
                                    "cf", *data.schema.names, "predicted", "role"]
 
 
-def test_old_flattened_results_still_accepted(cfg_factory):
-    # until the runner's TaskResult(index, explanation, ...) lands, experiment.py passes the
-    # launcher's flattened results; both shapes give the same file
-    data, tasks, results = searched(cfg_factory, "iris", 2, 1)
-    flat = [_flat(r) for r in results]
-    a = store.counterfactual_frame(data, tasks, results, data.predict, "m")
-    b = store.counterfactual_frame(data, tasks, flat, data.predict, "m")
-    assert csv_text(a) == csv_text(b)
-
-
 def _flat(r: NewTaskResult):
-    from cfgen.launcher import TaskResult
+    from cfgen.runner import TaskResult
 
     e = r.explanation
     return TaskResult(r.index, e.counterfactuals, e.seconds, e.reason, e.generations,

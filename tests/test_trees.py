@@ -20,9 +20,17 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+from threadpoolctl import threadpool_limits
 
 from cfgen.errors import ConfigError
 from cfgen.trees import SUPPORTED_MODELS, TreeEnsemble, UnsupportedModel
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """OpenMP libraries (HistGB) on one thread: the tests share a busy machine."""
+    with threadpool_limits(1):
+        yield
 
 MAKERS = {
     "rf": lambda: RandomForestClassifier(n_estimators=12, max_depth=6, random_state=0),
@@ -116,11 +124,33 @@ def test_leaf_boxes_hold_exactly_the_rows_reaching_the_leaf(fitted):
     np.testing.assert_array_equal(boxes.value, ens.value[boxes.node])
 
 
+def test_scores_from_leaf_boxes_reproduce_the_library(fitted):
+    # the exact-method recipe of the module docstring: one leaf per tree, base + sum of values,
+    # the library's decision rule
+    model, X, ens = fitted
+    boxes = ens.leaf_boxes()
+    z = boxes.holding(ens.cast(X[:100]))
+    sl = boxes.tree_slices
+    assert sl.shape == (ens.n_trees + 1,) and sl[-1] == len(boxes.node)
+    per_tree = np.add.reduceat(z.astype(int), sl[:-1], axis=1)
+    assert np.all(per_tree == 1)
+    score = ens.base_score + z @ boxes.value
+    tol = 1e-5 if ens.library == "xgboost" else 1e-9
+    np.testing.assert_allclose(score, _library_scores(model, X[:100], ens), rtol=0, atol=tol)
+    if ens.kind == "margin" and ens.n_columns == 1:
+        label = (score[:, 0] > 0).astype(int)
+    else:
+        label = np.argmax(score, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.array_equal(ens.classes_[label], model.predict(X[:100]))
+
+
 def test_feature_thresholds_sorted_distinct(fitted):
     _, _, ens = fitted
     grid = ens.feature_thresholds()
     assert len(grid) == ens.n_features
-    split = ~ens.is_leaf
+    split = ~ens.is_leaf & np.isfinite(ens.threshold)
     for j, t in enumerate(grid):
         assert np.all(np.diff(t) > 0)
         assert set(t.tolist()) == set(ens.threshold[split & (ens.feature == j)].tolist())
@@ -175,3 +205,64 @@ def test_unsupported_models_raise_one_line():
         assert "\n" not in msg
         assert msg.startswith(f"model: {type(model).__name__} ")
         assert "supported: fitted single-output " + ", ".join(SUPPORTED_MODELS) in msg
+
+
+# --------------------------------------------------------------------------- the split grid
+
+
+@pytest.mark.parametrize("name,k", [(n, k) for n, k in CASES if n in ("rf", "gb", "hgb", "xgb",
+                                                                        "lgbm")])
+def test_split_edges_keep_the_library_prediction(name, k):
+    # moving a feature anywhere between the right edge of one threshold and the left edge of the
+    # next (on the data's decimal grid) never changes the library's own prediction
+    from cfgen.schema import Feature, FeatureSchema, Kind
+    from cfgen.search.thresholds import SplitEdges
+
+    X, y = _data(k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MAKERS[name]().fit(X, y)
+    decimals = 3
+    schema = FeatureSchema(tuple(
+        Feature(f"f{j}", Kind.CONTINUOUS, float(X[:, j].min()), float(X[:, j].max()),
+                decimals=decimals) for j in range(X.shape[1])))
+    edges = SplitEdges.from_ensemble(model, schema)
+    ens = TreeEnsemble.from_model(model)
+    grid = ens.feature_thresholds()
+    rng = np.random.default_rng(3)
+    base = X[rng.integers(0, len(X), size=6)]
+    rows, same = [], []
+    for j in range(X.shape[1]):
+        t, left, right = grid[j], edges.left[j], edges.right[j]
+        assert np.all(ens.cast(right) > t) and np.all(ens.cast(left) <= t)
+        assert np.allclose(right - left, 10.0 ** -decimals)  # adjacent grid values
+        for i in range(len(t) - 1):
+            if right[i] <= left[i + 1]:  # a segment holding at least one grid value
+                for r in base[:2]:
+                    a, b = r.copy(), r.copy()
+                    a[j], b[j] = right[i], left[i + 1]
+                    rows += [a, b]
+                    same.append(len(rows) - 2)
+    Q = np.asarray(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P = np.asarray(model.predict_proba(Q))
+    idx = np.asarray(same)
+    assert len(idx) > 20
+    assert np.array_equal(P[idx], P[idx + 1])
+
+
+def test_split_edges_refuse_unsupported_models_with_the_shared_line():
+    from cfgen.schema import Feature, FeatureSchema, Kind
+    from cfgen.search.thresholds import SplitEdges
+
+    X, y = _data(2)
+    lr = LogisticRegression(max_iter=300).fit(X, y)
+    schema = FeatureSchema(tuple(Feature(f"f{j}", Kind.CONTINUOUS, -5.0, 5.0)
+                                 for j in range(X.shape[1])))
+    with pytest.raises(UnsupportedModel) as want:
+        TreeEnsemble.from_model(lr)
+    with pytest.raises(UnsupportedModel) as got:
+        SplitEdges.from_ensemble(lr, schema)
+    assert str(got.value) == str(want.value)
+    assert SplitEdges.from_estimator(lr, schema) is None

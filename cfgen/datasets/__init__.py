@@ -102,10 +102,19 @@ def file_stem(path: str | None) -> str:
     return re.sub(r"[^\w.-]+", "_", stem).strip("_") or "csv"
 
 
+def path_safe(text: str) -> str:
+    """One directory name from a sweep's override string: ``method/ga=quick`` would otherwise
+    nest a job's run directory one level deeper."""
+    return str(text).replace("/", "-")
+
+
 def register_resolvers() -> None:
-    """``${cfgen.stem:...}`` for conf/dataset/csv.yaml (the run is named after the file)."""
+    """``${cfgen.stem:...}`` for conf/dataset/csv.yaml (the run is named after the file) and
+    ``${cfgen.path_safe:...}`` for sweep job directories."""
     if not OmegaConf.has_resolver("cfgen.stem"):
         OmegaConf.register_new_resolver("cfgen.stem", file_stem)
+    if not OmegaConf.has_resolver("cfgen.path_safe"):
+        OmegaConf.register_new_resolver("cfgen.path_safe", path_safe)
 
 
 OPEN_DICTS = ("dataset.actionability.", "dataset.ranges.")

@@ -30,6 +30,9 @@ def slug(name: str) -> str:
 def _explanation(task: Task, r: Any, k: int) -> Explanation:
     """A task result as an Explanation; per-generation search records (``n_valid``,
     ``valid_mean``) ride along in ``extra`` when the result carries them."""
+    exp = getattr(r, "explanation", None)
+    if isinstance(exp, Explanation):
+        return exp
     extra = {key: np.asarray(getattr(r, key)) for key in ("n_valid", "valid_mean")
              if getattr(r, key, None) is not None}
     return Explanation(r.counterfactuals, task.target, k, r.seconds, r.reason, r.best_fitness,

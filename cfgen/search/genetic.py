@@ -12,15 +12,20 @@ One search (:meth:`GeneticExplainer.explain`):
    DEAP's ``Statistics``, ``Logbook`` and ``HallOfFame`` (the best distinct valid rows). Fitness is
    a feasibility rule over normalised objectives with a pairwise diversity reward
    (:mod:`cfgen.search.objectives`), one batched predict of the compiled model per generation.
-3. **Final pass** (:mod:`cfgen.search.refine`): a diverse pool of the hall's best is made sparse
-   and close (reset features to the query, then move each change to the nearest split-threshold
-   edge that keeps the prediction — exact for tree ensembles); each result is stepped towards its
-   nearest anchor, and the anchors are thinned (their smallest changes reset).
-4. **Choice** (:mod:`cfgen.search.select`): NSGA-II ranking over (distance, changes,
-   implausibility), then greedy max-min for quality and diversity together, at most ``k``.
+3. **Final pass** (:mod:`cfgen.search.closest`, :mod:`cfgen.search.refine`): a beam search
+   over split flips from the query finds the closest counterfactual (exact for the cells it
+   reaches; polished and searched again from the closest with one change undone); a diverse
+   pool of the hall's best is made sparse and close (reset features to the query, then move
+   each change to the nearest split-threshold edge that keeps the prediction); each result is
+   stepped towards its nearest anchor, and the anchors are thinned (their smallest changes
+   reset).
+4. **Choice** (:mod:`cfgen.search.select`): the front's representatives — closest, sparsest,
+   most plausible (``method.select`` says which comes first, and what ``k=1`` gives) — then
+   max-min diverse members of the NSGA-II shortlist, each named in ``Explanation.roles``.
 
 ``Explanation.extra`` holds ``evaluations`` (rows predicted), ``anchors``, the DEAP ``logbook``
-(gen, valid, best, mean), ``pool`` / ``candidates`` sizes and CPU seconds of the phases.
+(gen, valid, best, mean), ``pool`` / ``candidates`` sizes, ``flip_evaluations`` and wall
+seconds of the phases (``time.thread_time`` cost more than the phases on a sandboxed machine).
 """
 
 from __future__ import annotations
@@ -32,19 +37,28 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 from deap import base
+from scipy.spatial.distance import cdist
 
 from cfgen.config import BoundsConfig, GAConfig, check_node, setting
 from cfgen.constraints import ClassBounds
+from cfgen.errors import ConfigError
 from cfgen.explanation import Explanation
 from cfgen.schema import FeatureSchema
 from cfgen.search.adapters import PerIndividual, deap_operator
 from cfgen.search.algorithm import Evolution, evolve, hall_rows, logbook_records
+from cfgen.search.closest import FlipGrid, flip_search, ruin_and_recreate
 from cfgen.search.distance import MixedDistance, feature_scale, unique_rows
 from cfgen.search.objectives import Evaluator
 from cfgen.search.operators import Operators
 from cfgen.search.reference import QueryGuides, TrainingReference
 from cfgen.search.refine import reset, shrink, thin_anchors, towards_anchors
-from cfgen.search.select import greedy_diverse, nsga2_select
+from cfgen.search.select import (
+    ORDERS,
+    greedy_diverse,
+    max_min_diverse,
+    nsga2_select,
+    representatives,
+)
 from cfgen.search.space import SearchSpace, SpaceFactory
 from cfgen.search.thresholds import SplitEdges
 
@@ -57,6 +71,7 @@ class GeneticSettings:
 
     ga: GAConfig = setting(factory=GAConfig)
     bounds: BoundsConfig = setting(factory=BoundsConfig)
+    select: str = setting("closest", choices=tuple(ORDERS))  # what comes first / k=1 gives
 
 
 class GeneticExplainer:
@@ -76,10 +91,12 @@ class GeneticExplainer:
 
     def __init__(self, problem: Any, schema: FeatureSchema | None = None,
                  class_bounds: ClassBounds | None = None, *, name: str = "dpg_ga",
-                 time_limit: float | None = None, ga: Any = None, bounds: Any = None) -> None:
+                 time_limit: float | None = None, ga: Any = None, bounds: Any = None,
+                 select: str = "closest") -> None:
         from cfgen.predictor import CompiledForest
 
         self.name = name
+        self.select = check_node({"select": select}, GeneticSettings, "method").select
         self.params: GAConfig = check_node(ga or {}, GAConfig, "method.ga")
         self.bounds_cfg: BoundsConfig = check_node(bounds or {}, BoundsConfig, "method.bounds")
         for kind in ("mate", "mutate", "select"):  # a deap.tools operator must exist
@@ -106,6 +123,29 @@ class GeneticExplainer:
         self.edges = SplitEdges.from_estimator(problem.trees, self.schema) \
             if problem.trees is not None else None
         self.spaces = SpaceFactory(self.schema, class_bounds)
+        ens = getattr(self.predictor, "trees", None)
+        self.flips = FlipGrid(ens, self.spaces.factor) \
+            if ens is not None and hasattr(self.predictor, "leaf_nodes") else None
+
+    @staticmethod
+    def memory_bytes(ga: GAConfig, d: int, k: int) -> int:
+        """Peak memory of one search, estimated: the valid individuals' pairwise distance matrix
+        (the diversity reward) dominates, ``n * n`` floats and a boolean mask, plus the
+        population arrays and the hall of fame."""
+        n = max(2, ga.population_size)
+        return int(n * n * 17 + 40 * n * d * 8 + 4 * max(ga.pool_size, k) * d * 8 * 8)
+
+    @classmethod
+    def preflight(cls, settings: Any, problem: Any, k: int, available: int | None) -> None:
+        """Refuse, before anything starts, a population that cannot fit in a worker's memory."""
+        ga: GAConfig = check_node(dict(settings).get("ga") or {}, GAConfig, "method.ga")
+        need = cls.memory_bytes(ga, int(problem.d), int(k))
+        if available is not None and need > available:
+            raise ConfigError(
+                f"method.ga.population_size={ga.population_size} is not allowed here: one search "
+                f"needs about {need / 2**30:.1f} GiB (its pairwise distances grow with the "
+                f"square of the population) and {available / 2**30:.1f} GiB are available: "
+                "lower method.ga.population_size")
 
     # ------------------------------------------------------------------ toolbox
     def _valid_fn(self, target: int, counter: list[int]) -> ValidFn:
@@ -140,12 +180,15 @@ class GeneticExplainer:
         self._register_variation(tb, ops, space, rng)
         tb.register("reset", reset, space=space, metric=self.metric, valid_fn=valid_fn)
         tb.register("shrink", shrink, space=space, metric=self.metric, valid_fn=valid_fn,
-                    edges=self.edges)
+                    edges=self.edges, n_near=16, rounds=3)
+        tb.register("polish", shrink, space=space, metric=self.metric, valid_fn=valid_fn,
+                    edges=self.edges, n_near=4, rounds=1)  # flip rows: changes sit at edges
         tb.register("towards_anchors", towards_anchors, anchors=guides.anchors, space=space,
                     metric=self.metric, valid_fn=valid_fn, steps=self.params.plausibility_steps)
         tb.register("thin_anchors", thin_anchors, space=space, metric=self.metric,
                     valid_fn=valid_fn)
         tb.register("choose", self._choose)
+        tb.register("valid", valid_fn)
         return tb
 
     def _uses_python_random(self) -> bool:
@@ -162,7 +205,7 @@ class GeneticExplainer:
 
     def explain(self, x: np.ndarray, target: int, k: int, rng: np.random.Generator) -> Explanation:
         start = time.perf_counter()
-        cpu0 = time.thread_time()
+        cpu0 = time.perf_counter()
         x = np.asarray(x, dtype=float).ravel()
         target = int(target)
         self._check(x, target)
@@ -184,18 +227,19 @@ class GeneticExplainer:
         ev = Evaluator(self.predictor, target, space, self.metric, guides.reference_s, p)
         ops = Operators(space, self.scale, guides.anchors, p, rng)
         tb = self._toolbox(ops, ev, valid_fn, space, guides, rng)
-        t_setup = time.thread_time() - cpu0
+        t_setup = time.perf_counter() - cpu0
         deadline = None if self.time_limit is None else start + self.time_limit
         evo = evolve(tb.population(max(2, p.population_size)), tb, ev, self.metric, p, deadline,
                      hall_size=4 * max(p.pool_size, k))
-        t_loop = time.thread_time() - cpu0
-        cfs, final = self._final(x, target, k, guides, tb, evo, ev, valid_fn)
-        extra = {"evaluations": ev.n_evals + n_pred[0], "anchors": int(len(guides.anchors)),
+        t_loop = time.perf_counter() - cpu0
+        cfs, roles, final = self._final(x, target, k, guides, tb, evo, ev, space)
+        extra = {"evaluations": ev.n_evals + n_pred[0] + final.get("flip_evaluations", 0),
+                 "anchors": int(len(guides.anchors)),
                  "logbook": logbook_records(evo.logbook), "t_setup": t_setup, "t_loop": t_loop,
                  **final}
         return Explanation(
             counterfactuals=cfs, target=target, k=k, seconds=time.perf_counter() - start,
-            reason=self._reason(len(cfs), k, evo), timed_out=evo.timed_out,
+            reason=self._reason(len(cfs), k, evo), timed_out=evo.timed_out, roles=roles,
             best_fitness=np.array(evo.logbook.select("best"), dtype=float),
             mean_fitness=np.array(evo.logbook.select("mean"), dtype=float),
             best_per_generation=np.array(evo.best_rows).reshape(-1, self.d),
@@ -223,22 +267,84 @@ class GeneticExplainer:
                               self.metric, 1.0 / self.d)
         return rows[pick]
 
+    def _flip_rows(self, x: np.ndarray, target: int, space: SearchSpace, tb: base.Toolbox,
+                   info: dict[str, Any]) -> np.ndarray:
+        """Distinct polished counterfactuals from the split-flip search
+        (:mod:`cfgen.search.closest`): search, then ``flip_restarts`` rounds of: polish (reset,
+        shrink), search again from the closest row with one change undone."""
+        p = self.params
+        if self.flips is None or p.flip_beam <= 0:
+            return np.zeros((0, self.d))
+        tick = time.perf_counter()
+        F, n, complete = flip_search(x, target, space, self.metric, self.predictor, self.flips,
+                                     beam=p.flip_beam, layers=p.flip_layers, keep_valid=16)
+        out = []
+        x_s = self.metric.scaled(x)
+        for r in range(p.flip_restarts + 1):
+            if not len(F):
+                break
+            F = tb.polish(tb.reset(F))
+            out.append(F)
+            if r == p.flip_restarts or complete:  # complete: nothing closer to find
+                break
+            best = F[np.argmin(self.metric.to(self.metric.scaled(F), x_s))]
+            F, m, _ = ruin_and_recreate(best, x, target, space, self.metric, self.predictor,
+                                     self.flips, beam=p.flip_beam, layers=p.flip_layers)
+            n += m
+        S, m, _ = flip_search(x, target, space, self.metric, self.predictor, self.flips,
+                           beam=max(1, p.flip_beam // 3), layers=p.flip_layers, keep_valid=16,
+                           sparse=1e-3)
+        n += m
+        if len(S):
+            out.append(tb.polish(tb.reset(S)))
+        rows = np.vstack(out) if out else np.zeros((0, self.d))
+        info["flip_evaluations"] = n
+        info["flip_complete"] = bool(complete)
+        info["t_flips"] = time.perf_counter() - tick
+        return rows[unique_rows(rows)] if len(rows) else rows
+
+    def _plausible_rows(self, space: SearchSpace, target: int, valid_fn: ValidFn,
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """The target class's training rows that the actionable box moves least, projected
+        onto it and kept where still valid: the most plausible feasible counterfactuals. Returns
+        the rows and their source rows (scaled; added to the implausibility reference)."""
+        n = self.params.plausible_rows
+        R = self.reference.rows.get(target, np.zeros((0, self.d)))
+        if n <= 0 or len(R) == 0:
+            return np.zeros((0, self.d)), np.zeros((0, self.d))
+        m = self.metric
+        proj = space.repair(np.clip(R, space.lo, space.hi))
+        R_s, P_s = m.scaled(R), m.scaled(proj)
+        gap = m.to(P_s, R_s)
+        near = m.to(P_s, m.scaled(space.x))
+        take = np.argpartition(gap, 2 * n - 1)[: 2 * n] if len(R) > 2 * n else np.arange(len(R))
+        take = take[np.lexsort((take, near[take], gap[take]))]
+        ok = valid_fn(proj[take]) & (np.count_nonzero(proj[take] != space.x, axis=1) > 0)
+        take = take[ok][:n]
+        return proj[take], R_s[take]
+
     def _final(self, x: np.ndarray, target: int, k: int, guides: QueryGuides,
-               tb: base.Toolbox, evo: Evolution, ev: Evaluator,
-               valid_fn: ValidFn) -> tuple[np.ndarray, dict[str, Any]]:
-        """Refine a pool of the GA's best, add plausible variants, choose ``k``."""
+               tb: base.Toolbox, evo: Evolution, ev: Evaluator, space: SearchSpace,
+               ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+        """Refine a pool of the GA's best and the flip search's rows, add plausible variants,
+        choose ``k`` with their roles."""
         p = self.params
         pool = self._pool(evo, max(p.pool_size, k))
         info: dict[str, Any] = {"pool": int(len(pool))}
-        cands = [pool, guides.anchors]
-        tick = time.thread_time()
+        flips = self._flip_rows(x, target, space, tb, info)  # already polished
+        plausible, sources = self._plausible_rows(space, target, tb.valid)
+        if len(sources):  # their implausibility is measured against their own source rows too
+            ev.ref_s = np.vstack([ev.ref_s, sources])
+        cands = [pool, guides.anchors, flips, plausible]
+        tick = time.perf_counter()
         if p.refine:
             refined = tb.reset(pool)
-            info["t_reset"] = time.thread_time() - tick
+            info["t_reset"] = time.perf_counter() - tick
             refined = tb.shrink(refined)
-            info["t_shrink"] = time.thread_time() - tick
-            cands += [refined, tb.towards_anchors(refined), tb.thin_anchors(guides.anchors)]
-            info["t_paths"] = time.thread_time() - tick
+            info["t_shrink"] = time.perf_counter() - tick
+            cands += [refined, tb.towards_anchors(np.vstack([refined, flips])),
+                      tb.thin_anchors(guides.anchors)]
+            info["t_paths"] = time.perf_counter() - tick
         C = np.vstack(cands)
         C = C[np.count_nonzero(C != x, axis=1) > 0]
         if len(C):
@@ -247,25 +353,39 @@ class GeneticExplainer:
             C = C[np.asarray(self.estimator.predict(C)) == target]
         info["candidates"] = int(len(C))
         if len(C) == 0:
-            return C, info
-        out = tb.choose(C, k, ev)
-        info["t_choice"] = time.thread_time() - tick
-        return out, info
+            return C, [], info
+        out, roles = tb.choose(C, k, ev)
+        info["t_choice"] = time.perf_counter() - tick
+        return out, roles, info
 
-    def _choose(self, C: np.ndarray, k: int, ev: Evaluator) -> np.ndarray:
-        """NSGA-II over (distance, changes, implausibility), then greedy max-min."""
+    def _choose(self, C: np.ndarray, k: int, ev: Evaluator) -> tuple[np.ndarray, list[str]]:
+        """The front's representatives (closest, sparsest, most plausible; ``method.select``
+        says which comes first), then max-min diverse members of the NSGA-II shortlist."""
         p = self.params
         C_s = self.metric.scaled(C)
         ev.always_implausibility = True
         o = ev(C, C_s)
         C, C_s, o = C[o.valid], C_s[o.valid], o.take(o.valid)
-        F = np.column_stack([o.distance, o.changes, o.implausibility])
-        front = nsga2_select(F, min(len(C), max(3 * k, 12)))
-        score = (p.w_distance * o.distance + p.w_sparsity * o.changes
-                 + p.w_final_plausibility * o.implausibility)[front]
-        pick = front[greedy_diverse(C_s[front], score, k, p.w_diversity, self.metric,
-                                    1.0 / self.d)]
-        return C[pick]
+        if len(C) == 0:
+            return C, []
+        balanced = (p.w_distance * o.distance + p.w_sparsity * o.changes
+                    + p.w_final_plausibility * o.implausibility)
+        reps = representatives(o.distance, o.changes, o.implausibility, balanced,
+                               self.select)[:k]
+        chosen, roles = [i for i, _ in reps], [r for _, r in reps]
+        if k > len(chosen):
+            F = np.column_stack([o.distance, o.changes, o.implausibility])
+            size = min(len(C), max(3 * k, p.diverse_shortlist))
+            short = np.union1d(nsga2_select(F, size), chosen)
+            pos = [int(np.searchsorted(short, i)) for i in chosen]
+            # diverse = other features changed (count), then farther apart (scaled L1)
+            L1 = self.metric.pairwise(C_s[short], C_s[short])
+            D = cdist(C[short], C[short], "hamming") + 1e-3 * L1 / (1.0 + L1.max())
+            picked = max_min_diverse(D, pos, k, balanced[short])
+            extra = [int(short[i]) for i in picked[len(pos):]]
+            chosen += extra
+            roles += ["diverse"] * len(extra)
+        return C[chosen], roles
 
 
 __all__ = ["GeneticExplainer", "GeneticSettings"]

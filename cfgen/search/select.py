@@ -119,3 +119,58 @@ def greedy_diverse(X_s: np.ndarray, score: np.ndarray, k: int, weight: float, me
         chosen.append(nxt)
         np.minimum(mind, D[nxt], out=mind)
     return np.array(chosen, dtype=int)
+
+
+#: what comes first for each ``method.select`` (then the other representatives, then diverse)
+ORDERS: dict[str, tuple[str, ...]] = {
+    "closest": ("closest", "sparsest", "plausible"),
+    "sparsest": ("sparsest", "closest", "plausible"),
+    "plausible": ("plausible", "closest", "sparsest"),
+    "balanced": ("balanced", "closest", "sparsest", "plausible"),
+}
+
+
+def representatives(distance: np.ndarray, changes: np.ndarray, implausibility: np.ndarray,
+                    balanced: np.ndarray, select: str) -> list[tuple[int, str]]:
+    """``(row, role)`` of the front's extremes in ``ORDERS[select]`` order, each row once.
+
+    ``closest`` is the smallest distance (ties: fewer changes, then more plausible),
+    ``sparsest`` the fewest changes (ties: closer), ``plausible`` the smallest implausibility
+    (ties: closer, sparser), ``balanced`` the smallest weighted compromise ``balanced``. A row
+    that is the extreme of several objectives keeps the first role.
+    """
+    keys = {
+        "closest": (implausibility, changes, distance),
+        "sparsest": (implausibility, distance, changes),
+        "plausible": (changes, distance, implausibility),
+        "balanced": (changes, distance, balanced),
+    }
+    out: list[tuple[int, str]] = []
+    taken: set[int] = set()
+    for role in ORDERS[select]:
+        i = int(np.lexsort(keys[role])[0])
+        if i not in taken:
+            taken.add(i)
+            out.append((i, role))
+    return out
+
+
+def max_min_diverse(D: np.ndarray, chosen: list[int], k: int,
+                    tie: np.ndarray) -> list[int]:
+    """Greedy max-min: add the row farthest (``D``, pairwise) from its nearest chosen row until
+    ``k`` are chosen (ties: smallest ``tie``); rows at distance 0 (copies) are never added."""
+    chosen = list(chosen)
+    n = len(D)
+    if not chosen or n == 0:
+        return chosen
+    mind = D[chosen].min(axis=0)
+    order = np.lexsort((np.arange(n), tie))  # tie-break order
+    while len(chosen) < min(k, n):
+        gain = mind[order]
+        best = int(np.argmax(gain))
+        if not gain[best] > 0:
+            break
+        nxt = int(order[best])
+        chosen.append(nxt)
+        np.minimum(mind, D[nxt], out=mind)
+    return chosen
