@@ -50,6 +50,12 @@ class RunResult:
 
 
 # ----------------------------------------------------------------------------- bounds
+def _no_trees_note(problem: Problem) -> str:
+    """``summary.json``'s reason for running without bounds (the tree view's own line)."""
+    why = getattr(problem, "trees_note", "")
+    return "model is not a tree ensemble" + (f" ({why})" if why else "")
+
+
 def _mapping(node: Any) -> dict[str, Any]:
     plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     return {str(k): v for k, v in plain.items()} if isinstance(plain, dict) else {}

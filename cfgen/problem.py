@@ -83,6 +83,7 @@ class Problem:
     predictor: Predictor
     trees: Any  # cfgen.trees.TreeEnsemble | None
     codec: Any  # decode(X) -> DataFrame, encode(rows) -> ndarray
+    trees_note: str = ""  # why ``trees`` is None (the tree view's one line)
     train_accuracy: float = float("nan")
     test_accuracy: float = float("nan")
     model_seconds: float = 0.0
@@ -235,7 +236,11 @@ class Problem:
         from cfgen.predictor import compile_predictor
 
         check_classifier(model, "model")
-        trees = tree_view(model) if identity else None
+        trees, note = (
+            tree_view(model)
+            if identity
+            else (None, "the model is called on the user's own rows, not the encoded ones")
+        )
         natural = np.array_equal(np.asarray(model.classes_), np.arange(len(model.classes_)))
         if identity and natural and columns is None:
             estimator: Any = model
@@ -261,6 +266,7 @@ class Problem:
             trees,
             codec,
         )
+        problem.trees_note = note
         problem.train_accuracy = _accuracy(estimator, X_train, y_train)
         problem.test_accuracy = _accuracy(estimator, X_test, y_test)
         return problem
@@ -323,14 +329,15 @@ def _accuracy(estimator: Any, X: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.asarray(estimator.predict(X)) == y))
 
 
-def tree_view(model: Any) -> Any:
-    """The model's :class:`~cfgen.trees.TreeEnsemble`, or ``None`` if it is not one."""
+def tree_view(model: Any) -> tuple[Any, str]:
+    """The model's :class:`~cfgen.trees.TreeEnsemble` (``None`` if there is none) and, then,
+    why not (the view's own one line: not a tree ensemble, categorical splits, ...)."""
     from cfgen.trees import TreeEnsemble, UnsupportedModel
 
     try:
-        return TreeEnsemble.from_model(model)
-    except UnsupportedModel:
-        return None
+        return TreeEnsemble.from_model(model), ""
+    except UnsupportedModel as exc:
+        return None, str(exc)
 
 
 def _align_columns(model: Any, X: Any) -> Any:

@@ -422,3 +422,18 @@ def test_a_query_prints_nothing_on_stdout(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""
+
+
+def test_exact_on_a_model_that_is_not_a_tree_ensemble_is_one_line(cfg_factory, tmp_path):
+    """method=exact model=logistic_regression: refused before any task runs (it used to exit
+    0 with every task failed)."""
+    from cfgen.errors import ConfigError
+    from cfgen.experiment import run
+
+    with pytest.raises(ConfigError) as info:
+        run(cfg_factory("method=exact", "model=logistic_regression"), tmp_path / "run")
+    msg = str(info.value)
+    assert msg.startswith(
+        "method=exact needs a tree ensemble cfgen can read, and model Pipeline is not one ("
+    )
+    assert not (tmp_path / "run" / "metrics.csv").exists()

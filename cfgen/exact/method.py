@@ -71,6 +71,17 @@ class ExactExplainer:
 
     needs_bounds: ClassVar[bool] = False
 
+    @classmethod
+    def preflight(cls, settings: Any, problem: Any, k: int, available: int | None) -> None:
+        """Refuse, before any task runs, a model the MILP cannot be written for."""
+        if problem.trees is None:
+            why = getattr(problem, "trees_note", "") or "it is not a tree ensemble"
+            raise ConfigError(
+                f"method=exact needs a tree ensemble cfgen can read, and model "
+                f"{type(problem.model).__name__} is not one ({why}): use method=dpg_ga, "
+                "nice or a DiCE method for this model"
+            )
+
     def __init__(
         self,
         problem,
