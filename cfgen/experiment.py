@@ -98,9 +98,7 @@ def resolve_bounds(
         return None, {
             "uses_bounds": False,
             "bounds_mode": "none",
-            "bounds_note": "model is not a tree ensemble"
-            if mode == "auto"
-            else "method.bounds.mode=none",
+            "bounds_note": _no_trees_note(problem) if mode == "auto" else "method.bounds.mode=none",
         }
     if mode == "auto":
         mode = "dpg" if getattr(problem.trees, "kind", "vote") == "vote" else "paths"
