@@ -284,7 +284,7 @@ def _final_states(ids: list[str], timeout: float = 60) -> dict[str, str]:
 
 @pytest.mark.slurm
 def test_two_job_sweep_on_slurm(slurm_partition, tmp_path):
-    from cfgen.tracking import find_offline_runs, read_offline_run
+    from wandb_reader import find_offline_runs, read_offline_run
 
     sweep_dir = tmp_path / "sweep"
     env = {k: v for k, v in os.environ.items()
