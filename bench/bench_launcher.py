@@ -91,13 +91,60 @@ def one_run(size: int, mode: str, tmp: Path, i: int) -> dict:
     }
 
 
-def measure(sizes: list[int], repeats: int) -> dict:
+def cpu_idle(seconds: float = 2.0) -> float:
+    """Share of all CPUs idle over ``seconds`` (/proc/stat)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:9]]
+        return v[3] + v[4], sum(v)
+
+    i0, t0 = sample()
+    time.sleep(seconds)
+    i1, t1 = sample()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_quiet(threshold: float, timeout: float) -> float:
+    """Wait until at least ``threshold`` of the CPUs is idle (or ``timeout`` s): that share."""
+    end = time.time() + timeout
+    idle = cpu_idle()
+    while idle < threshold and time.time() < end:
+        idle = cpu_idle()
+    return idle
+
+
+def _burn(n: int) -> float:
+    start = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i * i
+    return time.perf_counter() - start
+
+
+def capacity(n: int = 5_000_000) -> float:
+    """Speedup two CPU-bound processes get over one right now (2.0: two free cores): the
+    best any launcher could do with two workers at that moment."""
+    import multiprocessing
+
+    alone = _burn(n)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        start = time.perf_counter()
+        pool.map(_burn, [n, n])
+        pair = time.perf_counter() - start
+    return 2 * alone / pair
+
+
+def measure(sizes: list[int], repeats: int, quiet: float, timeout: float) -> dict:
     runs: dict[tuple[int, str], list[dict]] = {(s, m): [] for s in sizes for m in MODES}
     with tempfile.TemporaryDirectory(prefix="cfgen-bench-") as tmp:
         for size in sizes:
             for i in range(repeats):  # interleaved: the machine is shared and noisy
+                idle = wait_quiet(quiet, timeout)
+                cap = capacity()
+                print(f"round {i}: {idle:.0%} of the CPUs idle, capacity {cap:.2f}", flush=True)
                 for mode in MODES:
                     r = one_run(size, mode, Path(tmp), i)
+                    r["idle"], r["capacity"] = idle, cap
                     runs[(size, mode)].append(r)
                     print(
                         f"{size:5d} {mode:17s} wall {r['wall']:6.2f} s  tasks "
@@ -139,8 +186,13 @@ def report(runs: dict, sizes: list[int], repeats: int, load: tuple, load_after: 
                 cells += [f"{v:.2f}", f"{ref[key] / v:.2f}×"]
             cells.append(str(all(r["csv"] == csv for r in runs[(size, mode)])))
             lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Per run (wall s):", ""]
+    lines += ["", "Per run (wall s). Before each round: the idle share of the CPUs, and the "
+              "*capacity* (how much faster two CPU-bound processes finished than one, just "
+              "then: 2.00 means two free cores; the best any launcher could reach):", ""]
     for size in sizes:
+        idle = ", ".join(f"{r['idle']:.0%} / {r['capacity']:.2f}"
+                         for r in runs[(size, "in-process")])
+        lines.append(f"- {size} tasks, idle / capacity before each round: {idle}")
         for mode in MODES:
             vals = ", ".join(f"{r['wall']:.2f}" for r in runs[(size, mode)])
             lines.append(f"- {size} `{mode}`: {vals}")
@@ -151,11 +203,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quiet", type=float, default=0.6,
+                        help="start a round once this share of the CPUs is idle ...")
+    parser.add_argument("--quiet-timeout", type=float, default=300,
+                        help="... or after this many seconds of waiting")
     args = parser.parse_args()
     sizes = [200] if args.quick else [200, 2000]
     repeats = 1 if args.quick else args.repeats
     load = os.getloadavg()
-    runs = measure(sizes, repeats)
+    runs = measure(sizes, repeats, args.quiet, args.quiet_timeout)
     text = report(runs, sizes, repeats, load, os.getloadavg())
     print(text)
     if not args.quick:

@@ -76,11 +76,11 @@ def sweep_cli(sweep_dir: Path, *extra: str) -> tuple[int, str]:
 
 
 def job_dirs(sweep_dir: Path) -> dict[int, Path]:
-    return {
-        int(d.name.split("_", 1)[0]): d
-        for d in sweep_dir.iterdir()
-        if d.is_dir() and d.name.split("_", 1)[0].isdigit()
-    }
+    """Job number → run directory (nested one level when an override holds a '/')."""
+    from cfgen.sweep.forensics import _job_dir
+
+    return {int(d.name.split("_", 1)[0]): _job_dir(d) for d in sweep_dir.iterdir()
+            if d.is_dir() and d.name.split("_", 1)[0].isdigit()}
 
 
 # ---------------------------------------------------------------- no Slurm needed -------------
@@ -348,7 +348,7 @@ def _final_states(ids: list[str], timeout: float = 60) -> dict[str, str]:
 
 @pytest.mark.slurm
 def test_two_job_sweep_on_slurm(slurm_partition, tmp_path):
-    from cfgen.tracking import find_offline_runs, read_offline_run
+    from wandb_reader import find_offline_runs, read_offline_run
 
     sweep_dir = tmp_path / "sweep"
     env = {
@@ -415,9 +415,9 @@ def test_two_job_sweep_on_slurm(slurm_partition, tmp_path):
 
 @pytest.mark.slurm
 def test_cancelled_job_is_reported_failed(slurm_partition, tmp_path):
-    """Job #1 is cancelled while it runs, job #2 dies: the sweep ends (bounded), both listed."""
-    (tmp_path / "empty").mkdir()
-    env = dict(os.environ, CFGEN_DATA_DIR=str(tmp_path / "empty"))  # diabetes.csv is missing
+    """Job #1 is cancelled while it runs, job #2 dies (a test row out of range, found at run
+    time): the sweep ends (bounded), both listed."""
+    env = dict(os.environ)
     sweep_dir = tmp_path / "sweep"
     cancelled: dict[str, float] = {}
 
@@ -437,23 +437,12 @@ def test_cancelled_job_is_reported_failed(slurm_partition, tmp_path):
 
     try:
         proc, seconds = run_cfgen(
-            [
-                "-m",
-                "hydra/launcher=slurm",
-                f"hydra.launcher.partition={slurm_partition}",
-                "hydra.launcher.timeout_min=5",
-                "hydra.launcher.cpus_per_task=1",
-                "hydra.launcher.mem_gb=1",
-                "hydra.launcher.setup=[sleep 10]",
-                *TINY[1:],
-                "dataset=iris,iris,diabetes",
-                f"hydra.sweep.dir={sweep_dir}",
-                CALLBACK,
-            ],
-            timeout=240,
-            env=env,
-            on_start=cancel_job_1,
-        )
+            ["-m", "hydra/launcher=slurm", f"hydra.launcher.partition={slurm_partition}",
+             "hydra.launcher.timeout_min=5", "hydra.launcher.cpus_per_task=1",
+             "hydra.launcher.mem_gb=1", "hydra.launcher.setup=[sleep 10]", *TINY,
+             "experiment_params.sample_indices=[0],[1],[999]", f"hydra.sweep.dir={sweep_dir}",
+             CALLBACK],
+            timeout=240, env=env, on_start=cancel_job_1)
         waited = time.monotonic() - next(iter(cancelled.values()))
         assert proc.returncode != 0
         assert "the sweep stopped early" in proc.stderr
@@ -469,7 +458,7 @@ def test_cancelled_job_is_reported_failed(slurm_partition, tmp_path):
         _cancel_all(sweep_dir)
     assert reports[0].finished, reports[0]
     assert reports[1].status == "failed" and "CANCELLED" in reports[1].reason, reports[1]
-    assert reports[2].status == "failed" and "diabetes.csv" in reports[2].reason, reports[2]
+    assert reports[2].status == "failed" and "out of range" in reports[2].reason, reports[2]
     assert not (job_dirs(sweep_dir).get(2, tmp_path) / "summary.json").exists()
     code, out = sweep_cli(sweep_dir)
     assert code == 1 and "1 finished, 2 failed" in out and "failed jobs: #1, #2" in out

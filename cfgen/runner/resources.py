@@ -248,10 +248,12 @@ class CpuSampler:
 
 def pool_speedup(workers: int, others: float | None) -> float:
     """How much faster ``workers`` processes finish than this one alone, when other processes
-    keep ``others`` CPUs busy: fair shares of the machine's CPUs (all of them when idle)."""
+    keep ``others`` CPUs busy: the CPUs they leave free, between 1 and ``workers``.
+
+    Deliberately cautious: on a busy machine more processes can grab a larger share of it, but
+    that share is not there to plan with (measured: two workers beside others keeping one of
+    two CPUs busy ran each task half as fast, bench/results/launcher.md)."""
     if others is None:
         return float(workers)
-    cpus = float(os.cpu_count() or workers)
-    alone = min(1.0, cpus / (others + 1.0))
-    pool = min(float(workers), workers * cpus / (others + workers))
-    return pool / alone if alone > 0 else float(workers)
+    free = float(os.cpu_count() or workers) - others
+    return max(1.0, min(float(workers), free))

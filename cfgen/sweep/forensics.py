@@ -372,6 +372,14 @@ def summarize(sweep_dir: str | Path, query_scheduler: bool = True) -> list[JobRe
     return reports
 
 
+def _shown(run_dir: str, sweep_dir: str | Path) -> str:
+    """A run directory as shown: relative to the sweep (nested ones keep their parent)."""
+    try:
+        return str(Path(run_dir).relative_to(sweep_dir))
+    except ValueError:
+        return Path(run_dir).name
+
+
 def format_summary(sweep_dir: str | Path, reports: list[JobReport]) -> str:
     """A few lines for humans: one per job, failed ones named again at the end."""
     n = len(reports)
@@ -382,7 +390,7 @@ def format_summary(sweep_dir: str | Path, reports: list[JobReport]) -> str:
     head += f", {len(failed)} failed" + (f", {len(running)} still running" if running else "")
     lines = [head]
     for r in reports:
-        name = Path(r.run_dir).name if r.run_dir else " ".join(r.overrides) or "?"
+        name = _shown(r.run_dir, sweep_dir) if r.run_dir else " ".join(r.overrides) or "?"
         num = f"#{r.num}" if r.num is not None else "#?"
         extra = f" validity {r.validity:.3f}" if r.validity is not None else ""
         sched = f" [{r.scheduler_id}]" if r.scheduler_id else ""
