@@ -93,6 +93,7 @@ def one_run(size: int, mode: str, tmp: Path, i: int) -> dict:
 
 def cpu_idle(seconds: float = 2.0) -> float:
     """Share of all CPUs idle over ``seconds`` (/proc/stat)."""
+
     def sample() -> tuple[int, int]:
         with open("/proc/stat") as fh:
             v = [int(x) for x in fh.readline().split()[1:9]]
@@ -186,12 +187,17 @@ def report(runs: dict, sizes: list[int], repeats: int, load: tuple, load_after: 
                 cells += [f"{v:.2f}", f"{ref[key] / v:.2f}×"]
             cells.append(str(all(r["csv"] == csv for r in runs[(size, mode)])))
             lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Per run (wall s). Before each round: the idle share of the CPUs, and the "
-              "*capacity* (how much faster two CPU-bound processes finished than one, just "
-              "then: 2.00 means two free cores; the best any launcher could reach):", ""]
+    lines += [
+        "",
+        "Per run (wall s). Before each round: the idle share of the CPUs, and the "
+        "*capacity* (how much faster two CPU-bound processes finished than one, just "
+        "then: 2.00 means two free cores; the best any launcher could reach):",
+        "",
+    ]
     for size in sizes:
-        idle = ", ".join(f"{r['idle']:.0%} / {r['capacity']:.2f}"
-                         for r in runs[(size, "in-process")])
+        idle = ", ".join(
+            f"{r['idle']:.0%} / {r['capacity']:.2f}" for r in runs[(size, "in-process")]
+        )
         lines.append(f"- {size} tasks, idle / capacity before each round: {idle}")
         for mode in MODES:
             vals = ", ".join(f"{r['wall']:.2f}" for r in runs[(size, mode)])
@@ -203,10 +209,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quiet", type=float, default=0.6,
-                        help="start a round once this share of the CPUs is idle ...")
-    parser.add_argument("--quiet-timeout", type=float, default=300,
-                        help="... or after this many seconds of waiting")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0.6,
+        help="start a round once this share of the CPUs is idle ...",
+    )
+    parser.add_argument(
+        "--quiet-timeout", type=float, default=300, help="... or after this many seconds of waiting"
+    )
     args = parser.parse_args()
     sizes = [200] if args.quick else [200, 2000]
     repeats = 1 if args.quick else args.repeats

@@ -189,7 +189,9 @@ class ExperimentParams:
     num_counterfactuals: int = setting(5, ge=1)
     num_replications: int = setting(3, ge=1)
     parallel_replications: bool = True
-    max_workers: int | None = setting(None, ge=1)  # null: usable CPUs - 1 (at least 1)
+    max_workers: int | None = setting(
+        None, ge=1
+    )  # null: a pool only when it pays (docs/parallel.md)
     rules: List[str] = setting(factory=lambda: ["none"])
     num_combinations_to_test: int | None = setting(None, ge=1)
     resume: bool = False

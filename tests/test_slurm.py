@@ -79,8 +79,11 @@ def job_dirs(sweep_dir: Path) -> dict[int, Path]:
     """Job number → run directory (nested one level when an override holds a '/')."""
     from cfgen.sweep.forensics import _job_dir
 
-    return {int(d.name.split("_", 1)[0]): _job_dir(d) for d in sweep_dir.iterdir()
-            if d.is_dir() and d.name.split("_", 1)[0].isdigit()}
+    return {
+        int(d.name.split("_", 1)[0]): _job_dir(d)
+        for d in sweep_dir.iterdir()
+        if d.is_dir() and d.name.split("_", 1)[0].isdigit()
+    }
 
 
 # ---------------------------------------------------------------- no Slurm needed -------------
@@ -437,12 +440,23 @@ def test_cancelled_job_is_reported_failed(slurm_partition, tmp_path):
 
     try:
         proc, seconds = run_cfgen(
-            ["-m", "hydra/launcher=slurm", f"hydra.launcher.partition={slurm_partition}",
-             "hydra.launcher.timeout_min=5", "hydra.launcher.cpus_per_task=1",
-             "hydra.launcher.mem_gb=1", "hydra.launcher.setup=[sleep 10]", *TINY,
-             "experiment_params.sample_indices=[0],[1],[999]", f"hydra.sweep.dir={sweep_dir}",
-             CALLBACK],
-            timeout=240, env=env, on_start=cancel_job_1)
+            [
+                "-m",
+                "hydra/launcher=slurm",
+                f"hydra.launcher.partition={slurm_partition}",
+                "hydra.launcher.timeout_min=5",
+                "hydra.launcher.cpus_per_task=1",
+                "hydra.launcher.mem_gb=1",
+                "hydra.launcher.setup=[sleep 10]",
+                *TINY,
+                "experiment_params.sample_indices=[0],[1],[999]",
+                f"hydra.sweep.dir={sweep_dir}",
+                CALLBACK,
+            ],
+            timeout=240,
+            env=env,
+            on_start=cancel_job_1,
+        )
         waited = time.monotonic() - next(iter(cancelled.values()))
         assert proc.returncode != 0
         assert "the sweep stopped early" in proc.stderr
