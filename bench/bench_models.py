@@ -294,7 +294,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--dice", nargs="*", default=DICE)
     args = ap.parse_args()
-    # the app's searches run in workers with one BLAS/OpenMP thread (cfgen.launcher); on this
+    # the app's searches run in workers with one BLAS/OpenMP thread (cfgen.runner); on this
     # shared 2-core machine two OpenMP threads made HistGradientBoosting's predict 10x slower
     threadpool_limits(1)
     started = time.perf_counter()

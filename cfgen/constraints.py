@@ -38,10 +38,9 @@ import numpy as np
 
 from cfgen.errors import ConfigError
 from cfgen.schema import FeatureSchema, Kind
-from cfgen.trees import SUPPORTED_MODELS, TreeEnsemble
+from cfgen.trees import TreeEnsemble
 
 MODES: tuple[str, ...] = ("dpg", "paths", "mass", "none")
-SUPPORTED_ESTIMATORS: tuple[str, ...] = SUPPORTED_MODELS  # dpg: the first four only
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Iterable, Mapping, Sequence
 
@@ -54,7 +54,6 @@ class FeatureSchema:
     """Ordered features of a dataset, plus array views used on the hot path."""
 
     features: tuple[Feature, ...]
-    _cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __len__(self) -> int:
         return len(self.features)

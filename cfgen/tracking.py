@@ -238,6 +238,85 @@ def _scalar(v: Any) -> Any:
     return None
 
 
+def _init_kwargs(cfg, run_dir: Path) -> dict[str, Any]:
+    """``wandb.init``'s arguments but the mode: a sweep's jobs share a group (the sweep's
+    directory, unless ``logger.group`` names one) and are told apart by their job names."""
+    from omegaconf import OmegaConf
+
+    lg = cfg.logger
+    sweep_dir, job_name = _multirun_context()
+    group = lg.get("group") or (sweep_dir[-128:] if sweep_dir else None)
+    return dict(
+        project=lg.project,
+        entity=lg.entity,
+        group=group,
+        job_type="multirun" if sweep_dir else "run",
+        name=job_name or run_dir.name,
+        tags=run_tags(cfg),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        dir=str(run_dir),
+    )
+
+
+def _init_or_offline(
+    init: Callable[[str], Any], mode: str, run_dir: Path
+) -> tuple[Any, str] | None:
+    """``(run, mode)`` from ``init(mode)``; a failed online init is tried again offline (the
+    results are then uploaded later, not lost). ``None`` when no run starts (a warning says
+    why): the experiment goes on untracked."""
+    attempt = time.time()
+    try:
+        return init(mode), mode
+    except Exception as exc:  # noqa: BLE001
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if mode != "online":
+            log.warning(
+                "W&B tracking is off: wandb.init failed (%s); results are written to %s",
+                reason,
+                run_dir,
+            )
+            return None
+        try:
+            run = init("offline")
+        except Exception as exc2:  # noqa: BLE001
+            log.warning(
+                "W&B tracking is off: wandb.init failed online (%s) and offline "
+                "(%s: %s); results are written to %s",
+                reason,
+                type(exc2).__name__,
+                exc2,
+                run_dir,
+            )
+            return None
+        _drop_failed_online_runs(run_dir, since=attempt)
+        log.warning(
+            "W&B online init failed (%s); logging offline to %s instead: upload it "
+            "later with `wandb sync %s`",
+            reason,
+            run.dir,
+            Path(run.dir).parent,
+        )
+        return run, "offline"
+
+
+def _announce(run: Any, mode: str) -> None:
+    """Say where the run is (its URL, or the offline directory to sync) and plot the per-task
+    metrics against the task index, not W&B's step (summaries of them would mean nothing)."""
+    if mode == "offline":
+        log.info(
+            "W&B offline run in %s (upload later: wandb sync %s)",
+            Path(run.dir).parent,
+            Path(run.dir).parent,
+        )
+    elif mode == "online":
+        log.info("W&B run %s", getattr(run, "url", None) or run.id)
+    try:
+        run.define_metric("task/index", summary="none")
+        run.define_metric("task/*", step_metric="task/index", summary="none")
+    except Exception:  # noqa: BLE001 - cosmetic
+        pass
+
+
 class WandbTracker:
     """Logs one experiment as one W&B run (see docs/tracking.md for every key)."""
 
@@ -253,8 +332,6 @@ class WandbTracker:
     @classmethod
     def start(cls, cfg, run_dir: Path) -> Tracker:
         """``wandb.init`` for this run; a failure online falls back to offline, then to nothing."""
-        from omegaconf import OmegaConf
-
         lg = cfg.logger
         mode = resolve_mode(lg.mode)
         try:
@@ -267,72 +344,20 @@ class WandbTracker:
                 run_dir,
             )
             return NullTracker()
-        sweep_dir, job_name = _multirun_context()
-        group = lg.get("group") or (sweep_dir[-128:] if sweep_dir else None)
-        kwargs = dict(
-            project=lg.project,
-            entity=lg.entity,
-            group=group,
-            job_type="multirun" if sweep_dir else "run",
-            name=job_name or run_dir.name,
-            tags=run_tags(cfg),
-            config=OmegaConf.to_container(cfg, resolve=True),
-            dir=str(run_dir),
-        )
+        kwargs = _init_kwargs(cfg, run_dir)
         timeout = float(lg.get("init_timeout") or 60.0)
 
         def init(m: Any) -> Any:
             settings = wandb.Settings(init_timeout=timeout, console="off", silent=True)
             return wandb.init(mode=m, settings=settings, reinit="finish_previous", **kwargs)
 
-        attempt = time.time()
-        try:
-            run = init(mode)
-        except Exception as exc:  # noqa: BLE001
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            if mode != "online":
-                log.warning(
-                    "W&B tracking is off: wandb.init failed (%s); results are written to %s",
-                    reason,
-                    run_dir,
-                )
-                return NullTracker()
-            try:
-                run = init("offline")
-            except Exception as exc2:  # noqa: BLE001
-                log.warning(
-                    "W&B tracking is off: wandb.init failed online (%s) and offline "
-                    "(%s: %s); results are written to %s",
-                    reason,
-                    type(exc2).__name__,
-                    exc2,
-                    run_dir,
-                )
-                return NullTracker()
-            _drop_failed_online_runs(run_dir, since=attempt)
-            log.warning(
-                "W&B online init failed (%s); logging offline to %s instead: upload it "
-                "later with `wandb sync %s`",
-                reason,
-                run.dir,
-                Path(run.dir).parent,
-            )
-            mode = "offline"
+        started = _init_or_offline(init, mode, run_dir)
+        if started is None:
+            return NullTracker()
+        run, mode = started
         tracker = cls(run, run_dir, mode)
         tracker._wandb = wandb
-        if mode == "offline":
-            log.info(
-                "W&B offline run in %s (upload later: wandb sync %s)",
-                Path(run.dir).parent,
-                Path(run.dir).parent,
-            )
-        elif mode == "online":
-            log.info("W&B run %s", getattr(run, "url", None) or run.id)
-        try:
-            run.define_metric("task/index", summary="none")
-            run.define_metric("task/*", step_metric="task/index", summary="none")
-        except Exception:  # noqa: BLE001 - cosmetic
-            pass
+        _announce(run, mode)
         return tracker
 
     # -- hooks ------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ german_credit with 13 text categoricals, satimage, us_crime, yeast_ml8); DiCE ra
 ``Pandas4Warning`` for its ``inplace=`` calls (silenced here with DiCE's other output).
 
 Failures: DiCE's "no counterfactuals found" (``UserConfigValidationException``) becomes an
-Explanation with a ``reason``; other exceptions propagate (the launcher records them per task).
+Explanation with a ``reason``; other exceptions propagate (the runner records them per task).
 """
 
 from __future__ import annotations

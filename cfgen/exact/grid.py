@@ -85,10 +85,6 @@ class Domain:
     khi: float = -1.0
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
-    @property
-    def on_grid(self) -> bool:
-        return bool(np.round(self.x * self.factor) / self.factor == self.x)
-
     def values(self) -> np.ndarray:
         """Every allowed value (sorted); for small domains only (the tests' brute force)."""
         if self.categorical:

@@ -322,6 +322,74 @@ def _marks_lane(ax, j, ym, lane, bottom, top, query, cfs, norm) -> None:
         )
 
 
+def _observed_range(X_train: np.ndarray, q: np.ndarray | None, cfs: np.ndarray | None):
+    """Each feature's range over the training rows, the query and the counterfactuals (every
+    mark then falls inside the panel), and ``norm(v, j)``: value ``v``'s place in feature
+    ``j``'s range, in [0, 1]."""
+    extra = [a for a in (None if q is None else q[None, :], cfs) if a is not None]
+    seen = np.vstack([X_train, *extra])
+    vmin, vmax = seen.min(axis=0), seen.max(axis=0)
+    span = np.where(vmax > vmin, vmax - vmin, 1.0)
+
+    def norm(v, j):
+        return (np.asarray(v, dtype=float) - vmin[j]) / span[j]
+
+    return vmin, vmax, norm
+
+
+def _lane_x(class_names: list[str], target: int | None) -> float:
+    """Inches from the chip panel's left edge to its first chip: past the longest lane label."""
+    return 0.15 + CHAR_W * max(
+        len(n) + (len(" (target)") if c == target else 0)
+        for c, n in enumerate([*class_names, "query → cfs"])
+    )
+
+
+def _fit_heights(lay: _Layout, n_num: int, n_lanes: int, cat: list[_CatRow]) -> None:
+    """The panels' heights in inches: per numeric feature a lane per class (and the marks'),
+    per categorical feature its chip lines."""
+    if n_num:
+        lay.num_h = n_num * (0.2 * n_lanes + 0.2) + 0.45
+    if cat:
+        lay.gap = 0.35 if n_num else 0.1
+        lay.cat_h = 0.4 + sum(r.n_lines * LINE_H + 0.1 for r in cat)
+
+
+def _numeric_axes(fig, lay: _Layout):
+    """The numeric panel's axes, above the chip panel (0.45 inch left below for its x label)."""
+    H = lay.height
+    return fig.add_axes(
+        (
+            lay.left / lay.width,
+            (lay.bottom + lay.cat_h + lay.gap + 0.45) / H,
+            lay.axes_w / lay.width,
+            (lay.num_h - 0.45) / H,
+        )
+    )
+
+
+def _chip_panel(fig, lay: _Layout, cat: list[_CatRow], cmap, lane_x: float) -> None:
+    """The categorical panel at the bottom, in inch coordinates (y down) so that chips laid
+    out by :func:`_flow` land where they were measured, with its caption."""
+    H = lay.height
+    cax = fig.add_axes(
+        (lay.left / lay.width, lay.bottom / H, lay.axes_w / lay.width, lay.cat_h / H)
+    )
+    cax.set_xlim(0, lay.axes_w)
+    cax.set_ylim(lay.cat_h, 0)
+    cax.axis("off")
+    _draw_chips(cax, cat, cmap, lane_x)
+    cax.text(
+        0,
+        0.06,
+        "categorical features: the categories each class's bounds allow; "
+        "★ the query's category, then where counterfactuals (numbers) move it",
+        fontsize=7.5,
+        color="0.25",
+        va="top",
+    )
+
+
 def class_bounds_figure(
     bounds: ClassBounds,
     schema: FeatureSchema,
@@ -353,68 +421,31 @@ def class_bounds_figure(
     cfs = None
     if counterfactuals is not None and np.size(counterfactuals):
         cfs = np.atleast_2d(np.asarray(counterfactuals, dtype=float))
-    extra = [a for a in (None if q is None else q[None, :], cfs) if a is not None]
-    seen = np.vstack([X_train, *extra])
-    vmin, vmax = seen.min(axis=0), seen.max(axis=0)
-    span = np.where(vmax > vmin, vmax - vmin, 1.0)
-
-    def norm(v, j):
-        return (np.asarray(v, dtype=float) - vmin[j]) / span[j]
-
+    vmin, vmax, norm = _observed_range(X_train, q, cfs)
     cat_cols = [j for j in cols if schema.features[j].kind is Kind.CATEGORICAL]
     num_cols = [j for j in cols if j not in cat_cols]
     n_lanes = C + (1 if q is not None or cfs is not None else 0)
     left = 0.35 + 0.075 * max(len(n) for n in names)
     lay = _Layout(width, left, 0.7, 0.75, 0.0, 0.0, 0.0, 0.1)
-    lane_x = 0.15 + CHAR_W * max(
-        len(n) + (len(" (target)") if c == target else 0)
-        for c, n in enumerate([*class_names, "query → cfs"])
-    )
+    lane_x = _lane_x(class_names, target)
     cat = _cat_rows(
         bounds, schema, cat_cols, q, cfs, class_names, lane_x, lay.axes_w - 0.05, target
     )
-    if num_cols:
-        lay.num_h = len(num_cols) * (0.2 * n_lanes + 0.2) + 0.45
-    if cat:
-        lay.gap = 0.35 if num_cols else 0.1
-        lay.cat_h = 0.4 + sum(r.n_lines * LINE_H + 0.1 for r in cat)
+    _fit_heights(lay, len(num_cols), n_lanes, cat)
     fig = _figure_manual(lay.width, lay.height)
     cmap = colormaps["tab10"]
-    H = lay.height
     if num_cols:
-        ax = fig.add_axes(
-            (
-                lay.left / lay.width,
-                (lay.bottom + lay.cat_h + lay.gap + 0.45) / H,
-                lay.axes_w / lay.width,
-                (lay.num_h - 0.45) / H,
-            )
-        )
+        ax = _numeric_axes(fig, lay)
         _numeric_panel(
             ax, bounds, schema, num_cols, X_train, y_train, q, cfs, norm, vmin, vmax, cmap
         )
     if cat:
-        cax = fig.add_axes(
-            (lay.left / lay.width, lay.bottom / H, lay.axes_w / lay.width, lay.cat_h / H)
-        )
-        cax.set_xlim(0, lay.axes_w)
-        cax.set_ylim(lay.cat_h, 0)
-        cax.axis("off")
-        _draw_chips(cax, cat, cmap, lane_x)
-        cax.text(
-            0,
-            0.06,
-            "categorical features: the categories each class's bounds allow; "
-            "★ the query's category, then where counterfactuals (numbers) move it",
-            fontsize=7.5,
-            color="0.25",
-            va="top",
-        )
+        _chip_panel(fig, lay, cat, cmap, lane_x)
     _legend(fig, bounds, class_names, q is not None, cfs is not None, cmap, lay)
     fig.suptitle(
         title or f"Class bounds (mode {bounds.mode}): interval per class and feature",
         fontsize=10,
-        y=1 - 0.12 / H,
+        y=1 - 0.12 / lay.height,
     )
     return fig
 
@@ -509,6 +540,69 @@ def plot_class_bounds(
     )
 
 
+def _mode_rows(
+    bounds_by_mode: Mapping[str, ClassBounds] | Mapping[str, Mapping[str, ClassBounds]],
+) -> dict[str, Mapping[str, ClassBounds]]:
+    """``row label -> mode -> bounds``: one level of mapping (mode -> bounds) becomes a single
+    row with an empty label."""
+    first_value = next(iter(bounds_by_mode.values()))
+    nested: Any = bounds_by_mode  # one level (mode -> bounds) or two (label -> mode -> bounds)
+    return dict(nested) if isinstance(first_value, Mapping) else {"": nested}
+
+
+def _padded_limits(X2: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits for the two columns of ``X2``: their range with 8 % to spare, so that a box's
+    open side (drawn past the limit) is told apart from a closed one at the data's edge."""
+    lo_data = X2.min(axis=0)
+    hi_data = X2.max(axis=0)
+    pad = 0.08 * (hi_data - lo_data)
+    xlim = (lo_data[0] - pad[0], hi_data[0] + pad[0])
+    ylim = (lo_data[1] - pad[1], hi_data[1] + pad[1])
+    return xlim, ylim
+
+
+def _mode_panel(
+    ax, b: ClassBounds, X_train, y_train, cols, n_classes, class_names, xlim, ylim, cmap
+) -> None:
+    """One mode's panel: per class its training rows and its bounds' box (a faint fill and an
+    outline in the class's colour and its own line style, so that overlapping boxes stay
+    apart; an open side runs one unit past the panel's edge)."""
+    from matplotlib.patches import Rectangle
+
+    ja, jb = cols
+    styles = ["-", "--", ":", "-."]
+    for c in range(n_classes):
+        colour = cmap(c % 10)
+        sel = y_train == c
+        ax.scatter(
+            X_train[sel, ja],
+            X_train[sel, jb],
+            s=10,
+            color=colour,
+            alpha=0.5,
+            linewidths=0,
+            label=class_names[c],
+        )
+        x0 = b.low[c, ja] if np.isfinite(b.low[c, ja]) else xlim[0] - 1
+        x1 = b.high[c, ja] if np.isfinite(b.high[c, ja]) else xlim[1] + 1
+        y0 = b.low[c, jb] if np.isfinite(b.low[c, jb]) else ylim[0] - 1
+        y1 = b.high[c, jb] if np.isfinite(b.high[c, jb]) else ylim[1] + 1
+        ax.add_patch(
+            Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=colour, alpha=0.08, edgecolor="none")
+        )
+        ax.add_patch(
+            Rectangle(
+                (x0, y0),
+                x1 - x0,
+                y1 - y0,
+                facecolor="none",
+                edgecolor=colour,
+                lw=1.8,
+                ls=styles[c % len(styles)],
+            )
+        )
+
+
 def plot_bounds_modes(
     bounds_by_mode: Mapping[str, ClassBounds] | Mapping[str, Mapping[str, ClassBounds]],
     X_train: np.ndarray,
@@ -526,13 +620,8 @@ def plot_bounds_modes(
     a forest's description) to such a mapping (one row of panels per label).
     """
     from matplotlib import colormaps
-    from matplotlib.patches import Rectangle
 
-    first_value = next(iter(bounds_by_mode.values()))
-    nested: Any = bounds_by_mode  # one level (mode -> bounds) or two (label -> mode -> bounds)
-    rows: dict[str, Mapping[str, ClassBounds]] = (
-        dict(nested) if isinstance(first_value, Mapping) else {"": nested}
-    )
+    rows = _mode_rows(bounds_by_mode)
     X_train = np.asarray(X_train, dtype=float)
     y_train = np.asarray(y_train)
     n_cols = max(len(r) for r in rows.values())
@@ -544,50 +633,14 @@ def plot_bounds_modes(
         if class_names is not None
         else [f"class {c}" for c in range(C)]
     )
-    lo_data = X_train[:, [ja, jb]].min(axis=0)
-    hi_data = X_train[:, [ja, jb]].max(axis=0)
-    pad = 0.08 * (hi_data - lo_data)
-    xlim = (lo_data[0] - pad[0], hi_data[0] + pad[0])
-    ylim = (lo_data[1] - pad[1], hi_data[1] + pad[1])
-    styles = ["-", "--", ":", "-."]
+    xlim, ylim = _padded_limits(X_train[:, [ja, jb]])
     cmap = colormaps["tab10"]
     fig = _figure(4.0 * n_cols, 0.4 + 3.9 * len(rows))
     axes = fig.subplots(len(rows), n_cols, sharex=True, sharey=True, squeeze=False)
     for r, (row_label, modes) in enumerate(rows.items()):
         for k, (mode, b) in enumerate(modes.items()):
             ax = axes[r, k]
-            for c in range(C):
-                colour = cmap(c % 10)
-                sel = y_train == c
-                ax.scatter(
-                    X_train[sel, ja],
-                    X_train[sel, jb],
-                    s=10,
-                    color=colour,
-                    alpha=0.5,
-                    linewidths=0,
-                    label=class_names[c],
-                )
-                x0 = b.low[c, ja] if np.isfinite(b.low[c, ja]) else xlim[0] - 1
-                x1 = b.high[c, ja] if np.isfinite(b.high[c, ja]) else xlim[1] + 1
-                y0 = b.low[c, jb] if np.isfinite(b.low[c, jb]) else ylim[0] - 1
-                y1 = b.high[c, jb] if np.isfinite(b.high[c, jb]) else ylim[1] + 1
-                ax.add_patch(
-                    Rectangle(
-                        (x0, y0), x1 - x0, y1 - y0, facecolor=colour, alpha=0.08, edgecolor="none"
-                    )
-                )
-                ax.add_patch(
-                    Rectangle(
-                        (x0, y0),
-                        x1 - x0,
-                        y1 - y0,
-                        facecolor="none",
-                        edgecolor=colour,
-                        lw=1.8,
-                        ls=styles[c % len(styles)],
-                    )
-                )
+            _mode_panel(ax, b, X_train, y_train, (ja, jb), C, class_names, xlim, ylim, cmap)
             ax.set_xlim(*xlim)
             ax.set_ylim(*ylim)
             ax.set_title(f"{row_label}: mode {mode}" if row_label else f"mode {mode}", fontsize=9)

@@ -66,8 +66,8 @@ def write_run_plots(
     heatmap and class-interval plot (first replication with counterfactuals). Returns paths.
 
     ``data`` has ``X_train``, ``y_train``, ``X_test``, ``schema`` and ``class_names`` (a
-    ``Problem`` or ``Dataset``). ``progress`` is called once per query × target × combination
-    (:func:`plot_groups` of them), e.g. ``cfgen.console.Phase.advance``.
+    ``Problem`` or ``Dataset``). ``progress`` is called once per query × target × combination,
+    e.g. ``cfgen.console.Phase.advance``.
     """
     from cfgen.plots.bounds import plot_class_bounds
     from cfgen.plots.search import plot_change_heatmap, plot_fitness, plot_pca_path
@@ -122,11 +122,6 @@ def write_run_plots(
                 )
             )
     return paths
-
-
-def plot_groups(tasks: list[Task]) -> int:
-    """How many query × target × combination groups :func:`write_run_plots` draws (at most)."""
-    return len({(t.query, t.target, t.combination) for t in tasks})
 
 
 def _bounds_plot(plot, bounds, data, x, found: Explanation, path: Path, label: str) -> Path:

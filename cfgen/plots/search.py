@@ -194,30 +194,12 @@ def plot_fitness(
     return _save(fitness_figure(explanations, title=title), path)
 
 
-def plot_pca_path(
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    x: np.ndarray,
-    explanation: Explanation,
-    path: str | Path,
-    *,
-    class_names: Sequence[str] | None = None,
-    title: str | None = None,
-) -> Path:
-    """Training data in its first two principal components, coloured by class, with the query,
-    its counterfactuals and the best individual's position at every generation.
-
-    PCA is fitted on the standardised training data (categorical codes included as numbers:
-    the map is for orientation, not for distances). The path is drawn from light (first
-    generation) to dark (last), with its start and end marked.
-    """
-    from matplotlib import colormaps
-    from matplotlib.collections import LineCollection
+def _pca_projection(X_train: np.ndarray):
+    """The map to the first two principal components of the standardised training data, and
+    the fitted PCA (its explained variance labels the axes)."""
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
-    X_train = np.asarray(X_train, dtype=float)
-    y_train = np.asarray(y_train)
     scaler = StandardScaler().fit(X_train)
     pca = PCA(n_components=2).fit(scaler.transform(X_train))
 
@@ -225,19 +207,24 @@ def plot_pca_path(
         A = np.atleast_2d(np.asarray(A, dtype=float))
         return pca.transform(scaler.transform(A)) if A.size else np.zeros((0, 2))
 
-    fig = _figure(7.5, 6.0)
-    ax = fig.add_subplot()
-    classes = np.unique(y_train)
-    cmap = colormaps["tab10"]
-    P = proj(X_train)
-    for c in classes:
+    return proj, pca
+
+
+def _draw_training(ax, P: np.ndarray, y_train: np.ndarray, class_names, cmap) -> None:
+    """The training rows, faint, one colour per class: the backdrop the search moves on."""
+    for c in np.unique(y_train):
         name = class_names[int(c)] if class_names is not None else f"class {c}"
         sel = y_train == c
         ax.scatter(
             P[sel, 0], P[sel, 1], s=14, alpha=0.35, color=cmap(int(c) % 10), label=f"train: {name}"
         )
 
-    path_pts = proj(explanation.best_per_generation)
+
+def _draw_search_path(ax, path_pts: np.ndarray) -> None:
+    """The best individual per generation, joined light (first) to dark (last), its start and
+    end marked: where the search went, not only where it ended."""
+    from matplotlib.collections import LineCollection
+
     if len(path_pts) >= 2:
         segs = np.stack([path_pts[:-1], path_pts[1:]], axis=1)
         lc = LineCollection(list(segs), cmap="Greys", norm=None, linewidths=1.8, zorder=3)
@@ -264,25 +251,23 @@ def plot_pca_path(
             label=f"best individual, generation {len(path_pts) - 1}",
         )
 
-    tname = (
-        class_names[explanation.target]
-        if class_names is not None
-        else f"class {explanation.target}"
-    )
-    C = proj(explanation.counterfactuals)
+
+def _draw_endpoints(ax, C: np.ndarray, q: np.ndarray, target: int, class_names, cmap) -> None:
+    """The counterfactuals (crosses in the target's colour) and the query (gold star), drawn
+    last so that the training cloud never hides them."""
+    tname = class_names[target] if class_names is not None else f"class {target}"
     if len(C):
         ax.scatter(
             C[:, 0],
             C[:, 1],
             marker="X",
             s=120,
-            color=cmap(explanation.target % 10),
+            color=cmap(target % 10),
             edgecolor="black",
             linewidth=0.8,
             zorder=5,
             label=f"counterfactuals ({len(C)}, target {tname})",
         )
-    q = proj(x)[0]
     ax.scatter(
         *q,
         marker="*",
@@ -293,6 +278,37 @@ def plot_pca_path(
         zorder=6,
         label="query",
     )
+
+
+def plot_pca_path(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    x: np.ndarray,
+    explanation: Explanation,
+    path: str | Path,
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Training data in its first two principal components, coloured by class, with the query,
+    its counterfactuals and the best individual's position at every generation.
+
+    PCA is fitted on the standardised training data (categorical codes included as numbers:
+    the map is for orientation, not for distances). The path is drawn from light (first
+    generation) to dark (last), with its start and end marked.
+    """
+    from matplotlib import colormaps
+
+    X_train = np.asarray(X_train, dtype=float)
+    y_train = np.asarray(y_train)
+    proj, pca = _pca_projection(X_train)
+    fig = _figure(7.5, 6.0)
+    ax = fig.add_subplot()
+    cmap = colormaps["tab10"]
+    _draw_training(ax, proj(X_train), y_train, class_names, cmap)
+    _draw_search_path(ax, proj(explanation.best_per_generation))
+    C = proj(explanation.counterfactuals)
+    _draw_endpoints(ax, C, proj(x)[0], explanation.target, class_names, cmap)
     ev = pca.explained_variance_ratio_
     ax.set_xlabel(f"PC1 ({100 * ev[0]:.0f}% of variance)")
     ax.set_ylabel(f"PC2 ({100 * ev[1]:.0f}% of variance)")
@@ -332,55 +348,69 @@ class _Labels:
         return [f"[{k}] {feature_of.get(t, '')}: {t}" for t, k in self.notes.items()]
 
 
-def change_heatmap_figure(
-    x: np.ndarray,
-    counterfactuals: Explanation | np.ndarray,
-    *,
-    schema: FeatureSchema | None = None,
-    feature_names: Sequence[str] | None = None,
-    title: str | None = None,
-    atol: float = 1e-9,
-    hide_unchanged: bool | None = None,
-    wrap: int = 16,
-):
-    """The figure of :func:`plot_change_heatmap` (returned, not saved)."""
-    from matplotlib.colors import ListedColormap
-
-    x = np.asarray(x, dtype=float).ravel()
-    cfs = np.asarray(
-        counterfactuals.counterfactuals
-        if isinstance(counterfactuals, Explanation)
-        else counterfactuals,
-        dtype=float,
-    ).reshape(-1, x.size)
-    d_all, m = x.size, len(cfs)
+def _feature_facts(
+    d: int, schema: FeatureSchema | None, feature_names: Sequence[str] | None
+) -> tuple[list[str], np.ndarray, np.ndarray, list[int | None]]:
+    """Every feature's name, categorical flag, range and decimals: from ``schema`` when there
+    is one, else plain numeric features of unknown range (NaN) and free formatting."""
     if schema is not None:
-        names_all = schema.names
-        cat_all, span_all = schema.categorical, schema.highs - schema.lows
-        dec_all: list[int | None] = list(schema.decimals)
-    else:
-        names_all = (
-            list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d_all)]
-        )
-        cat_all, span_all = np.zeros(d_all, dtype=bool), np.full(d_all, np.nan)
-        dec_all = [None] * d_all
+        decimals: list[int | None] = list(schema.decimals)
+        return schema.names, schema.categorical, schema.highs - schema.lows, decimals
+    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+    return names, np.zeros(d, dtype=bool), np.full(d, np.nan), [None] * d
+
+
+@dataclass
+class _Changes:
+    """The heatmap's rows (features shown) and each counterfactual's change there, relative
+    to the feature's range, so that features of any scale share one colour scale."""
+
+    rows: np.ndarray  # indices of the features shown
+    hidden: int  # features left out (no counterfactual changes them)
+    cat: np.ndarray  # (d,) categorical
+    changed: np.ndarray  # (m, d)
+    rel: np.ndarray  # (d, m): signed change / range
+    vmax: float  # the colour scale's half-width: the largest numeric change shown
+
+
+def _changes(
+    x: np.ndarray,
+    cfs: np.ndarray,
+    cat_all: np.ndarray,
+    span_all: np.ndarray,
+    atol: float,
+    hide_unchanged: bool | None,
+) -> _Changes:
+    """The changes to show; ``hide_unchanged`` (default: above 12 features) drops the rows no
+    counterfactual changes, which would only push the changed ones apart."""
+    d_all, m = x.size, len(cfs)
     changed_all = np.abs(cfs - x) > atol
     if hide_unchanged is None:
         hide_unchanged = d_all > 12
     rows = np.flatnonzero(changed_all.any(axis=0)) if hide_unchanged and m else np.arange(d_all)
-    hidden = d_all - len(rows)
-    names = [names_all[j] for j in rows]
     cat = cat_all[rows]
-    d = len(rows)
     delta = (cfs - x)[:, rows]
-    changed = changed_all[:, rows]
-    fallback = np.abs(delta).max(axis=0) if m else np.ones(d)
+    # without a known range: the largest change of the feature here
+    fallback = np.abs(delta).max(axis=0) if m else np.ones(len(rows))
     span = span_all[rows]
     span = np.where(np.isfinite(span) & (span > 0), span, np.where(fallback > 0, fallback, 1.0))
     rel = (delta / span).T  # (d, m)
     num_changes = np.abs(rel[~cat]) if (~cat).any() else np.zeros(0)
     vmax = float(num_changes.max()) if num_changes.size and num_changes.max() > 0 else 1.0
-    wrapper = _Labels(wrap)
+    return _Changes(rows, d_all - len(rows), cat, changed_all[:, rows], rel, vmax)
+
+
+def _cell_texts(
+    x: np.ndarray,
+    cfs: np.ndarray,
+    rows: np.ndarray,
+    schema: FeatureSchema | None,
+    facts: tuple[list[str], np.ndarray, np.ndarray, list[int | None]],
+    wrapper: _Labels,
+) -> tuple[list[list[str]], list[str]]:
+    """Per shown feature: the query's and each counterfactual's value as cell text (category
+    names wrapped to fit a cell), and the footnotes of the names cut short."""
+    names_all, cat_all, _, dec_all = facts
     feature_of: dict[str, str] = {}
 
     def label(r: int, v: float) -> str:
@@ -394,38 +424,45 @@ def change_heatmap_figure(
         return _fmt(v, dec_all[j])
 
     texts = [
-        [label(r, x[rows[r]])] + [label(r, cfs[i, rows[r]]) for i in range(m)] for r in range(d)
+        [label(r, x[rows[r]])] + [label(r, cfs[i, rows[r]]) for i in range(len(cfs))]
+        for r in range(len(rows))
     ]
-    longest = max((len(line) for row in texts for t in row for line in t.split("\n")), default=4)
-    two_line = any("\n" in t for row in texts for t in row)
-    col_w = min(max(0.75, 0.2 + 0.068 * longest), 0.2 + 0.068 * wrap)
-    row_h = 0.5 if two_line else 0.36
-    notes = wrapper.footnotes(feature_of)
-    name_w = 0.35 + 0.075 * max((len(n) for n in names), default=4)
-    width = name_w + col_w * (m + 1) + 0.9
-    height = 1.1 + row_h * max(d, 1) + 0.16 * len(notes) + (0.25 if hidden else 0)
-    fig = _figure(width, height)
-    ax = fig.add_subplot()
+    return texts, wrapper.footnotes(feature_of)
+
+
+def _draw_cells(ax, ch: _Changes):
+    """The cell colours, three layers: numeric changes on the diverging scale, changed
+    categories in one colour, the query's column grey. Returns the numeric layer (its
+    colour bar)."""
+    from matplotlib.colors import ListedColormap
+
+    d, m = ch.rel.shape
     num = np.ma.masked_array(
-        np.hstack([np.zeros((d, 1)), rel]),
-        mask=np.hstack([np.ones((d, 1), bool), cat[:, None] & np.ones((d, m), bool)]),
+        np.hstack([np.zeros((d, 1)), ch.rel]),
+        mask=np.hstack([np.ones((d, 1), bool), ch.cat[:, None] & np.ones((d, m), bool)]),
     )
-    im = ax.imshow(num, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+    im = ax.imshow(num, cmap="RdBu_r", vmin=-ch.vmax, vmax=ch.vmax, aspect="auto")
     catm = np.ma.masked_array(
-        np.ones((d, m + 1)), mask=~np.hstack([np.zeros((d, 1), bool), (changed.T & cat[:, None])])
+        np.ones((d, m + 1)),
+        mask=~np.hstack([np.zeros((d, 1), bool), (ch.changed.T & ch.cat[:, None])]),
     )
     ax.imshow(catm, cmap=ListedColormap([CATEGORY_COLOUR]), vmin=0, vmax=1, aspect="auto")
     query_col = np.ma.masked_array(
         np.ones((d, m + 1)), mask=~np.hstack([np.ones((d, 1), bool), np.zeros((d, m), bool)])
     )
     ax.imshow(query_col, cmap=ListedColormap(["#e6e6e6"]), vmin=0, vmax=1, aspect="auto")
-    fs = 7.5 if two_line else 8
+    return im
+
+
+def _write_cells(ax, texts: list[list[str]], ch: _Changes, fs: float) -> None:
+    """The values in the cells: changed ones bold (white on a dark colour), unchanged grey."""
+    d, m = ch.rel.shape
     for r in range(d):
         ax.text(0, r, texts[r][0], ha="center", va="center", fontsize=fs, gid="cell")
         for i in range(m):
-            ch = bool(changed[i, r])
-            dark = ch and not cat[r] and abs(rel[r, i]) > 0.6 * vmax
-            colour = "white" if dark else ("black" if ch else "#999999")
+            moved = bool(ch.changed[i, r])
+            dark = moved and not ch.cat[r] and abs(ch.rel[r, i]) > 0.6 * ch.vmax
+            colour = "white" if dark else ("black" if moved else "#999999")
             ax.text(
                 i + 1,
                 r,
@@ -433,11 +470,16 @@ def change_heatmap_figure(
                 ha="center",
                 va="center",
                 fontsize=fs,
-                fontweight="bold" if ch else "normal",
+                fontweight="bold" if moved else "normal",
                 color=colour,
                 gid="cell",
                 linespacing=1.0,
             )
+
+
+def _heatmap_ticks(ax, names: list[str], m: int) -> None:
+    """Counterfactuals numbered along the top, feature names down the side, white cell rims."""
+    d = len(names)
     ax.set_xticks(range(m + 1), ["query"] + [f"cf {i}" for i in range(m)])
     ax.set_yticks(range(d), names)
     ax.set_xticks(np.arange(-0.5, m + 1), minor=True)
@@ -446,19 +488,65 @@ def change_heatmap_figure(
     ax.tick_params(which="minor", length=0)
     ax.tick_params(labelsize=8)
     ax.xaxis.tick_top()
+
+
+def _heatmap_footer(ax, ch: _Changes, notes: list[str]) -> None:
+    """What the purple means, how many features were left out, and the cut names' notes."""
+    foot = []
+    if ch.cat.any():
+        foot.append("purple: category changed")
+    if ch.hidden:
+        foot.append(f"{ch.hidden} feature(s) unchanged in every counterfactual not shown")
+    foot += notes
+    if foot:
+        ax.set_xlabel("\n".join(foot), fontsize=7, loc="left", color="0.25")
+
+
+def change_heatmap_figure(
+    x: np.ndarray,
+    counterfactuals: Explanation | np.ndarray,
+    *,
+    schema: FeatureSchema | None = None,
+    feature_names: Sequence[str] | None = None,
+    title: str | None = None,
+    atol: float = 1e-9,
+    hide_unchanged: bool | None = None,
+    wrap: int = 16,
+):
+    """The figure of :func:`plot_change_heatmap` (returned, not saved)."""
+    x = np.asarray(x, dtype=float).ravel()
+    cfs = np.asarray(
+        counterfactuals.counterfactuals
+        if isinstance(counterfactuals, Explanation)
+        else counterfactuals,
+        dtype=float,
+    ).reshape(-1, x.size)
+    m = len(cfs)
+    facts = _feature_facts(x.size, schema, feature_names)
+    names_all, cat_all, span_all, _ = facts
+    ch = _changes(x, cfs, cat_all, span_all, atol, hide_unchanged)
+    names = [names_all[j] for j in ch.rows]
+    d = len(ch.rows)
+    texts, notes = _cell_texts(x, cfs, ch.rows, schema, facts, _Labels(wrap))
+    # the figure grows with the cells: each column as wide as its longest line (up to wrap)
+    longest = max((len(line) for row in texts for t in row for line in t.split("\n")), default=4)
+    two_line = any("\n" in t for row in texts for t in row)
+    col_w = min(max(0.75, 0.2 + 0.068 * longest), 0.2 + 0.068 * wrap)
+    row_h = 0.5 if two_line else 0.36
+    name_w = 0.35 + 0.075 * max((len(n) for n in names), default=4)
+    width = name_w + col_w * (m + 1) + 0.9
+    height = 1.1 + row_h * max(d, 1) + 0.16 * len(notes) + (0.25 if ch.hidden else 0)
+    fig = _figure(width, height)
+    ax = fig.add_subplot()
+    im = _draw_cells(ax, ch)
+    _write_cells(ax, texts, ch, 7.5 if two_line else 8)
+    _heatmap_ticks(ax, names, m)
     # a narrow colour bar: about 0.12 inch wide whatever the figure's width
     cax = ax.inset_axes((1.0 + 0.1 / (col_w * (m + 1)), 0.1, 0.12 / (col_w * (m + 1)), 0.8))
     cb = fig.colorbar(im, cax=cax)
     cb.set_label("change / feature range", fontsize=7)
     cb.ax.tick_params(labelsize=6)
-    foot = []
-    if cat.any():
-        foot.append("purple: category changed")
-    if hidden:
-        foot.append(f"{hidden} feature(s) unchanged in every counterfactual not shown")
-    foot += notes
-    if foot:
-        ax.set_xlabel("\n".join(foot), fontsize=7, loc="left", color="0.25")
+    _heatmap_footer(ax, ch, notes)
     ax.set_title(
         title or "Query vs counterfactuals: feature changes (cell text = new value)", fontsize=10
     )

@@ -95,6 +95,56 @@ class Report:
     created: str = ""
 
 
+def _tested_metrics(
+    metrics: Sequence[str] | None, available: list[str], warnings: list[str]
+) -> list[str]:
+    """The metrics to test: those asked for (each must be in the runs: a typo fails loudly),
+    else the paper's that the runs have (the others noted in ``warnings``)."""
+    if metrics is not None:
+        unknown = [m for m in metrics if m not in available]
+        if unknown:
+            shown_av = ", ".join(available[:25]) + (", …" if len(available) > 25 else "")
+            raise ReportError(
+                f"--metrics {','.join(unknown)}: not in the runs' metrics.csv; "
+                f"available: {shown_av}"
+            )
+        return list(metrics)
+    wanted = list(PAPER_METRICS)
+    missing = [m for m in wanted if m not in available]
+    if missing:
+        warnings.append("metrics not in the runs' metrics.csv (left out): " + ", ".join(missing))
+    return [m for m in wanted if m in available]
+
+
+def _methods(
+    runset: RunSet, rows: pd.DataFrame, reference: str | None, warnings: list[str]
+) -> tuple[list[str], str | None]:
+    """The methods with rows, the reference first, and the reference (``None``, every pair
+    tested, when the one asked for did not run)."""
+    present = set(rows["method"].unique())
+    if reference is None:
+        reference = runset.runs[0].label  # the first run's (a sweep's job 0)
+    methods = order_methods([m for m in runset.methods if m in present], reference)
+    if reference is not None and reference not in methods:
+        if len(methods) > 1:
+            warnings.append(
+                f"reference method {reference!r} not among the runs' methods: every pair is tested"
+            )
+        reference = None
+    return methods, reference
+
+
+def _missing_runs(rows: pd.DataFrame, datasets: list[str], methods: list[str]) -> list[str]:
+    """A warning per dataset lacking some method's run: its comparisons are then partial."""
+    out = []
+    for d in datasets:
+        have = set(rows.loc[rows["dataset"] == d, "method"])
+        lacking = [m for m in methods if m not in have]
+        if lacking:
+            out.append(f"{d}: no finished run for {', '.join(lacking)}")
+    return out
+
+
 def build_report(
     paths: Sequence[str | Path],
     metrics: Sequence[str] | None = None,
@@ -119,41 +169,12 @@ def build_report(
     rows = collect_rows(runset, common_queries=True)
     available = metric_columns(rows)
     warnings = list(runset.warnings)
-    if metrics is None:
-        wanted = list(PAPER_METRICS)
-        missing = [m for m in wanted if m not in available]
-        if missing:
-            warnings.append(
-                "metrics not in the runs' metrics.csv (left out): " + ", ".join(missing)
-            )
-        tested = [m for m in wanted if m in available]
-    else:
-        unknown = [m for m in metrics if m not in available]
-        if unknown:
-            shown_av = ", ".join(available[:25]) + (", …" if len(available) > 25 else "")
-            raise ReportError(
-                f"--metrics {','.join(unknown)}: not in the runs' metrics.csv; "
-                f"available: {shown_av}"
-            )
-        tested = list(metrics)
+    tested = _tested_metrics(metrics, available, warnings)
     shown = tested + [m for m in SECONDARY_METRICS if m in available and m not in tested]
-    present = set(rows["method"].unique())
-    if reference is None:
-        reference = runset.runs[0].label  # the first run's (a sweep's job 0)
-    methods = order_methods([m for m in runset.methods if m in present], reference)
-    if reference is not None and reference not in methods:
-        if len(methods) > 1:
-            warnings.append(
-                f"reference method {reference!r} not among the runs' methods: every pair is tested"
-            )
-        reference = None
+    methods, reference = _methods(runset, rows, reference, warnings)
     datasets = sorted(rows["dataset"].unique())
     warnings += fairness_checks(runset.runs)
-    for d in datasets:
-        have = set(rows.loc[rows["dataset"] == d, "method"])
-        lacking = [m for m in methods if m not in have]
-        if lacking:
-            warnings.append(f"{d}: no finished run for {', '.join(lacking)}")
+    warnings += _missing_runs(rows, datasets, methods)
 
     qm = query_means(rows, available)
     comp = comparison(qm, available)

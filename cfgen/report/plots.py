@@ -29,6 +29,40 @@ def short_name(method: str, width: int = 10) -> str:
     return method if len(method) <= width else method[: width - 1] + "…"
 
 
+def _winner_grid(
+    winners: pd.DataFrame, datasets: list[str], metrics: list[str], code: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per dataset and metric the winner's colour code (0: no data, 1: tie) and cell text."""
+    grid = np.zeros((len(datasets), len(metrics)), dtype=int)
+    text = np.full(grid.shape, "", dtype=object)
+    lookup = winners.set_index(["dataset", "metric"])
+    for i, d in enumerate(datasets):
+        for j, m in enumerate(metrics):
+            if (d, m) not in lookup.index:
+                continue
+            w = lookup.loc[(d, m), "winner"]
+            w = "" if not isinstance(w, str) else w
+            grid[i, j] = code.get(w, 0)
+            text[i, j] = "tie" if w == "tie" else short_name(w) if w else ""
+    return grid, text
+
+
+def _write_winners(ax, grid: np.ndarray, text: np.ndarray) -> None:
+    """The winners' short names in their cells, black on white and grey, white on colours."""
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            if text[i, j]:
+                ax.text(
+                    j,
+                    i,
+                    text[i, j],
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if grid[i, j] <= 1 else "white",
+                )
+
+
 def winner_heatmap(
     winners: pd.DataFrame,
     methods: Sequence[str],
@@ -52,34 +86,13 @@ def winner_heatmap(
     metrics = [m for m in metrics if m in set(winners["metric"])]
     colours = [NONE_COLOUR, TIE_COLOUR, *[PALETTE[i % len(PALETTE)] for i in range(len(methods))]]
     code = {"": 0, "tie": 1, **{m: i + 2 for i, m in enumerate(methods)}}
-    grid = np.zeros((len(datasets), len(metrics)), dtype=int)
-    text = np.full(grid.shape, "", dtype=object)
-    lookup = winners.set_index(["dataset", "metric"])
-    for i, d in enumerate(datasets):
-        for j, m in enumerate(metrics):
-            if (d, m) not in lookup.index:
-                continue
-            w = lookup.loc[(d, m), "winner"]
-            w = "" if not isinstance(w, str) else w
-            grid[i, j] = code.get(w, 0)
-            text[i, j] = "tie" if w == "tie" else short_name(w) if w else ""
+    grid, text = _winner_grid(winners, datasets, metrics, code)
 
     fig_w = 3.5 + 0.95 * max(len(metrics), 1)
     fig_h = 1.6 + 0.38 * max(len(datasets), 1)
     fig, ax = plt.subplots(figsize=(fig_w, fig_h))
     ax.imshow(grid, cmap=ListedColormap(colours), vmin=0, vmax=len(colours) - 1, aspect="auto")
-    for i in range(grid.shape[0]):
-        for j in range(grid.shape[1]):
-            if text[i, j]:
-                ax.text(
-                    j,
-                    i,
-                    text[i, j],
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="black" if grid[i, j] <= 1 else "white",
-                )
+    _write_winners(ax, grid, text)
     ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels(metrics, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(len(datasets)))

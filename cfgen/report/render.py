@@ -8,7 +8,6 @@ from typing import Sequence
 import pandas as pd
 
 ARROW = {"up": "↑", "down": "↓"}
-LATEX_ARROW = {"up": r"$\uparrow$", "down": r"$\downarrow$"}
 
 
 def fmt_num(v, digits: int = 3) -> str:

@@ -116,6 +116,72 @@ def _term(metric: MixedDistance, x: np.ndarray, j: np.ndarray, v: np.ndarray) ->
     return np.minimum(np.abs(v - x[j]) * metric.inv[j], metric.cap[j])
 
 
+def _start(
+    x: np.ndarray, start: np.ndarray | None, metric: MixedDistance, sparse: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first layer (``start``, default the query itself) and its cost, in the search's
+    cost: the distance to ``x``, or with ``sparse > 0`` the changed features first."""
+    P = x[None, :].copy() if start is None else np.array(start, dtype=float, ndmin=2)
+    P_cost = metric.to(metric.scaled(P), metric.scaled(x))
+    if sparse > 0:
+        P_cost = np.count_nonzero(P != x, axis=1) + sparse * P_cost
+    return P, P_cost
+
+
+def _children(
+    P: np.ndarray,
+    P_cost: np.ndarray,
+    x: np.ndarray,
+    grid: FlipGrid,
+    predictor: Any,
+    space: SearchSpace,
+    metric: MixedDistance,
+    sparse: float,
+    best: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct points one flip from ``P`` cheaper than ``best``, and their costs (priced
+    incrementally from ``P_cost``); ``None`` when there is none: the search is then complete,
+    since costs only grow along flips."""
+    rows, j, v = _flips(P, x, grid, predictor, space)
+    if rows.size == 0:
+        return None
+    w = sparse if sparse > 0 else 1.0
+    old = P[rows, j]
+    cost = P_cost[rows] + w * (_term(metric, x, j, v) - _term(metric, x, j, old))
+    if sparse > 0:
+        cost += old == x[j]  # a new changed feature
+    keep = cost < best  # costs only grow: nothing dearer than the best found can win
+    if not keep.any():
+        return None
+    rows, j, v, cost = rows[keep], j[keep], v[keep], cost[keep]
+    S = P[rows]
+    S[np.arange(rows.size), j] = v
+    _, first = np.unique(row_keys(S), return_index=True)  # moves never return, so
+    first = np.sort(first)  # points repeat only within a layer
+    return S[first], cost[first]
+
+
+def _exchange_rate(
+    predictor: Any, P: np.ndarray, target: int, cost: np.ndarray, deficit: np.ndarray
+) -> float:
+    """Cost per unit of target probability gained by the first layer's moves (median): the
+    scale that makes the beam's ``cost + lambda * deficit`` ranking comparable."""
+    gain = _deficit(predictor.predict_proba(P), target).max() - deficit
+    good = gain > 1e-12
+    return float(np.median(cost[good] / gain[good])) if good.any() else 1.0
+
+
+def _cheapest(
+    found: list[np.ndarray], found_cost: list[np.ndarray], keep_valid: int, d: int
+) -> np.ndarray:
+    """The ``keep_valid`` cheapest of the counterfactuals found over all layers (ties in
+    the order found)."""
+    if not found:
+        return np.zeros((0, d))
+    F, c = np.vstack(found), np.concatenate(found_cost)
+    return F[np.argsort(c, kind="stable")[:keep_valid]]
+
+
 def flip_search(
     x: np.ndarray,
     target: int,
@@ -138,11 +204,7 @@ def flip_search(
     whose changed features sit at split edges). The cost is the distance to ``x``; with
     ``sparse > 0`` it is the number of changed features plus ``sparse`` times the distance
     (the fewest changes, then the closest)."""
-    P = x[None, :].copy() if start is None else np.array(start, dtype=float, ndmin=2)
-    P_cost = metric.to(metric.scaled(P), metric.scaled(x))
-    if sparse > 0:
-        P_cost = np.count_nonzero(P != x, axis=1) + sparse * P_cost
-    w = sparse if sparse > 0 else 1.0
+    P, P_cost = _start(x, start, metric, sparse)
     found: list[np.ndarray] = []
     found_cost: list[np.ndarray] = []
     best = float(bound)
@@ -151,24 +213,11 @@ def flip_search(
     stale = -1  # layers since the best improved (-1: nothing found yet)
     complete = beam_full = False
     for _ in range(layers):
-        rows, j, v = _flips(P, x, grid, predictor, space)
-        if rows.size == 0:
+        children = _children(P, P_cost, x, grid, predictor, space, metric, sparse, best)
+        if children is None:
             complete = True
             break
-        old = P[rows, j]
-        cost = P_cost[rows] + w * (_term(metric, x, j, v) - _term(metric, x, j, old))
-        if sparse > 0:
-            cost += old == x[j]  # a new changed feature
-        keep = cost < best  # costs only grow: nothing dearer than the best found can win
-        if not keep.any():
-            complete = True
-            break
-        rows, j, v, cost = rows[keep], j[keep], v[keep], cost[keep]
-        S = P[rows]
-        S[np.arange(rows.size), j] = v
-        _, first = np.unique(row_keys(S), return_index=True)  # moves never return, so
-        first = np.sort(first)  # points repeat only within a layer
-        S, cost = S[first], cost[first]
+        S, cost = children
         proba = predictor.predict_proba(S)
         n_pred += len(S)
         deficit = _deficit(proba, target)
@@ -187,20 +236,14 @@ def flip_search(
         if stale >= patience:
             break
         if rate is None:  # cost per unit of probability of the first layer's moves
-            gain = _deficit(predictor.predict_proba(P), target).max() - deficit
-            good = gain > 1e-12
-            rate = float(np.median(cost[good] / gain[good])) if good.any() else 1.0
+            rate = _exchange_rate(predictor, P, target, cost, deficit)
         idx = np.flatnonzero(live)
         if len(idx) > beam:
             beam_full = True
             idx = idx[_keep(cost[idx], deficit[idx], beam, rate)]
         P, P_cost = S[idx], cost[idx]
     complete &= not beam_full
-    if not found:
-        return np.zeros((0, len(x))), n_pred, complete
-    F, c = np.vstack(found), np.concatenate(found_cost)
-    order = np.argsort(c, kind="stable")[:keep_valid]
-    return F[order], n_pred, complete
+    return _cheapest(found, found_cost, keep_valid, len(x)), n_pred, complete
 
 
 def ruin_and_recreate(

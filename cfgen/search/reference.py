@@ -25,11 +25,10 @@ from cfgen.search.space import SearchSpace
 
 @dataclass
 class QueryGuides:
-    """Per-query reference rows (scaled) and valid projected anchors (raw and scaled)."""
+    """Per-query reference rows (scaled) and valid projected anchors."""
 
     reference_s: np.ndarray
     anchors: np.ndarray
-    anchors_s: np.ndarray
     n_evals: int = 0
 
 
@@ -72,7 +71,7 @@ class TrainingReference:
         if len(rows_s) > n_reference > 0:
             ref_s = rows_s[np.argpartition(dist, n_reference - 1)[:n_reference]]
         if n_anchors <= 0:
-            return QueryGuides(ref_s, np.zeros((0, d)), np.zeros((0, d)))
+            return QueryGuides(ref_s, np.zeros((0, d)))
         if len(self.extra_anchors.get(target, ())):
             cand = self.extra_anchors[target]
             cand_dist = metric.pairwise(metric.scaled(cand), x_s[None, :])[:, 0]
@@ -80,7 +79,7 @@ class TrainingReference:
             mask = self.is_anchor.get(target, np.zeros(0, dtype=bool))
             cand, cand_dist = rows[mask], dist[mask]
         if len(cand) == 0:
-            return QueryGuides(ref_s, np.zeros((0, d)), np.zeros((0, d)))
+            return QueryGuides(ref_s, np.zeros((0, d)))
         span = self.span[target]
         assert span is not None  # there are anchor candidates
         a_min, a_max = span
@@ -105,4 +104,4 @@ class TrainingReference:
         proj = space.repair(np.clip(cand[near], space.lo, space.hi))
         ok = valid_fn(proj) & (np.count_nonzero(proj != space.x, axis=1) > 0)
         proj = proj[ok]
-        return QueryGuides(ref_s, proj, metric.scaled(proj), n_evals=len(near))
+        return QueryGuides(ref_s, proj, n_evals=len(near))
