@@ -144,7 +144,7 @@ def _bounds_plot(plot, bounds, data, x, found: Explanation, path: Path, label: s
                 f"({d - moved.size} unchanged)"
             )
         elif keep.size < d:
-            note = f"; {d - keep.size} features no counterfactual changes left out"
+            note = f"; {d - keep.size} features that no counterfactual changes are not shown"
     return plot(
         bounds,
         schema,
