@@ -371,9 +371,11 @@ def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunRes
         )
         journal.close(complete=True)
     cf_frame, metrics = _files(cfg, run_dir, problem, explained, comb, tasks, results)
-    summary = _summary(cfg, problem, info, tasks, queries, metrics, started)
+    from cfgen.console import phase
+
+    with phase("summary"):
+        summary = _summary(cfg, problem, info, tasks, queries, metrics, started)
     if cfg.output.plots:
-        from cfgen.console import phase
         from cfgen.plots.run import write_run_plots
 
         with phase("plots"):
