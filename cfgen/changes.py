@@ -109,12 +109,19 @@ def mh_distance(schema: FeatureSchema, X_train: np.ndarray, atol: float = 1e-9) 
     mad = guarded_mad(np.asarray(X_train, dtype=float)[:, cont])
     r_n, r_q, n_q = cont.sum() / d, cat.sum() / d, int(cat.sum())
 
-    def distance(x: np.ndarray, cfs: np.ndarray) -> np.ndarray:
-        D = np.asarray(cfs, dtype=float).reshape(-1, d) - np.asarray(x, dtype=float).ravel()
+    def of(D: np.ndarray) -> np.ndarray:
         part = (np.abs(D[:, cont]) / mad).sum(axis=1)
         h = (np.abs(D[:, cat]) > atol).sum(axis=1) / n_q if n_q else np.zeros(len(D))
         return r_n * part + r_q * h
 
+    def distance(x: np.ndarray, cfs: np.ndarray) -> np.ndarray:
+        return of(np.asarray(cfs, dtype=float).reshape(-1, d) - np.asarray(x, dtype=float).ravel())
+
+    def rows(X: np.ndarray, cfs: np.ndarray) -> np.ndarray:
+        """Row ``i`` of ``cfs`` against row ``i`` of ``X``: many queries in one call."""
+        return of(np.asarray(cfs, dtype=float).reshape(-1, d) - np.asarray(X, dtype=float))
+
+    distance.rows = rows  # type: ignore[attr-defined]
     return distance
 
 
@@ -263,29 +270,41 @@ def diff_table(
     columns: ``query``, ``cf 0`` …; every cell a string.
     """
     features = [c for c in wide.columns if c not in KEYS and c not in CF_COLUMNS]
-    shown = [f for f in features if wide[f].fillna("").astype(str).str.len().gt(0).any()]
     cols = (
         ["query"] + [f"cf {int(c)}" for c in wide["cf"]]
         if "cf" in wide
         else ["query"] + [f"cf {i}" for i in range(len(wide))]
     )
+    # plain Python over the (few) cells: per-column pandas string work cost ~10 ms a table
     rows: dict[str, list[str]] = {}
-    for f in shown:
-        cells = [str(v) if isinstance(v, str) else "" for v in wide[f]]
+    cells_by_feature = wide[features].to_numpy(dtype=object).T if features else []
+    for f, column in zip(features, cells_by_feature, strict=True):
+        if not any(_filled(v) for v in column):
+            continue
+        cells = [v if isinstance(v, str) else "" for v in column]
         q = next((c.split(ARROW, 1)[0] for c in cells if ARROW in c), "")
         rows[f] = [q] + [c.split(ARROW, 1)[1] if ARROW in c else mark for c in cells]
-    if "role" in wide and wide["role"].astype(str).str.len().gt(0).any():
-        rows["role"] = [""] + [fmt_value(v) for v in wide["role"]]
+    if "role" in wide and any(_filled(v) for v in wide["role"].tolist()):
+        rows["role"] = [""] + [fmt_value(v) for v in wide["role"].tolist()]
     if "predicted" in wide:
-        rows["predicted"] = [query_predicted or ""] + [fmt_value(v) for v in wide["predicted"]]
+        rows["predicted"] = [query_predicted or ""] + [
+            fmt_value(v) for v in wide["predicted"].tolist()
+        ]
     if "probability" in wide:
         q = "" if query_probability is None else f"{query_probability:.3f}"
-        rows["probability"] = [q] + [f"{float(v):.3f}" for v in wide["probability"]]
+        rows["probability"] = [q] + [f"{float(v):.3f}" for v in wide["probability"].tolist()]
     if "distance_mh" in wide:
-        rows["distance_mh"] = [""] + [f"{float(v):.3f}" for v in wide["distance_mh"]]
+        rows["distance_mh"] = [""] + [f"{float(v):.3f}" for v in wide["distance_mh"].tolist()]
     if "nbr_changes" in wide:
-        rows["nbr_changes"] = [""] + [str(int(v)) for v in wide["nbr_changes"]]
+        rows["nbr_changes"] = [""] + [str(int(v)) for v in wide["nbr_changes"].tolist()]
     return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
+
+
+def _filled(v: Any) -> bool:
+    """A cell with text (``.fillna("").astype(str).str.len() > 0`` for one value)."""
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+        return False
+    return str(v) != ""
 
 
 def shorten(s: str, width: int) -> str:
@@ -332,36 +351,22 @@ def run_changes(
 
     ``tasks`` are :class:`cfgen.plan.Task` (``index, query, target, combination, replication``),
     ``results`` have ``index``, ``counterfactuals`` and optionally ``roles``.
+
+    All tasks at once: the counterfactuals are stacked, predicted and decoded in one call each,
+    and every feature column is formatted only where it changes (each distinct value once); the
+    rows are those :meth:`Diff.wide` gives task by task (the same text, byte for byte).
     """
+    d = len(problem.schema)
     by_index = {r.index: r for r in results}
-    blocks = []
+    owners, sets, role_sets = [], [], []
     for t in tasks:
         r = by_index.get(t.index)
         if r is None or len(r.counterfactuals) == 0:
             continue
-        diff = Diff.build(
-            problem.X_test[t.query],
-            r.counterfactuals,
-            problem.decode,
-            predict_proba=predict_proba,
-            class_names=problem.class_names,
-            distance=distance,
-            roles=_roles(r),
-            atol=atol,
-        )
-        wide = diff.wide()
-        meta = pd.DataFrame(
-            {
-                "query": t.query,
-                "method": method,
-                "combination": t.combination,
-                "replication": t.replication,
-                "target": problem.class_names[t.target],
-            },
-            index=wide.index,
-        )
-        blocks.append(pd.concat([meta, wide], axis=1))
-    if not blocks:
+        owners.append(t)
+        sets.append(np.asarray(r.counterfactuals, dtype=float).reshape(-1, d))
+        role_sets.append(_roles(r))
+    if not owners:
         cols = [
             *KEYS,
             "predicted",
@@ -372,7 +377,116 @@ def run_changes(
             *problem.schema.names,
         ]
         return pd.DataFrame(columns=cols)
-    return pd.concat(blocks, ignore_index=True)
+    counts = np.array([len(c) for c in sets])
+    n = int(counts.sum())
+    cfs = np.vstack(sets)
+    task_q = np.array([int(t.query) for t in owners], dtype=np.int64)
+    row_q = np.repeat(task_q, counts)
+    queries, q_pos = np.unique(task_q, return_inverse=True)
+    row_qpos = np.repeat(q_pos, counts)
+    X = np.asarray(problem.X_test, dtype=float)[queries].reshape(-1, d)
+    Xr = X[row_qpos]
+    changed = np.abs(cfs - Xr) > atol
+    names = np.asarray([str(c) for c in problem.class_names], dtype=object)
+    out: dict[str, Any] = {
+        "query": row_q,
+        "method": method,
+        "combination": np.repeat(np.array([t.combination for t in owners], dtype=np.int64), counts),
+        "replication": np.repeat(np.array([t.replication for t in owners], dtype=np.int64), counts),
+        "target": np.repeat(
+            np.asarray(problem.class_names, dtype=object)[[int(t.target) for t in owners]], counts
+        ),
+        "cf": np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts),
+    }
+    has_roles = [bool(rs) for rs in role_sets]
+    if any(has_roles):
+        role_col = np.full(n, np.nan, dtype=object)
+        for start, m, rs in zip(np.cumsum(counts) - counts, counts, role_sets, strict=True):
+            if rs:
+                if len(rs) < m:  # Diff.wide cannot take fewer roles than counterfactuals
+                    raise ValueError(f"{len(rs)} roles for {m} counterfactuals")
+                role_col[start : start + m] = rs[:m]
+        out["role"] = role_col
+    P = np.asarray(predict_proba(cfs), dtype=float)
+    idx = P.argmax(axis=1)
+    out["predicted"] = names[idx]
+    out["probability"] = P[np.arange(n), idx]
+    if distance is not None:
+        out["distance_mh"] = _row_distance(distance, Xr, cfs, counts)
+    out["nbr_changes"] = changed.sum(axis=1)
+    features = [str(f) for f in problem.schema.names]
+    out["changed"] = _changed_names(changed, features)
+    decoded = problem.decode(cfs).reset_index(drop=True)
+    q_decoded = problem.decode(X).reset_index(drop=True)
+    q_rows = _row_values(q_decoded)
+    for j, name in enumerate(decoded.columns):
+        out[str(name)] = _cells(
+            decoded.iloc[:, j], [row[j] for row in q_rows], row_qpos, changed[:, j]
+        )
+    frame = pd.DataFrame(out)
+    if any(has_roles) and not has_roles[0]:
+        # as the task-by-task concat did: the first block had no role column, so role came last
+        frame = frame[[c for c in frame.columns if c != "role"] + ["role"]]
+    return frame
+
+
+def _row_distance(distance: Distance, Xr: np.ndarray, cfs: np.ndarray, counts: np.ndarray):
+    """``distance(x, cfs)`` for every task; one call when it is :func:`mh_distance`'s (row-wise)."""
+    batched = getattr(distance, "rows", None)
+    if batched is not None:
+        return np.asarray(batched(Xr, cfs), dtype=float)
+    starts = np.cumsum(counts) - counts
+    return np.concatenate(
+        [
+            np.asarray(distance(Xr[s], cfs[s : s + m]), dtype=float)
+            for s, m in zip(starts, counts, strict=True)
+        ]
+    )
+
+
+def _changed_names(changed: np.ndarray, features: list[str]) -> np.ndarray:
+    """``"a; b"`` per row: the changed features' names, each distinct change pattern built once."""
+    if not len(changed):
+        return np.zeros(0, dtype=object)
+    patterns, inverse = np.unique(changed, axis=0, return_inverse=True)
+    text = np.array(
+        ["; ".join(f for f, c in zip(features, p, strict=True) if c) for p in patterns],
+        dtype=object,
+    )
+    return text[np.asarray(inverse).ravel()]
+
+
+def _row_values(frame: pd.DataFrame) -> list[list[Any]]:
+    """Each row's values as ``frame.iloc[i]`` holds them (one Series, common dtype)."""
+    return [list(frame.iloc[i]) for i in range(len(frame))]
+
+
+def _cells(
+    column: pd.Series, query_values: list[Any], row_qpos: np.ndarray, changed: np.ndarray
+) -> np.ndarray:
+    """One feature's ``from → to`` cells (empty where unchanged), each distinct text built once."""
+    cells = np.full(len(column), "", dtype=object)
+    rows = np.flatnonzero(changed)
+    if not len(rows):
+        return cells
+    q_text = [fmt_value(v) for v in query_values]
+    values = column.iloc[rows].tolist()
+    memo: dict[tuple[int, Any, type], str] = {}
+    texts = []
+    for qp, v in zip(row_qpos[rows].tolist(), values, strict=True):
+        key = (qp, v, type(v))
+        try:
+            t = memo.get(key)
+        except TypeError:  # unhashable value
+            t = None
+            key = None  # type: ignore[assignment]
+        if t is None:
+            t = f"{q_text[qp]}{ARROW}{fmt_value(v)}"
+            if key is not None:
+                memo[key] = t
+        texts.append(t)
+    cells[rows] = texts
+    return cells
 
 
 def query_frame(

@@ -235,6 +235,7 @@ class OutputConfig:
     plots: bool = False
     table: bool = True
     show: int = setting(3, ge=0)  # queries printed as diff tables after the summary
+    report_queries: int = setting(20, ge=0)  # query sections shown in report.html
 
 
 @dataclass

@@ -371,14 +371,21 @@ def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunRes
         )
         journal.close(complete=True)
     cf_frame, metrics = _files(cfg, run_dir, problem, explained, comb, tasks, results)
-    summary = _summary(cfg, problem, info, tasks, queries, metrics, started)
+    from cfgen.console import phase
+
+    with phase("summary"):
+        summary = _summary(cfg, problem, info, tasks, queries, metrics, started)
     if cfg.output.plots:
         from cfgen.plots.run import write_run_plots
 
-        write_run_plots(run_dir, explained, bounds, tasks, results, ep.num_counterfactuals)
+        with phase("plots"):
+            write_run_plots(run_dir, explained, bounds, tasks, results, ep.num_counterfactuals)
     rundir.atomic_write(run_dir / store.CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
-    store.write_json(run_dir / store.SUMMARY, summary)  # last: the "finished" marker
-    _report(run_dir)
+    store.write_json(run_dir / store.SUMMARY, summary)  # the "finished" marker
+    summary["report_seconds"] = _report(run_dir)
+    # what the user waited for, report included (summary.json is rewritten, still last)
+    summary["wall_seconds"] = time.perf_counter() - started
+    store.write_json(run_dir / store.SUMMARY, summary)
     by_index = {r.index: r for r in results}
     for t, row in zip(tasks, metrics.to_dict("records"), strict=True):
         tracker.log_task(t, by_index[t.index], row)
@@ -387,11 +394,15 @@ def _run(cfg: DictConfig, run_dir: Path, tracker: Any, started: float) -> RunRes
     return RunResult(run_dir, explained, bounds, tasks, results, metrics, cf_frame, comb, summary)
 
 
-def _report(run_dir: Path) -> None:
-    """report.html beside the results (a failure to render it is a warning, never a lost run)."""
+def _report(run_dir: Path) -> float:
+    """report.html beside the results (a failure to render it is a warning, never a lost run);
+    its seconds. It reads summary.json, so the page's wall time is the one before it."""
+    from cfgen.console import phase
     from cfgen.report.run_report import write_run_report
 
-    try:
-        write_run_report(run_dir)
-    except Exception as exc:  # noqa: BLE001 - the results are on disk already
-        log.warning("report.html could not be written: %s", str(exc).splitlines()[0])
+    with phase("report") as shown:
+        try:
+            write_run_report(run_dir)
+        except Exception as exc:  # noqa: BLE001 - the results are on disk already
+            log.warning("report.html could not be written: %s", str(exc).splitlines()[0])
+    return shown.seconds

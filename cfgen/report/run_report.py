@@ -155,7 +155,11 @@ def setup_pairs(run: RunFiles) -> list[tuple[str, str]]:
         ("time limit per query (s)", none_text(_get(c, "method.time_limit"))),
         ("tasks", f"{s.get('n_tasks', '?')} ({s.get('n_failed', 0)} failed)"),
         ("metric definitions", none_text(s.get("metrics_compat"))),
-        ("wall time (s)", fmt_num(s.get("wall_seconds"), 1)),
+        (
+            "wall time (s)",
+            fmt_num(s.get("wall_seconds"), 1)
+            + ("" if s.get("report_seconds") is not None else " (before writing this page)"),
+        ),
     ]
     return pairs
 
@@ -198,6 +202,7 @@ def query_frame(run: RunFiles) -> pd.DataFrame:
         failed |= m["timed_out"].astype(str).str.lower().isin(("true", "1"))
     g = m.assign(_failed=failed).groupby(["query", "target"], sort=True)
     agg = g[[c for c, _ in shown]].mean()
+    sizes, n_failed = g.size(), g["_failed"].sum()
     orig = {}
     if not run.queries.empty:
         orig = dict(zip(run.queries["query"], run.queries["predicted"].astype(str), strict=True))
@@ -215,8 +220,8 @@ def query_frame(run: RunFiles) -> pd.DataFrame:
                     else f"{v:.{dec}f}"
                 )
             )
-        row["tasks"] = int(g.size()[(q, t)])
-        row["failed"] = int(g["_failed"].sum()[(q, t)])
+        row["tasks"] = int(sizes[(q, t)])
+        row["failed"] = int(n_failed[(q, t)])
         recs.append(row)
     frame = pd.DataFrame(recs)
     if not orig:
@@ -234,25 +239,53 @@ def _plots_for(run: RunFiles, query: int, comb: int) -> list[tuple[str, Path]]:
     return sorted(out, key=lambda kp: (order.index(kp[0]) if kp[0] in order else 99, kp[1].name))
 
 
-def query_sections(run: RunFiles) -> list[str]:
-    """Per query × target × combination: diff tables (one per replication) and the plots."""
+#: query sections (query × target × combination) report.html shows when the run's config.yaml
+#: does not say (``output.report_queries``)
+REPORT_QUERIES = 20
+
+
+def report_queries(run: RunFiles) -> int:
+    """How many query sections the page shows: ``output.report_queries`` of the run's config."""
+    v = _get(run.config, "output.report_queries", REPORT_QUERIES)
+    try:
+        return max(0, int(v))
+    except (TypeError, ValueError):
+        return REPORT_QUERIES
+
+
+def query_sections(run: RunFiles, max_sections: int | None = None) -> list[str]:
+    """Per query × target × combination: diff tables (one per replication) and the plots.
+
+    At most ``max_sections`` sections (default: :func:`report_queries`), the first ones in
+    ``changes.csv``'s order, then a line saying how many sections and queries are left out; the
+    rows are grouped once, so the cost follows what is shown, not the size of the run."""
     from cfgen.changes import diff_table
 
+    if max_sections is None:
+        max_sections = report_queries(run)
     ch = run.changes
     parts: list[str] = []
     qinfo = run.queries.set_index("query") if not run.queries.empty else None
     keys: list[tuple[int, str, int]] = []
+    groups: dict[tuple[int, str, int], dict[int, np.ndarray]] = {}
     if not ch.empty:
+        cols = ["query", "target", "combination", "replication"]
+        index = ch[cols].astype({"query": int, "target": str, "combination": int})
         keys = list(
             dict.fromkeys(
                 zip(
-                    ch["query"].astype(int),
-                    ch["target"].astype(str),
-                    ch["combination"].astype(int),
+                    index["query"].tolist(),
+                    index["target"].tolist(),
+                    index["combination"].tolist(),
                     strict=True,
                 )
             )
         )
+        shown_keys = set(keys[:max_sections])
+        for (q, t, c, r), pos in index.groupby(cols, sort=False).indices.items():
+            key = (int(q), str(t), int(c))
+            if key in shown_keys:
+                groups.setdefault(key, {})[int(r)] = pos
     elif not run.metrics.empty:  # nothing found anywhere: still list the queries
         keys = list(
             dict.fromkeys(
@@ -265,7 +298,23 @@ def query_sections(run: RunFiles) -> list[str]:
                 )
             )
         )
-    for q, target, comb in keys:
+    shown, left = keys[:max_sections], keys[max_sections:]
+    if left:
+        n_left_queries = len({q for q, _, _ in left} - {q for q, _, _ in shown})
+        parts.append(
+            f"<p class='warn'>Showing the first {len(shown)} of {len(keys)} query sections "
+            f"(query × target × combination): {len(left)} more sections"
+            + (
+                f", {n_left_queries} {'query' if n_left_queries == 1 else 'queries'} "
+                "of them not shown at all,"
+                if n_left_queries
+                else ""
+            )
+            + " are left out of this page. <code>changes.csv</code> has every counterfactual "
+            "of every query (and <code>metrics.csv</code> every task); "
+            "<code>output.report_queries</code> sets how many sections the page shows.</p>"
+        )
+    for q, target, comb in shown:
         qp = qprob = None
         if qinfo is not None and q in qinfo.index:
             qp, qprob = str(qinfo.loc[q, "predicted"]), float(qinfo.loc[q, "probability"])
@@ -276,12 +325,8 @@ def query_sections(run: RunFiles) -> list[str]:
             + (f", combination {comb}" if comb else "")
         )
         parts.append(f'<h3 id="q{q}-{H.esc(target)}-c{comb}">{H.esc(head)}</h3>')
-        g = (
-            ch[(ch["query"] == q) & (ch["target"] == target) & (ch["combination"] == comb)]
-            if not ch.empty
-            else ch
-        )
-        reps = sorted(int(r) for r in g["replication"].unique()) if len(g) else []
+        by_rep = groups.get((q, target, comb), {})
+        reps = sorted(by_rep)
         if not reps:
             parts.append(
                 "<p>No counterfactual found for this target.</p>"
@@ -290,7 +335,7 @@ def query_sections(run: RunFiles) -> list[str]:
                 "counterfactuals.csv.</p>"
             )
         for i, rep in enumerate(reps):
-            rows = g[g["replication"] == rep].reset_index(drop=True)
+            rows = ch.iloc[by_rep[rep]].reset_index(drop=True)
             table = H.diff_html(diff_table(rows, query_predicted=qp, query_probability=qprob))
             title = (
                 f"replication {rep}: {len(rows)} counterfactual(s); only the changed "
@@ -314,8 +359,8 @@ def _slug(name: str) -> str:
     return slug(name)
 
 
-def run_report_html(run_dir: str | Path) -> str:
-    """The HTML text of a run's report."""
+def run_report_html(run_dir: str | Path, max_sections: int | None = None) -> str:
+    """The HTML text of a run's report (``max_sections``: see :func:`query_sections`)."""
     run = RunFiles.read(run_dir)
     s = run.summary
     title = f"cfgen run: {s.get('dataset', '?')} · {s.get('method', '?')}"
@@ -351,7 +396,7 @@ def run_report_html(run_dir: str | Path) -> str:
     body += ["<h2 id='queries'>Counterfactuals per query</h2>"]
     if not run.plots:
         body.append("<p>No plots in this run (rerun with <code>output.plots=true</code>).</p>")
-    body += query_sections(run)
+    body += query_sections(run, max_sections)
     cfg_text = (run.path / "config.yaml").read_text() if (run.path / "config.yaml").exists() else ""
     if cfg_text:
         body.append(
@@ -370,12 +415,15 @@ def run_report_html(run_dir: str | Path) -> str:
     )
 
 
-def write_run_report(run_dir: str | Path) -> Path:
-    """Write ``<run_dir>/report.html`` from the run's files; return its path."""
+def write_run_report(run_dir: str | Path, max_sections: int | None = None) -> Path:
+    """Write ``<run_dir>/report.html`` from the run's files; return its path.
+
+    ``max_sections``: query sections shown (default ``output.report_queries`` of the run's
+    config, else :data:`REPORT_QUERIES`)."""
     import os
 
     path = Path(run_dir) / REPORT_HTML
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(run_report_html(run_dir), encoding="utf-8")
+    tmp.write_text(run_report_html(run_dir, max_sections), encoding="utf-8")
     os.replace(tmp, path)
     return path
