@@ -6,8 +6,8 @@ not at all (``disabled``). Every hook of a tracker is safe to fail: a tracking e
 warning and the experiment goes on; its results are written to the run directory before they
 are logged. The names of everything logged are documented in ``docs/tracking.md``.
 
-:func:`read_offline_run` reads an offline run back from its ``.wandb`` file (what tests, and
-anyone without a W&B server, use to see what was logged).
+``tests/wandb_reader.py`` (``read_offline_run``, not part of the package) reads an offline run
+back from its ``.wandb`` file, to see what was logged without a W&B server.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from cfgen.errors import ConfigError
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "https://api.wandb.ai"
-INSTALL_HINT = "pip install cfgen[tracking]"
+#: the distribution is cfgen-dpg (``cfgen`` on PyPI is an unrelated tool)
+INSTALL_HINT = 'pip install "cfgen-dpg[tracking]"'
 #: run-directory entries that never go into the results artifact
 ARTIFACT_EXCLUDE = ("wandb", ".submitit")
 

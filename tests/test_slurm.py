@@ -196,11 +196,13 @@ def test_launcher_presets_and_names():
         assert key in launcher
 
 
-def test_slurm_launcher_without_sbatch(monkeypatch):
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "slurm"])
+def test_slurm_launcher_without_sbatch(monkeypatch, launcher):
+    """The one line names the launcher as the user chose it (cfgen's preset or the plugin's)."""
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda n: None if n == "sbatch" else real_which(n))
-    with pytest.raises(ConfigError, match="sbatch is not on PATH"):
-        precheck(["-m", "hydra/launcher=submitit_slurm", *TINY])
+    with pytest.raises(ConfigError, match=f"^hydra/launcher={launcher} needs Slurm, but sbatch"):
+        precheck(["-m", f"hydra/launcher={launcher}", *TINY])
 
 
 @pytest.mark.parametrize(

@@ -256,8 +256,8 @@ def test_wandb_not_installed_is_one_clear_line(monkeypatch, cfg_factory, tmp_pat
     with pytest.raises(ConfigError) as info:
         precheck(["logger=wandb"])
     msg = str(info.value)
-    assert "logger=wandb" in msg and "pip install cfgen[tracking]" in msg and "\n" not in msg
-    with pytest.raises(ConfigError, match=r"pip install cfgen\[tracking\]"):
+    assert "logger=wandb" in msg and 'pip install "cfgen-dpg[tracking]"' in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match=r'pip install "cfgen-dpg\[tracking\]"'):
         run(cfg_factory("logger=wandb"), tmp_path / "run")
     assert not (tmp_path / "run" / "summary.json").exists()
 
@@ -274,7 +274,7 @@ def test_wandb_not_installed_cli(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("cfgen: error: logger=wandb needs the wandb package")
-    assert "pip install cfgen[tracking]" in lines[0]
+    assert 'pip install "cfgen-dpg[tracking]"' in lines[0]
 
 
 def test_online_without_network_keeps_results(tmp_path):

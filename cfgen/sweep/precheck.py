@@ -116,12 +116,14 @@ def refusal(
     return ConfigError(f"{what}: Slurm rejects the job settings: {message}")
 
 
-def check_slurm_launcher(launcher: dict, timeout: float = 30.0) -> None:
+def check_slurm_launcher(
+    launcher: dict, timeout: float = 30.0, what: str = "hydra/launcher=submitit_slurm"
+) -> None:
     """Ask Slurm (``sbatch --test-only``, nothing is queued) whether it accepts these settings.
 
-    Raises ConfigError with sbatch's own error, naming the ``hydra.launcher`` key it is about.
+    Raises ConfigError with sbatch's own error, naming the ``hydra.launcher`` key it is about
+    (``what``: the launcher choice as the user gave it).
     """
-    what = "hydra/launcher=submitit_slurm"
     if shutil.which("sbatch") is None:
         raise ConfigError(
             f"{what} needs Slurm, but sbatch is not on PATH "
@@ -162,6 +164,8 @@ def precheck_launcher(overrides: list[str], conf_dir: str | Path, config_name: s
         return
     settings = OmegaConf.to_container(launcher, resolve=False)
     assert isinstance(settings, dict)
+    chosen = [o for o in overrides if o.lstrip("+~").startswith("hydra/launcher=")]
     check_slurm_launcher(
-        {str(k): v for k, v in settings.items() if k not in ("submitit_folder", "name")}
+        {str(k): v for k, v in settings.items() if k not in ("submitit_folder", "name")},
+        what=chosen[-1].lstrip("+~") if chosen else "hydra/launcher=submitit_slurm",
     )
