@@ -35,6 +35,9 @@ PRELOAD = [
     "cfgen.predictor",
     "cfgen.constraints",
     "sklearn.ensemble",
+    # unpickling a method factory (``hydra.utils.instantiate(..., _partial_=True)``) imports
+    # Hydra's target policy: 0.15 s per worker when the forkserver has not imported it
+    "hydra.utils",
 ]
 GUARD_ENV = "CFGEN_FORKSERVER_OF"
 #: passed to the resource tracker (started with the forkserver): after a run is stopped hard
