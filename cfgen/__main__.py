@@ -127,13 +127,17 @@ def main() -> None:
 
 
 def exit_now(code: int = 0) -> None:
-    """End the process as Python would, minus tearing down every module: atexit handlers run
-    (logging's flush and close, multiprocessing's, W&B's, weakref finalizers), stdout and stderr
-    are flushed, then ``os._exit``. Freeing scikit-learn's, SciPy's, pandas' and Hydra's
-    objects one by one took 0.3–0.6 s after a finished run (measured); nothing is left to
-    write by then (every file is closed)."""
+    """End the process as Python would, minus tearing down every module: other non-daemon
+    threads are waited for, atexit handlers run (logging's flush and close, multiprocessing's,
+    W&B's, weakref finalizers), stdout and stderr are flushed, then ``os._exit``. Freeing
+    scikit-learn's, SciPy's, pandas' and Hydra's objects one by one took 0.3–0.6 s after a
+    finished run (measured); nothing is left to write by then (every file is closed)."""
     import atexit
+    import threading
 
+    for thread in threading.enumerate():
+        if not thread.daemon and thread is not threading.current_thread():
+            thread.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
