@@ -13,7 +13,12 @@ the in-process run of the same size.
 Targets: 2 000 tasks on ``max_workers=2`` ≥ 1.7× faster than in this process; ``max_workers=1``
 ≤ 1.1× in-process; never slower than in-process for 200 tasks.
 
-Run: ``python bench/bench_launcher.py`` (``--quick``: one round of the 200-task runs, printed).
+Start-up, interleaved the same way: ``python -m cfgen`` (iris defaults, in an empty directory)
+against ``python -c "import sklearn.ensemble, pandas, hydra"`` (target ≤ 1.3×), and
+``python -m cfgen --help`` and a bad input (``dataset=nope``; targets: under a second).
+
+Run: ``python bench/bench_launcher.py`` (``--quick``: one round of the 200-task runs and three
+of the start-up commands, printed).
 """
 
 from __future__ import annotations
@@ -91,6 +96,46 @@ def one_run(size: int, mode: str, tmp: Path, i: int) -> dict:
     }
 
 
+STARTUP = {
+    "imports": ["-c", "import sklearn.ensemble, pandas, hydra"],
+    "python -m cfgen": ["-m", "cfgen"],
+    "--help": ["-m", "cfgen", "--help"],
+    "dataset=nope": ["-m", "cfgen", "dataset=nope"],
+}
+
+
+def startup(repeats: int) -> dict[str, list[float]]:
+    """Elapsed seconds of each STARTUP command, interleaved, each in a fresh empty directory."""
+    times: dict[str, list[float]] = {k: [] for k in STARTUP}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for _ in range(repeats):
+        for name, args in STARTUP.items():
+            with tempfile.TemporaryDirectory(prefix="cfgen-bench-") as tmp:
+                start = time.perf_counter()
+                proc = subprocess.run(
+                    [sys.executable, *args], cwd=tmp, env=env, capture_output=True, text=True
+                )
+                times[name].append(time.perf_counter() - start)
+            if proc.returncode != (2 if name == "dataset=nope" else 0):
+                raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
+    return times
+
+
+def startup_report(times: dict[str, list[float]]) -> list[str]:
+    base = statistics.median(times["imports"])
+    lines = [
+        "",
+        f"Start-up ({len(times['imports'])} interleaved rounds, medians; ratio = ÷ the imports):",
+        "",
+        "| command | elapsed s | ratio |",
+        "|---|---:|---:|",
+    ]
+    for name, vals in times.items():
+        v = statistics.median(vals)
+        lines.append(f"| `{name}` | {v:.2f} | {v / base:.2f}× |")
+    return lines
+
+
 def cpu_idle(seconds: float = 2.0) -> float:
     """Share of all CPUs idle over ``seconds`` (/proc/stat)."""
 
@@ -155,7 +200,14 @@ def measure(sizes: list[int], repeats: int, quiet: float, timeout: float) -> dic
     return runs
 
 
-def report(runs: dict, sizes: list[int], repeats: int, load: tuple, load_after: tuple) -> str:
+def report(
+    runs: dict,
+    sizes: list[int],
+    repeats: int,
+    load: tuple,
+    load_after: tuple,
+    starts: dict[str, list[float]] | None = None,
+) -> str:
     from cfgen.runner.resources import usable_cpus
 
     def med(size: int, mode: str, key: str) -> float:
@@ -202,6 +254,8 @@ def report(runs: dict, sizes: list[int], repeats: int, load: tuple, load_after: 
         for mode in MODES:
             vals = ", ".join(f"{r['wall']:.2f}" for r in runs[(size, mode)])
             lines.append(f"- {size} `{mode}`: {vals}")
+    if starts:
+        lines += startup_report(starts)
     return "\n".join(lines) + "\n"
 
 
@@ -223,7 +277,8 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     load = os.getloadavg()
     runs = measure(sizes, repeats, args.quiet, args.quiet_timeout)
-    text = report(runs, sizes, repeats, load, os.getloadavg())
+    starts = startup(3 if args.quick else repeats)
+    text = report(runs, sizes, repeats, load, os.getloadavg(), starts)
     print(text)
     if not args.quick:
         OUT.write_text(text)

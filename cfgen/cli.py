@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import sys
 from pathlib import Path
@@ -161,6 +162,23 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[Path], bool] | None:
     return overrides, dirs, multirun
 
 
+def _compose(compose_fn: Any, trial: list[str]) -> Any:
+    """``compose_fn(trial)`` with Hydra's and OmegaConf's composition errors as one line."""
+    try:
+        return compose_fn(trial)
+    except (ConfigCompositionException, MissingConfigException) as exc:
+        raise translate(exc, trial) from None
+    except OmegaConfBaseException as exc:
+        raise translate(ConfigCompositionException(str(exc)).with_traceback(None)) from exc
+
+
+def _parse(overrides: list[str]) -> list[list[str]]:
+    try:
+        return list(_expand(overrides))
+    except OverrideParseException as exc:
+        raise ConfigError(f"cannot parse overrides: {str(exc).splitlines()[0]}") from None
+
+
 def precheck(argv: list[str]) -> Any:
     """Compose the config for the given overrides (every sweep value) and validate it; then
     check (and, for a fixed ``hydra.run.dir``, lock) where the run will write. Returns the lock
@@ -176,22 +194,18 @@ def precheck(argv: list[str]) -> Any:
     if dirs:
         overrides = [*overrides, "hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]"]
     register()
-    try:
-        combos = list(_expand(overrides))
-    except OverrideParseException as exc:
-        raise ConfigError(f"cannot parse overrides: {str(exc).splitlines()[0]}") from None
+    combos = _parse(overrides)
     GlobalHydra.instance().clear()
     first = None
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for trial in combos:
-            try:
-                cfg = compose(
-                    config_name=CONFIG_NAME, overrides=trial, return_hydra_config=first is None
-                )
-            except (ConfigCompositionException, MissingConfigException) as exc:
-                raise translate(exc, trial) from None
-            except OmegaConfBaseException as exc:
-                raise translate(ConfigCompositionException(str(exc)).with_traceback(None)) from exc
+            hydra_node = first is None
+            cfg = _compose(
+                lambda t, h=hydra_node: compose(
+                    config_name=CONFIG_NAME, overrides=t, return_hydra_config=h
+                ),
+                trial,
+            )
             validate(cfg)
             check_tracking(cfg)
             first = cfg if first is None else first
@@ -199,3 +213,116 @@ def precheck(argv: list[str]) -> Any:
     if multirun:  # a Slurm launcher's settings, asked of sbatch --test-only
         precheck_launcher(combos[0], CONF_DIR, CONFIG_NAME)
     return prepare_configured(first, multirun)
+
+
+class PreparedRun:
+    """A single run's config, composed once the way ``@hydra.main`` composes it and validated;
+    :meth:`run` hands it to Hydra's ``run_job`` (output directory, ``.hydra/``, logging) without
+    composing it again. ``lock``: the run directory's lock
+    (:func:`cfgen.rundir.prepare_configured`), released by :meth:`run`."""
+
+    def __init__(self, hydra: Any, cfg: Any, overrides: list[str], lock: Any) -> None:
+        self.hydra, self.cfg, self.overrides, self.lock = hydra, cfg, overrides, lock
+
+    def run(self, task_function: Any) -> None:
+        """What ``Hydra.run`` does after composing: callbacks around ``run_job``; an error the
+        task raises is reported the way ``@hydra.main`` reports it."""
+        from hydra._internal.callbacks import Callbacks
+        from hydra._internal.utils import run_and_report
+        from hydra.core.utils import configure_log, run_job
+        from hydra.types import HydraContext, RunMode
+
+        cfg = self.cfg
+
+        def job() -> None:
+            # Hydra.compose_config(with_log_configuration=True), without composing again
+            configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+            hydra_module = sys.modules[type(self.hydra).__module__]
+            if hasattr(hydra_module, "log") and hasattr(self.hydra, "_print_debug_info"):
+                hydra_module.log = logging.getLogger(hydra_module.__name__)  # type: ignore[attr-defined]
+                self.hydra._print_debug_info(CONFIG_NAME, self.overrides, RunMode.RUN)
+            if cfg.hydra.mode is None:
+                cfg.hydra.mode = RunMode.RUN
+            callbacks = Callbacks(cfg)
+            callbacks.on_run_start(config=cfg, config_name=CONFIG_NAME)
+            ret = run_job(
+                hydra_context=HydraContext(
+                    config_loader=self.hydra.config_loader, callbacks=callbacks
+                ),
+                task_function=task_function,
+                config=cfg,
+                job_dir_key="hydra.run.dir",
+                job_subdir_key=None,
+                configure_logging=True,
+            )
+            callbacks.on_run_end(config=cfg, config_name=CONFIG_NAME, job_return=ret)
+            _ = ret.return_value  # raises what the task raised
+
+        try:
+            run_and_report(job)
+        finally:
+            GlobalHydra.instance().clear()
+            if self.lock is not None:
+                self.lock.release()
+
+
+def prepare_run(argv: list[str], task_function: Any, on_composed: Any = None) -> PreparedRun | None:
+    """A single run (no ``-m``, no Hydra flag): its config composed once, as ``@hydra.main``
+    would compose it for ``task_function`` (same search path, task name and overrides), then
+    validated like :func:`precheck` does (one :class:`ConfigError` line on bad input) and its
+    run directory locked. ``on_composed(cfg)`` is called as soon as the config is composed,
+    before the validation (which imports the model's class): e.g. to start the forkserver.
+    ``None`` when ``argv`` asks for something else (a sweep, ``--help``, ``--cfg``, an
+    explicit ``hydra.mode``): :func:`precheck` and ``@hydra.main`` handle those."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import (
+        create_automatic_config_search_path,
+        detect_calling_file_or_module_from_task_function,
+        detect_task_name,
+    )
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.types import RunMode
+
+    from cfgen.rundir import prepare_configured
+
+    parts = split_argv(argv)
+    if parts is None or parts[2]:
+        return None
+    overrides, dirs, _ = parts
+    if any(o.lstrip("+~").startswith("hydra.mode") for o in overrides):
+        return None
+    EXTRA_DIRS[:] = dirs
+    old_spelling(overrides)
+    register()
+    _parse(overrides)
+    for d in dirs:
+        if not d.is_dir():
+            raise ConfigError(f"--config-dir {d}: no such directory")
+    calling_file, calling_module = detect_calling_file_or_module_from_task_function(task_function)
+    search_path = create_automatic_config_search_path(calling_file, calling_module, str(CONF_DIR))
+    for d in dirs:  # as @hydra.main adds --config-dir
+        search_path.prepend(
+            provider="command-line", path=f"file://{d}", anchor=SearchPathQuery(provider="schema")
+        )
+    GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2(
+        task_name=detect_task_name(calling_file, calling_module), config_search_path=search_path
+    )
+    try:
+        # @hydra.main adds hydra.mode=RUN when the config does not set a mode
+        trial = [*overrides, "hydra.mode=RUN"]
+        cfg = _compose(
+            lambda t: hydra.compose_config(
+                config_name=CONFIG_NAME, overrides=t, run_mode=RunMode.RUN
+            ),
+            trial,
+        )
+        if on_composed is not None:
+            on_composed(cfg)
+        validate(cfg)
+        check_tracking(cfg)
+        lock = prepare_configured(cfg, False)
+    except BaseException:
+        GlobalHydra.instance().clear()
+        raise
+    return PreparedRun(hydra, cfg, trial, lock)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cfgen.cli import precheck
+from cfgen.cli import precheck, prepare_run
 from cfgen.errors import ConfigError
 from cfgen.experiment import run
 from cfgen.models import model_overrides
@@ -19,7 +19,7 @@ MODELS = (
 )
 
 
-@pytest.mark.parametrize(
+BAD_INPUT = pytest.mark.parametrize(
     ("overrides", "expected"),
     [
         (["dataset=nope"], "dataset=nope is not allowed: expected one of abalone,"),
@@ -78,11 +78,56 @@ MODELS = (
         (["method=dice_random", "method/ga=quick"], "method/ga=quick"),
     ],
 )
+
+
+@BAD_INPUT
 def test_precheck_names_the_key(overrides, expected):
     with pytest.raises(ConfigError) as info:
         precheck(overrides)
     assert expected in str(info.value)
     assert "\n" not in str(info.value).strip()
+
+
+@BAD_INPUT
+def test_single_run_names_the_key(overrides, expected):
+    """A single run's one composition (cfgen.cli.prepare_run) reports bad input the same way;
+    a sweep is left to precheck (every value) and @hydra.main."""
+    from cfgen.__main__ import app
+
+    if "-m" in overrides:
+        assert prepare_run(overrides, app) is None
+        return
+    with pytest.raises(ConfigError) as info:
+        prepare_run(overrides, app)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value).strip()
+
+
+def test_single_run_composes_once(tmp_path, monkeypatch):
+    """python -m cfgen composes a single run's config once (it was three times: the precheck,
+    Hydra's mode probe and Hydra's run), as @hydra.main would, and locks the run directory."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from cfgen.__main__ import app
+
+    calls = []
+    load = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs.get("overrides"))
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    seen = []
+    prepared = prepare_run(
+        ["dataset=diabetes", f"hydra.run.dir={tmp_path / 'run'}"], app, on_composed=seen.append
+    )
+    assert prepared is not None and len(calls) == 1 and len(seen) == 1
+    assert prepared.cfg.dataset.name == "diabetes" and prepared.cfg.hydra.job.name == "__main__"
+    assert prepared.lock is not None and (tmp_path / "run" / ".lock").exists()
+    prepared.lock.release()
+    for argv in (["--help"], ["--cfg", "job"], ["-m", "dataset=iris,diabetes"]):
+        assert prepare_run(argv, app) is None
 
 
 def test_good_overrides_pass():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FAST, compose_config
+from omegaconf import OmegaConf
 from runner_toys import same, toy_setup
 
 from cfgen.data import load_dataset
@@ -152,6 +153,40 @@ def test_small_run_stays_in_this_process(iris, reference, caplog):
         for m in caplog.messages
     ), caplog.messages
     assert all(same(a, b) for a, b in zip(results, reference, strict=True))
+
+
+def test_small_plan_starts_no_forkserver(iris, monkeypatch):
+    """max_workers: null and 12 quick tasks: the first task shows no pool could pay, so no
+    forkserver is started (its imports would only compete with this process for a CPU)."""
+    monkeypatch.setattr(forkserver, "server_pid", lambda: None)  # none left by other tests
+    started = []
+    monkeypatch.setattr(forkserver, "mp_context", lambda *a: started.append(a))
+    tasks, ctx = toy_setup(iris, sleep=0.0, queries=2, replications=1)
+    assert len(tasks) < forkserver.WARM_UP_TASKS
+    results = run_tasks(tasks, ctx, parallel=True, max_workers=None, progress=False)
+    assert {r.pid for r in results} == {os.getpid()} and not started
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warm"),
+    [
+        (["experiment_params.max_workers=1"], True),  # explicit: every task in a worker
+        (["experiment_params.num_samples=40", "experiment_params.num_replications=5"], None),
+        ([], False),  # 3 queries x 3 replications: stays here, nothing to warm
+        (["experiment_params.max_workers=2", "experiment_params.executor=local"], False),
+        (["experiment_params.max_workers=2", "experiment_params.executor=slurm"], False),
+    ],
+)
+def test_forkserver_warm_up_rule(monkeypatch, overrides, warm):
+    """The command line starts the forkserver as soon as the config is composed when the run
+    will likely use a pool (None: when more than one CPU is usable)."""
+    calls = []
+    monkeypatch.setattr(forkserver, "warm_up", lambda: calls.append(1))
+    cfg = compose_config(["experiment_params.parallel_replications=true", *overrides])
+    expected = usable_cpus() >= 2 if warm is None else warm
+    assert forkserver.warm_up_for(cfg) is expected and len(calls) == int(expected)
+    bad = OmegaConf.create({"experiment_params": {"num_samples": "many", "max_workers": None}})
+    assert forkserver.warm_up_for(bad) is False  # not validated yet: no warm-up, no error
 
 
 def test_large_run_moves_to_workers(iris, monkeypatch):

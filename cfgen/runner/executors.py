@@ -214,12 +214,29 @@ def run_auto(
     (measured while the first tasks run here): on a machine others saturate, a pool cannot
     be faster, and the run stays here."""
     usable = resolve_workers(None, len(tasks))
-    if usable >= 2:
-        forkserver.mp_context(start_method)  # start it now; it imports while we work
-    sampler = CpuSampler([os.getpid(), *filter(None, [forkserver.server_pid()])])
+    sampler = CpuSampler([os.getpid()])
+
+    def start_server() -> None:  # it imports while this process works
+        forkserver.mp_context(start_method)
+        pid = forkserver.server_pid()
+        if pid is not None and pid not in sampler.ours:
+            sampler.ours.append(pid)  # a new process: all its CPU is within the window
+
+    # A large plan starts the forkserver now (the command line did already); a small one only
+    # once its first task says a pool could pay even after a cold start (18 tasks of 10 ms
+    # never do: no process is started, nothing competes with this one for a CPU)
+    started = usable >= 2 and (
+        len(tasks) >= forkserver.WARM_UP_TASKS or forkserver.server_pid() is not None
+    )
+    if started:
+        start_server()
     queue, meter = deque(tasks), CostMeter()
     start, speedup, others, announced = time.perf_counter(), 0.0, None, False
     while queue:
+        if not started and usable >= 2 and meter.n >= 1:
+            if pool_pays(len(queue), meter, usable, forkserver.seconds_until_ready()):
+                started = True
+                start_server()
         elapsed = time.perf_counter() - start
         small = meter.n >= MEASURE_TASKS and not pool_pays(len(queue), meter, usable, 0.0)
         if small or (meter.n >= 2 and elapsed >= MEASURE_SECONDS) or elapsed >= 4 * MEASURE_SECONDS:

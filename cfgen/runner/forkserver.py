@@ -35,12 +35,18 @@ PRELOAD = [
     "cfgen.predictor",
     "cfgen.constraints",
     "sklearn.ensemble",
+    # unpickling a method factory (``hydra.utils.instantiate(..., _partial_=True)``) imports
+    # Hydra's target policy: 0.15 s per worker when the forkserver has not imported it
+    "hydra.utils",
 ]
 GUARD_ENV = "CFGEN_FORKSERVER_OF"
 #: passed to the resource tracker (started with the forkserver): after a run is stopped hard
 #: it cleans up the pool's semaphores, and should not warn about it on the user's terminal
 QUIET_TRACKER = "ignore:resource_tracker:UserWarning"
 COLD_START_SECONDS = 3.0  # a cold forkserver's imports (bench/results/launcher.md)
+#: fewer planned searches than this (before targets) rarely pay for a pool, so with
+#: ``max_workers: null`` a smaller run does not start the forkserver up front
+WARM_UP_TASKS = 60
 
 _started: float | None = None  # time.monotonic() when this process started its forkserver
 _ready: float | None = None  # ... and when it first served a fork
@@ -93,20 +99,27 @@ def warm_up() -> None:
 
 
 def warm_up_for(cfg: Any) -> bool:
-    """:func:`warm_up` if the run ``cfg`` describes will run tasks on worker processes here
-    (``executor: process`` with ``parallel_replications``, and either ``max_workers`` set or
-    more than one usable CPU); whether it did. Cheap; for the command line, once the config is
-    composed (the earlier, the more of the forkserver's imports overlap with the run's own)."""
+    """:func:`warm_up` if the run ``cfg`` describes will likely run tasks on worker processes
+    here (``executor: process`` with ``parallel_replications``, and either ``max_workers`` set,
+    or more than one usable CPU and at least ``WARM_UP_TASKS`` planned searches); whether it
+    did. Cheap, and safe on a config not validated yet (anything unexpected: no warm-up); for
+    the command line, as soon as the config is composed: the earlier, the more of the
+    forkserver's imports overlap with the run's own (imports, data, model)."""
     from cfgen.runner.resources import usable_cpus
 
-    ep = getattr(cfg, "experiment_params", None)
-    if (
-        ep is None
-        or not ep.get("parallel_replications", True)
-        or ep.get("executor", "process") != "process"
-    ):
-        return False
-    if ep.get("max_workers") is None and usable_cpus() < 2:
+    try:
+        ep = cfg.experiment_params
+        if not ep.get("parallel_replications", True) or ep.get("executor", "process") != "process":
+            return False
+        if ep.get("max_workers") is None:
+            planned = (
+                int(ep.num_samples if ep.sample_indices is None else len(ep.sample_indices))
+                * int(ep.num_replications)
+                * int(ep.get("num_combinations_to_test") or 1)
+            )
+            if planned < WARM_UP_TASKS or usable_cpus() < 2:
+                return False
+    except Exception:  # noqa: BLE001 - a bad value is the validator's to report
         return False
     warm_up()
     return True
