@@ -72,16 +72,23 @@ def _expand(overrides: list[str]) -> Iterator[list[str]]:
             yield trial
 
 
-def _unknown_key(key: str) -> str:
-    """'x.y is not a config key' with the keys allowed there and the closest match."""
+def _unknown_key(key: str, parent_node: Any = None) -> str:
+    """'x.y is not a config key' with the keys allowed there and the closest match.
+
+    The keys come from the composed node the key was set on (``parent_node``, e.g. the chosen
+    method's settings, which the schema leaves open), else from the structured schema.
+    """
     from cfgen.config import Config
 
     parent, _, name = key.rpartition(".")
-    node = OmegaConf.structured(Config)
     allowed: list[str] = []
-    sub = OmegaConf.select(node, parent) if parent else node
-    if sub is not None and OmegaConf.is_dict(sub):
-        allowed = [str(k) for k in sub.keys()]
+    if parent_node is not None and OmegaConf.is_dict(parent_node):
+        allowed = [str(k) for k in parent_node.keys()]
+    else:
+        node = OmegaConf.structured(Config)
+        sub = OmegaConf.select(node, parent) if parent else node
+        if sub is not None and OmegaConf.is_dict(sub):
+            allowed = [str(k) for k in sub.keys()]
     hint = difflib.get_close_matches(name, allowed, n=1)
     msg = f"{key} is not a config key"
     if hint:
@@ -114,7 +121,7 @@ def translate(exc: Exception, overrides: list[str] | None = None) -> ConfigError
         key = getattr(cause, "full_key", None) or ""
         msg = str(getattr(cause, "msg", cause)).splitlines()[0]
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and key:
-            return ConfigError(_unknown_key(key))
+            return ConfigError(_unknown_key(key, getattr(cause, "parent_node", None)))
         return ConfigError(f"{key}: {msg}" if key else msg)
     return ConfigError(str(exc).splitlines()[0])
 

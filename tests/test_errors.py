@@ -69,6 +69,14 @@ BAD_INPUT = pytest.mark.parametrize(
         ),
         (["++dataset.typo=1"], "dataset.typo is not a config key"),
         (["+method.strategy=random"], "method.strategy is not a config key"),
+        # without +: the keys of the chosen method's own settings (the schema leaves them open)
+        (["method.foo=1"], "method.foo is not a config key; keys under method: ga, bounds"),
+        (
+            ["method.ga.population_siz=3"],
+            "method.ga.population_siz is not a config key (did you mean "
+            "method.ga.population_size?); keys under method.ga: population_size",
+        ),
+        (["method=exact", "method.ga.x=1"], "keys under method: _target_, _partial_, name"),
         # the old spellings name the new one
         (["ga=quick"], "use method/ga=quick"),
         (["ga.population_size=50"], "use method.ga.population_size=50"),
