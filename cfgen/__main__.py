@@ -53,7 +53,8 @@ def app(cfg: DictConfig) -> float:
     if s.get("model_warning"):
         print(f"WARNING: {s['model_warning']}")
     print(
-        f"validity {s['validity']:.3f} · {s['n_tasks']} tasks ({failed}) · "
+        f"validity {s['validity']:.3f} · {s['n_tasks']} task{'s' if s['n_tasks'] != 1 else ''} "
+        f"({failed}) · "
         f"{s['wall_seconds']:.1f} s\nrun directory: {run_dir}  (report.html)"
     )
     return float(s["validity"])

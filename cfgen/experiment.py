@@ -244,12 +244,12 @@ def _plan(
     combos = comb.chosen(ep.num_combinations_to_test, seed=ep.seed)
     tasks = plan_tasks(queries, targets, combos, ep.num_replications, ep.seed)
     log.info(
-        "%d tasks: %d queries, %d of %s combinations, %d replications",
-        len(tasks),
-        len(queries),
+        "%s: %s, %d of %s combinations, %s",
+        _plural(len(tasks), "task"),
+        _plural(len(queries), "query", "queries"),
         len(combos),
         count_text(comb.total),
-        ep.num_replications,
+        _plural(ep.num_replications, "replication"),
     )
     store.write_json(
         run_dir / store.COMBINATIONS,
@@ -406,3 +406,7 @@ def _report(run_dir: Path) -> float:
         except Exception as exc:  # noqa: BLE001 - the results are on disk already
             log.warning("report.html could not be written: %s", str(exc).splitlines()[0])
     return shown.seconds
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"

@@ -4,11 +4,11 @@
   every finished task, and the command prints one line and exits **130**.
 * SIGTERM (``kill``, a scheduler's time limit) does the same through :class:`Terminated` (a
   ``KeyboardInterrupt``, so every cleanup path treats it alike) and exits **143**.
-* A second Ctrl-C or SIGTERM while that cleanup runs prints one line and exits at once with the
-  same status; once the line is printed, both are ignored for the last moments of interpreter
-  shutdown (which would otherwise die of them with -2). Nothing finished is lost: each journal
-  record is flushed as it is written, and worker processes and the forkserver die with this
-  process (see :mod:`cfgen.runner.worker`).
+* A second Ctrl-C or SIGTERM while that cleanup runs prints one line and exits at once: 143 if
+  either signal was a SIGTERM, else 130; once the line is printed, both are ignored for the
+  last moments of interpreter shutdown (which would otherwise die of them with -2). Nothing
+  finished is lost: each journal record is flushed as it is written, and worker processes and
+  the forkserver die with this process (see :mod:`cfgen.runner.worker`).
 """
 
 from __future__ import annotations
