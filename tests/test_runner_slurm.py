@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -86,6 +87,48 @@ def test_without_slurm_is_one_line(iris, tmp_path, monkeypatch):
     # the tasks measured before the submission are kept
     saved = read_records(tmp_path / "run" / JOURNAL_DIR / RECORDS)[0]
     assert 1 <= len(saved) <= 3
+
+
+def test_unreachable_slurm_is_one_line_on_the_command_line(tmp_path):
+    """Slurm installed but no cluster configured (what sbatch says on a fresh install): one
+    `cfgen: error` line, exit 2, and none of sbatch's own stderr lines before it. The two
+    programs are stand-ins, as a configured-but-down cluster cannot be made here otherwise."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (
+        (
+            "sbatch",
+            "echo 'sbatch: error: fetch_config: DNS SRV lookup failed' >&2\n"
+            "echo 'sbatch: fatal: Could not establish a configuration source' >&2\nexit 1\n",
+        ),
+        ("srun", "exit 1\n"),
+    ):
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cfgen",
+            "experiment_params.executor=slurm",
+            "experiment_params.num_samples=2",
+            "output.table=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "sbatch" not in proc.stdout
+    sbatch_lines = [ln for ln in proc.stderr.splitlines() if "sbatch" in ln]
+    assert sbatch_lines == [
+        "cfgen: error: experiment_params.executor=slurm: Slurm is not reachable from this "
+        "machine: sbatch: fatal: Could not establish a configuration source"
+    ]
 
 
 def test_segments_left_by_an_earlier_attempt(iris, tmp_path):

@@ -202,6 +202,7 @@ def _submit(
             "experiment_params.executor=slurm needs Slurm, but sbatch/srun are "
             "not on PATH (use experiment_params.executor=process here)"
         )
+    _check_reachable()
     folder.mkdir(parents=True, exist_ok=True)
     context_file = folder / "context.pkl"
     context_file.write_bytes(ctx.dumps())
@@ -226,6 +227,20 @@ def _submit(
             "experiment_params.executor=slurm",
             rename,
         ) from None
+
+
+def _check_reachable(timeout: float = 30.0) -> None:
+    """``sbatch --test-only`` on an empty job, its output captured: an unreachable cluster is one
+    line here, not sbatch's own stderr lines from inside submitit before it."""
+    from cfgen.sweep.precheck import test_only
+
+    code, out = test_only("#!/bin/sh\ntrue\n", timeout, "experiment_params.executor=slurm")
+    unreachable = [ln.strip() for ln in out.splitlines() if "fatal:" in ln]
+    if code != 0 and unreachable:
+        raise ConfigError(
+            "experiment_params.executor=slurm: Slurm is not reachable from this machine: "
+            + unreachable[-1]
+        )
 
 
 def slurm_states(job_ids: Sequence[str], timeout: float = 15.0) -> dict[str, str]:
