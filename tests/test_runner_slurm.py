@@ -131,6 +131,34 @@ def test_unreachable_slurm_is_one_line_on_the_command_line(tmp_path):
     ]
 
 
+@pytest.mark.slurm
+def test_refused_array_settings_are_one_line(slurm_partition, tmp_path):  # noqa: F811
+    """More memory than any node has: one line naming the key, exit 2, nothing queued, and
+    none of sbatch's own stderr lines before it (sbatch --test-only runs first)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cfgen",
+            "experiment_params.executor=slurm",
+            f"experiment_params.slurm.partition={slurm_partition}",
+            "experiment_params.slurm.mem_gb=100000",
+            "experiment_params.num_samples=2",
+            "output.table=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if "sbatch" in ln or "Slurm" in ln]
+    assert len(lines) == 1 and lines[0].startswith("cfgen: error: "), proc.stderr[-2000:]
+    assert "experiment_params.slurm.mem_gb=100000" in lines[0]
+    assert not list((tmp_path / "run" / "slurm" / "submitit").glob("*_*"))
+
+
 def test_segments_left_by_an_earlier_attempt(iris, tmp_path):
     """Segments of a stopped Slurm run: merged by resume=true of the same experiment (each task
     once, failed ones not), discarded without resume or for another experiment."""

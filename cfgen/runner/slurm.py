@@ -202,7 +202,7 @@ def _submit(
             "experiment_params.executor=slurm needs Slurm, but sbatch/srun are "
             "not on PATH (use experiment_params.executor=process here)"
         )
-    _check_reachable()
+    _precheck(settings)
     folder.mkdir(parents=True, exist_ok=True)
     context_file = folder / "context.pkl"
     context_file.write_bytes(ctx.dumps())
@@ -229,17 +229,26 @@ def _submit(
         ) from None
 
 
-def _check_reachable(timeout: float = 30.0) -> None:
-    """``sbatch --test-only`` on an empty job, its output captured: an unreachable cluster is one
-    line here, not sbatch's own stderr lines from inside submitit before it."""
-    from cfgen.sweep.precheck import test_only
+def _precheck(settings: SlurmSettings, timeout: float = 30.0) -> None:
+    """``sbatch --test-only`` on the array's own settings, its output captured: an unreachable
+    cluster or a refused setting is one line here (naming the key), not sbatch's stderr lines
+    from inside submitit followed by the error."""
+    from cfgen.sweep.precheck import refusal, sbatch_script, tempfile_dir, test_only
 
-    code, out = test_only("#!/bin/sh\ntrue\n", timeout, "experiment_params.executor=slurm")
-    unreachable = [ln.strip() for ln in out.splitlines() if "fatal:" in ln]
-    if code != 0 and unreachable:
-        raise ConfigError(
-            "experiment_params.executor=slurm: Slurm is not reachable from this machine: "
-            + unreachable[-1]
+    what = "experiment_params.executor=slurm"
+    launcher = {
+        ("array_parallelism" if k == "slurm_array_parallelism" else k.removeprefix("slurm_")): v
+        for k, v in settings.executor_parameters().items()
+    }
+    with tempfile_dir() as tmp:
+        code, out = test_only(sbatch_script(launcher, tmp), timeout, what)
+    if code != 0:
+        raise refusal(
+            out,
+            {f.name: getattr(settings, f.name) for f in fields(settings)},
+            KEY,
+            what,
+            {"timeout_min": "time_min"},
         )
 
 
