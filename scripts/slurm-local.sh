@@ -30,7 +30,7 @@
 #   CFGEN_SLURM_DB_PORT   MariaDB TCP port on 127.0.0.1     (3316; not 3306, so
 #                         a system MariaDB can coexist)
 #   CFGEN_SLURM_CPUS      CPUs of the node                  (nproc)
-#   CFGEN_SLURM_MEM_MB    RealMemory of the node, in MB     (2000)
+#   CFGEN_SLURM_MEM_MB    RealMemory of the node, in MB     (4096: two array tasks at the default mem_gb=2)
 #   CFGEN_SLURM_CLUSTER   ClusterName                       (cfgen)
 #   CFGEN_SLURM_ACCOUNT   account registered for root       (cfgen)
 
@@ -40,7 +40,7 @@ STATE="${CFGEN_SLURM_DIR:-/tmp/cfgen-slurm}"
 TIMEOUT="${CFGEN_SLURM_TIMEOUT:-60}"
 DB_PORT="${CFGEN_SLURM_DB_PORT:-3316}"
 CPUS="${CFGEN_SLURM_CPUS:-$(nproc)}"
-MEM_MB="${CFGEN_SLURM_MEM_MB:-2000}"
+MEM_MB="${CFGEN_SLURM_MEM_MB:-4096}"
 CLUSTER="${CFGEN_SLURM_CLUSTER:-cfgen}"
 ACCOUNT="${CFGEN_SLURM_ACCOUNT:-cfgen}"
 
