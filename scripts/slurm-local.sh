@@ -118,8 +118,8 @@ cmd_install() {
 
 pidfile() { printf '%s/%s.pid' "$PIDS" "$1"; }
 
-# Prints the recorded pid of daemon $1 if that process is alive and still is
-# that daemon (guards against pid reuse); returns 1 otherwise.
+# Prints the recorded pid of daemon $1 if that process is alive (not a zombie)
+# and still is that daemon (guards against pid reuse); returns 1 otherwise.
 daemon_pid() {
     local name="$1" f pid comm
     f="$(pidfile "$name")"
@@ -128,10 +128,25 @@ daemon_pid() {
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     comm="$(cat "/proc/$pid/comm" 2>/dev/null)" || return 1
     [[ $comm == "$name" ]] || return 1
+    # a killed daemon stays a zombie until init reaps it (slowly on some machines): not running
+    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || return 1
     printf '%s\n' "$pid"
 }
 
 is_running() { daemon_pid "$1" >/dev/null; }
+
+# started_alive NAME: the process we just started for daemon NAME still exists (and is no
+# zombie), whatever its name: right after start_daemon it may still be setsid or setpriv on
+# its way to exec'ing the daemon, which is_running would wrongly call dead.
+started_alive() {
+    local f pid state
+    f="$(pidfile "$1")"
+    [[ -s $f ]] || return 1
+    pid="$(<"$f")"
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || return 1
+    [[ -n $state && $state != Z ]]
+}
 
 # start_daemon NAME CMD...: run CMD (which must stay in the foreground and exec
 # into the daemon NAME) in the background, detached from our session, with
@@ -172,7 +187,7 @@ wait_for() {
     shift 3
     local deadline=$((SECONDS + TIMEOUT))
     until "$@" >/dev/null 2>&1; do
-        if [[ -n $name ]] && ! is_running "$name"; then
+        if [[ -n $name ]] && ! started_alive "$name"; then
             fail_with_log "$name" "died while waiting for: $what" "$logfile"
         fi
         if ((SECONDS >= deadline)); then
