@@ -22,7 +22,7 @@ from test_slurm import slurm_partition  # noqa: F401 - the fixture
 from cfgen.data import load_dataset
 from cfgen.errors import ConfigError
 from cfgen.journal import JOURNAL_DIR, RECORDS, Journal, read_records
-from cfgen.runner import RunnerError, run_tasks
+from cfgen.runner import RunnerError, run_tasks, slurm
 from cfgen.runner.slurm import SlurmSettings, chunk
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,13 +80,15 @@ def test_without_slurm_is_one_line(iris, tmp_path, monkeypatch):
     with pytest.raises(RunnerError, match="needs the run's journal"):
         run_tasks(tasks, ctx, executor="slurm", progress=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    monkeypatch.setattr(slurm, "MEASURE_SECONDS", 3600.0)  # measure by count only
     with pytest.raises(RunnerError) as info:
         slurm_run(tmp_path / "run", iris, tasks, ctx, {})
     assert "needs Slurm, but sbatch/srun are not on PATH" in str(info.value)
     assert "\n" not in str(info.value)
-    # the tasks measured before the submission are kept
+    # the tasks measured before the submission (the first MEASURE_TASKS) are kept
     saved = read_records(tmp_path / "run" / JOURNAL_DIR / RECORDS)[0]
-    assert 1 <= len(saved) <= 3
+    assert slurm.MEASURE_TASKS == 3
+    assert sorted(tuple(task) for task, _ in saved) == sorted(tuple(t) for t in tasks[:3])
 
 
 def test_unreachable_slurm_is_one_line_on_the_command_line(tmp_path):
