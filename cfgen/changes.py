@@ -213,15 +213,12 @@ class Diff:
             out["distance_mh"] = self.distance
         out["nbr_changes"] = self.n_changes
         names = self.features
-        out["changed"] = [
-            "; ".join(n for n, c in zip(names, row, strict=True) if c) for row in self.changed
-        ]
+        changed = np.asarray(self.changed, dtype=bool).reshape(m, len(names))
+        # the same cell builders as run_changes (changes.csv), for one query
+        out["changed"] = _changed_names(changed, names)
+        query, one = [self.query.iloc[j] for j in range(len(names))], np.zeros(m, dtype=np.int64)
         for j, name in enumerate(names):
-            q = fmt_value(self.query.iloc[j])
-            out[name] = [
-                f"{q}{ARROW}{fmt_value(v)}" if self.changed[i, j] else ""
-                for i, v in enumerate(self.cfs.iloc[:, j])
-            ]
+            out[name] = _cells(self.cfs.iloc[:, j], [query[j]], one, changed[:, j])
         return pd.DataFrame(out)
 
     def to_frame(self, only_changes: bool = True, mark: str = UNCHANGED) -> pd.DataFrame:
