@@ -76,6 +76,18 @@ def check(data, model, x, target, exp, schema=None):
             assert set(cfs[:, j].astype(int)) <= set(range(len(f.categories)))
 
 
+def explain_checked(name: str, ex: GeneticExplainer, queries: int, k: int, seed: int) -> list:
+    """``queries`` random test rows of ``name``, each explained and :func:`check`-ed."""
+    data, model, _ = problem(name)
+    rows = np.random.default_rng(seed).choice(len(data.X_test), size=queries, replace=False)
+    out = []
+    for q, t in targets_for(data, model, rows):
+        exp = ex.explain(data.X_test[q], t, k, np.random.default_rng(q))
+        check(data, model, data.X_test[q], t, exp)
+        out.append(exp)
+    return out
+
+
 # --------------------------------------------------------------------------- the hot path
 
 
@@ -135,18 +147,12 @@ def test_bad_ga_settings_are_one_config_error(ga, message):
 
 @pytest.mark.parametrize("name", ["iris", "german_credit", "diabetes"])
 def test_valid_actionable_distinct(name):
-    data, model, _ = problem(name)
-    ex = explainer(name)
-    rng = np.random.default_rng(1)
-    rows = rng.choice(len(data.X_test), size=6, replace=False)
-    found = 0
-    for q, t in targets_for(data, model, rows):
-        exp = ex.explain(data.X_test[q], t, 5, np.random.default_rng(q))
-        check(data, model, data.X_test[q], t, exp)
-        found += exp.n_found
+    data, _, _ = problem(name)
+    explanations = explain_checked(name, explainer(name), queries=6, k=5, seed=1)
+    for exp in explanations:
         assert len(exp.best_fitness) == len(exp.mean_fitness) == exp.generations
         assert exp.best_per_generation.shape == (exp.generations, len(data.schema))
-    assert found >= 6 * 5 * 0.9
+    assert sum(e.n_found for e in explanations) >= 6 * 5 * 0.9
 
 
 DEAP_OPERATORS = {
@@ -178,16 +184,9 @@ def test_every_operator_path_returns_valid_counterfactuals(which, monkeypatch):
             return real(*args, **kwargs)
 
         monkeypatch.setattr(tools, name, counted)
-    data, model, _ = problem("german_credit")
     ex = explainer("german_credit", params={**FAST, "flip_beam": 0, "operators": ops})
-    rng = np.random.default_rng(3)
-    rows = rng.choice(len(data.X_test), size=3, replace=False)
-    found = 0
-    for q, t in targets_for(data, model, rows):
-        exp = ex.explain(data.X_test[q], t, 3, np.random.default_rng(q))
-        check(data, model, data.X_test[q], t, exp)
-        found += exp.n_found
-    assert found >= 3
+    explanations = explain_checked("german_credit", ex, queries=3, k=3, seed=3)
+    assert sum(e.n_found for e in explanations) >= 3
     if ops:
         assert calls["n"] > 0, f"{name} was never called"
 
