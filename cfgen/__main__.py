@@ -33,6 +33,7 @@ def app(cfg: DictConfig) -> float:
 
     warm_up_for(cfg)
     from cfgen.experiment import run
+    from cfgen.plan import plural
     from cfgen.runner import RunnerError
 
     run_dir = HydraConfig.get().runtime.output_dir
@@ -53,8 +54,7 @@ def app(cfg: DictConfig) -> float:
     if s.get("model_warning"):
         print(f"WARNING: {s['model_warning']}")
     print(
-        f"validity {s['validity']:.3f} · {s['n_tasks']} task{'s' if s['n_tasks'] != 1 else ''} "
-        f"({failed}) · "
+        f"validity {s['validity']:.3f} · {plural(s['n_tasks'], 'task')} ({failed}) · "
         f"{s['wall_seconds']:.1f} s\nrun directory: {run_dir}  (report.html)"
     )
     return float(s["validity"])

@@ -26,7 +26,15 @@ from cfgen.errors import ConfigError
 from cfgen.journal import Journal
 from cfgen.methods import method_factory, needs_bounds
 from cfgen.metrics import MetricContext, combination_schemas, metrics_frame, summarize_rows
-from cfgen.plan import Combinations, Task, choose_queries, count_text, iter_targets, plan_tasks
+from cfgen.plan import (
+    Combinations,
+    Task,
+    choose_queries,
+    count_text,
+    iter_targets,
+    plan_tasks,
+    plural,
+)
 from cfgen.problem import Problem
 from cfgen.runner import TaskResult, WorkerContext, run_tasks
 from cfgen.tracking import make_tracker
@@ -245,11 +253,11 @@ def _plan(
     tasks = plan_tasks(queries, targets, combos, ep.num_replications, ep.seed)
     log.info(
         "%s: %s, %d of %s combinations, %s",
-        _plural(len(tasks), "task"),
-        _plural(len(queries), "query", "queries"),
+        plural(len(tasks), "task"),
+        plural(len(queries), "query", "queries"),
         len(combos),
         count_text(comb.total),
-        _plural(ep.num_replications, "replication"),
+        plural(ep.num_replications, "replication"),
     )
     store.write_json(
         run_dir / store.COMBINATIONS,
@@ -406,7 +414,3 @@ def _report(run_dir: Path) -> float:
         except Exception as exc:  # noqa: BLE001 - the results are on disk already
             log.warning("report.html could not be written: %s", str(exc).splitlines()[0])
     return shown.seconds
-
-
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"

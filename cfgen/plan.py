@@ -53,6 +53,11 @@ def count_text(n: int) -> str:
     return f"{n}" if n < 1_000_000 else f"10^{math.log10(n):.1f}"
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 task``, ``2 tasks``; ``many`` for irregular plurals (``query`` → ``queries``)."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 @dataclass(frozen=True)
 class Combinations:
     """The Cartesian product of ``rules`` over the free features, indexed lazily.
